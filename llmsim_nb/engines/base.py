@@ -1,0 +1,133 @@
+"""The execution-engine interface and its registry.
+
+An engine times operators on one device. It is constructed from a hardware
+spec, which it only stores (constructors store, methods compute), and exposes
+one verb, :meth:`Engine.simulate`, which takes an :class:`~llmsim_nb.models.ops.OpBlock`
+and returns a :class:`BlockTiming`. New engines plug in by name::
+
+    @register_engine("my_npu")
+    class MyEngine(Engine):
+        def time_op(self, op): ...
+
+and every engine must pass :func:`llmsim_nb.testing.check_engine`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from ..models.ops import Op, OpBlock
+
+
+@dataclass(frozen=True, slots=True)
+class OpTiming:
+    """Latency of every instance of one op.
+
+    Attributes
+    ----------
+    latency : ndarray of float64
+        Seconds per instance (instances run one after another on the device).
+    compute_latency, memory_latency : ndarray of float64
+        The compute-only and DRAM-only times each instance would take alone;
+        ``latency >= max(compute, memory)``. Their ratio says which bound hit.
+    """
+
+    latency: np.ndarray
+    compute_latency: np.ndarray
+    memory_latency: np.ndarray
+
+    @property
+    def total(self) -> float:
+        return float(self.latency.sum())
+
+    @property
+    def is_memory_bound(self) -> bool:
+        return float(self.memory_latency.sum()) > float(self.compute_latency.sum())
+
+
+@dataclass(frozen=True, slots=True)
+class BlockTiming:
+    """What :meth:`Engine.simulate` returns for one :class:`OpBlock`.
+
+    Attributes
+    ----------
+    block : OpBlock
+        The block that was timed.
+    engine : str
+        Registry name of the engine.
+    ops : tuple of OpTiming
+        One per ``block.ops``, same order.
+    """
+
+    block: OpBlock
+    engine: str
+    ops: tuple[OpTiming, ...]
+
+    @property
+    def op_latency(self) -> np.ndarray:
+        """Seconds per op for one run of the block (instances summed)."""
+        return np.array([t.total for t in self.ops], dtype=np.float64)
+
+    @property
+    def latency(self) -> float:
+        """Seconds for one run of the block (ops run in sequence)."""
+        return float(sum(t.total for t in self.ops))
+
+    @property
+    def total_latency(self) -> float:
+        """Seconds for all ``block.repeat`` runs."""
+        return self.latency * self.block.repeat
+
+
+class Engine(ABC):
+    """Base class of execution engines.
+
+    Subclasses set ``name`` (through :func:`register_engine`) and implement
+    :meth:`time_op`. ``simulate`` is shared so that every engine reports the
+    same structure.
+    """
+
+    name: ClassVar[str] = "abstract"
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+    @abstractmethod
+    def time_op(self, op: Op) -> OpTiming:
+        """Time every instance of ``op`` on this device."""
+
+    def simulate(self, block: OpBlock) -> BlockTiming:
+        """Time each op of ``block``; one run of the block (see ``BlockTiming``)."""
+        return BlockTiming(block, self.name, tuple(self.time_op(op) for op in block.ops))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+
+ENGINES: dict[str, type[Engine]] = {}
+
+
+def register_engine(name: str) -> Callable[[type[Engine]], type[Engine]]:
+    """Class decorator adding an engine to :data:`ENGINES` under ``name``."""
+
+    def decorate(cls: type[Engine]) -> type[Engine]:
+        if name in ENGINES and ENGINES[name] is not cls:
+            raise ValueError(f"an engine named {name!r} is already registered")
+        cls.name = name
+        ENGINES[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_engine_class(name: str) -> type[Engine]:
+    """The engine class registered as ``name``; a clear error lists the known ones."""
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise ValueError(f"engine={name!r} is not a registered engine; known engines: "
+                         f"{sorted(ENGINES)}") from None
