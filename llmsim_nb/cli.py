@@ -1,0 +1,134 @@
+"""The ``llmsim`` command line.
+
+``llmsim run`` takes the original LLMServingSim's parameter names
+(``--model_name --npu_num --max_batch --batch_delay --scheduling --parallel
+--npu_group --npu_mem --kv_manage --block_size --pim_type --sub_batch --dataset
+--network --output --gen --fast_run``) plus ``--hardware``,
+``--max_num_batched_tokens``, ``--seed`` and ``--config file.yaml``. With no
+arguments it simulates GPT3-6.7B on the paper's NPU over the packaged
+100-request ShareGPT-like trace. Bad input ends with one line on stderr and
+exit status 2, before anything is simulated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .config import SimConfig
+
+_FLAGS: list[tuple[str, type | None, str]] = [
+    ("model_name", str, "model name, e.g. gpt3-6.7b, llama-7b, llama-2-70b"),
+    ("hardware", str, "engine hardware preset (default npu-128x128, the paper's NPU)"),
+    ("npu_num", int, "number of NPUs"),
+    ("npu_group", int, "pipeline groups"),
+    ("parallel", str, "tensor | pipeline | hybrid"),
+    ("npu_mem", float, "device memory per NPU in GiB (default: the preset's)"),
+    ("max_batch", int, "most requests per batch; 0 = unlimited"),
+    ("batch_delay", float, "seconds a request waits after arrival before it can be batched"),
+    ("scheduling", str, "orca | vllm | chunked"),
+    ("max_num_batched_tokens", int, "token budget per iteration (chunked)"),
+    ("kv_manage", str, "vllm (paged, on demand) | max (reserve the maximum length)"),
+    ("block_size", int, "tokens per KV block"),
+    ("pim_type", str, "none | local | pool"),
+    ("sub_batch", None, "NeuPIMs sub-batch interleaving"),
+    ("dataset", str, "trace file (TSV/CSV/JSONL or Azure CSV); default: packaged trace"),
+    ("network", str, "network topology file or preset"),
+    ("gen", None, "skip prefill: prompts start in the KV cache"),
+    ("fast_run", None, "the original's compile bypass (no effect on results here)"),
+    ("seed", int, "random seed"),
+    ("config", str, "YAML file of flag names and values"),
+    ("output", str, "write PREFIX-throughput.tsv, -simulation-time.tsv, -requests.csv, .nc"),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        self.exit(2, f"llmsim: error: {message}\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="llmsim", description="Simulate LLM inference serving.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="simulate a trace and print a summary")
+    for name, kind, text in _FLAGS:
+        if kind is None:
+            run.add_argument(f"--{name}", action="store_true", default=None, help=text)
+        else:
+            run.add_argument(f"--{name}", type=kind, default=None, help=text)
+    run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def _format_summary(summary: dict, wall: float, ds) -> str:
+    def ms(x: float) -> str:
+        return f"{x * 1e3:9.1f} ms"
+
+    lines = [
+        "-" * 60,
+        f"llmsim_nb {ds.attrs['llmsim_nb_version']}: {ds.attrs['model']} on "
+        f"{ds.attrs['hardware']} ({ds.attrs['engine']} engine)",
+        f"trace: {ds.attrs['trace_source']}",
+        f"requests finished   {summary['num_finished']} / {summary['num_requests']}",
+        f"iterations          {summary['num_iterations']}",
+        f"simulated time      {summary['simulated_time']:.3f} s",
+        f"prompt throughput   {summary['prompt_throughput']:.1f} tokens/s",
+        f"generation thrpt.   {summary['generation_throughput']:.1f} tokens/s",
+        f"TTFT  mean {ms(summary['ttft_mean'])}  p50 {ms(summary['ttft_p50'])}  "
+        f"p99 {ms(summary['ttft_p99'])}",
+        f"TPOT  mean {ms(summary['tpot_mean'])}  p50 {ms(summary['tpot_p50'])}  "
+        f"p99 {ms(summary['tpot_p99'])}",
+        f"E2E   mean {ms(summary['e2e_mean'])}  p50 {ms(summary['e2e_p50'])}  "
+        f"p99 {ms(summary['e2e_p99'])}",
+        f"KV cache            {ds.attrs['num_kv_blocks']} blocks, peak usage "
+        f"{summary['kv_usage_peak']:.1%}, {summary['num_evictions']} evictions",
+        f"wall time           {wall:.3f} s",
+        "-" * 60,
+    ]
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .output import write_outputs
+    from .results import summarize
+    from .simulator import Simulator
+
+    flags = {name: getattr(args, name) for name, _, _ in _FLAGS}
+    start = time.perf_counter()
+    config = SimConfig.from_flags(**flags)
+    sim = Simulator(config)
+    total = len(sim.trace)
+    with tqdm(total=total, unit="req", delay=2.0, disable=True if args.quiet else None,
+              desc="simulating", file=sys.stderr) as bar:
+        def progress(done: int) -> None:
+            bar.update(done - bar.n)
+
+        ds = sim.run(progress=progress)
+    wall = time.perf_counter() - start
+    if args.output:
+        paths = write_outputs(ds, args.output)
+        if not args.quiet:
+            print("wrote " + ", ".join(str(p) for p in paths))
+    if not args.quiet:
+        print(_format_summary(summarize(ds), wall, ds))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``llmsim`` console script."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+    except (ValueError, OSError) as exc:
+        print(f"llmsim: error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

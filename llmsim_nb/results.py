@@ -1,0 +1,213 @@
+"""Results: numpy buffers during a run, one self-describing xarray Dataset after.
+
+Every variable carries ``units`` and ``long_name``; the Dataset's ``attrs`` hold
+the config (JSON), the seed and the package version, so a saved result says
+how it was made. ``Simulator.step()`` returns :func:`iteration_dataset` for one
+iteration; ``Simulator.run()`` records into a :class:`Recorder` and builds a
+single Dataset at the end (no per-step ``xr.concat``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from .scheduler.plan import IterationPlan
+from .scheduler.request_state import RequestState
+
+# name: (units, long_name) of every variable the simulator writes.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "t_start": ("s", "iteration start time"),
+    "t_end": ("s", "iteration end time"),
+    "latency": ("s", "iteration latency (compute + host transfers)"),
+    "compute_latency": ("s", "time the engine spends on the iteration's operators"),
+    "host_transfer_latency": ("s", "time moving evicted / reloaded KV blocks over the host link"),
+    "batch_size": ("1", "requests in the batch"),
+    "num_prefill_tokens": ("token", "prompt tokens computed in the iteration"),
+    "num_decode_tokens": ("token", "decode tokens computed in the iteration"),
+    "num_generated_tokens": ("token", "output tokens emitted by the iteration"),
+    "kv_usage": ("1", "fraction of KV blocks in use after allocation"),
+    "num_used_blocks": ("block", "KV blocks in use after allocation"),
+    "num_evicted": ("1", "requests evicted to host memory for the iteration"),
+    "num_reloaded": ("1", "requests reloaded from host memory for the iteration"),
+    "evicted_bytes": ("B", "KV bytes stored to host memory"),
+    "reloaded_bytes": ("B", "KV bytes loaded from host memory"),
+    "num_finished": ("1", "requests that finished at the end of the iteration"),
+    "op_latency": ("s", "operator latency in the iteration, summed over layers and requests"),
+    "arrival_at": ("s", "request arrival time"),
+    "admitted_at": ("s", "time the request was first scheduled"),
+    "first_token_at": ("s", "time the first output token was emitted"),
+    "finished_at": ("s", "time the last output token was emitted"),
+    "ttft": ("s", "time to first token (first_token_at - arrival_at)"),
+    "tpot": ("s", "time per output token after the first"),
+    "e2e_latency": ("s", "end-to-end latency (finished_at - arrival_at)"),
+    "queueing_delay": ("s", "time from arrival to first scheduling"),
+    "num_prompt_tokens": ("token", "prompt length"),
+    "num_output_tokens": ("token", "output length requested"),
+    "num_evictions": ("1", "times the request's KV cache was evicted"),
+    "num_query_tokens": ("token", "tokens the request computes in this iteration"),
+    "num_context_tokens": ("token", "tokens in the request's KV cache before this iteration"),
+    "wall_time": ("s", "host wall-clock time spent per simulator component"),
+}
+
+ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transfer_latency",
+                  "batch_size", "num_prefill_tokens", "num_decode_tokens",
+                  "num_generated_tokens", "kv_usage", "num_used_blocks", "num_evicted",
+                  "num_reloaded", "evicted_bytes", "reloaded_bytes", "num_finished")
+_INT_VARS = {"batch_size", "num_prefill_tokens", "num_decode_tokens", "num_generated_tokens",
+             "num_used_blocks", "num_evicted", "num_reloaded", "num_finished"}
+# Components of the original's simulation-time report that exist here.
+COMPONENTS = ("scheduler", "execution_engine")
+
+
+@dataclass(frozen=True, slots=True)
+class IterationRecord:
+    """What one simulated iteration produced (the simulator fills it)."""
+
+    plan: IterationPlan
+    t_start: float
+    t_end: float
+    compute_latency: float
+    host_transfer_latency: float
+    op_latency: np.ndarray
+    finished: tuple[int, ...]
+
+    @property
+    def latency(self) -> float:
+        return self.t_end - self.t_start
+
+    def values(self) -> dict[str, float]:
+        plan = self.plan
+        return {
+            "t_start": self.t_start, "t_end": self.t_end, "latency": self.latency,
+            "compute_latency": self.compute_latency,
+            "host_transfer_latency": self.host_transfer_latency,
+            "batch_size": plan.batch_size, "num_prefill_tokens": plan.num_prefill_tokens,
+            "num_decode_tokens": plan.num_decode_tokens,
+            "num_generated_tokens": int(plan.batch.num_logit_tokens.sum()),
+            "kv_usage": plan.kv_usage, "num_used_blocks": plan.num_used_blocks,
+            "num_evicted": len(plan.evicted_request_ids),
+            "num_reloaded": len(plan.reloaded_request_ids),
+            "evicted_bytes": plan.evicted_bytes, "reloaded_bytes": plan.reloaded_bytes,
+            "num_finished": len(self.finished),
+        }
+
+
+def _var(name: str, dims: tuple[str, ...], data: np.ndarray) -> xr.Variable:
+    units, long_name = VARIABLES[name]
+    return xr.Variable(dims, data, attrs={"units": units, "long_name": long_name})
+
+
+class Recorder:
+    """Growable numpy buffers of per-iteration values (amortised O(1) append)."""
+
+    def __init__(self, op_names: tuple[str, ...], capacity: int = 1024) -> None:
+        self.op_names = op_names
+        self.num_iterations = 0
+        self._cols = {name: np.empty(capacity, dtype=np.int64 if name in _INT_VARS
+                                     else np.float64) for name in ITERATION_VARS}
+        self._ops = np.empty((capacity, len(op_names)), dtype=np.float64)
+
+    def append(self, record: IterationRecord) -> None:
+        i = self.num_iterations
+        if i == len(self._ops):
+            self._grow()
+        for name, value in record.values().items():
+            self._cols[name][i] = value
+        self._ops[i] = record.op_latency
+        self.num_iterations = i + 1
+
+    def _grow(self) -> None:
+        size = 2 * len(self._ops)
+        for name, col in self._cols.items():
+            new = np.empty(size, dtype=col.dtype)
+            new[: len(col)] = col
+            self._cols[name] = new
+        ops = np.empty((size, self._ops.shape[1]))
+        ops[: len(self._ops)] = self._ops
+        self._ops = ops
+
+    def iteration_variables(self) -> dict[str, xr.Variable]:
+        n = self.num_iterations
+        out = {name: _var(name, ("iteration",), col[:n].copy()) for name, col in self._cols.items()}
+        out["op_latency"] = _var("op_latency", ("iteration", "op"), self._ops[:n].copy())
+        return out
+
+
+def request_variables(states: list[RequestState]) -> dict[str, xr.Variable]:
+    """Per-request variables (NaN where a request has not reached that point)."""
+    def col(attr: str, dtype=np.float64) -> np.ndarray:
+        return np.fromiter((getattr(s, attr) for s in states), dtype=dtype, count=len(states))
+
+    arrival, admitted = col("arrival_at"), col("admitted_at")
+    first, finished = col("first_token_at"), col("finished_at")
+    outputs = col("num_output_tokens", np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(outputs > 1, (finished - first) / np.maximum(outputs - 1, 1), math.nan)
+    data = {
+        "arrival_at": arrival, "admitted_at": admitted, "first_token_at": first,
+        "finished_at": finished, "ttft": first - arrival, "tpot": tpot,
+        "e2e_latency": finished - arrival, "queueing_delay": admitted - arrival,
+        "num_prompt_tokens": col("num_prompt_tokens", np.int64),
+        "num_output_tokens": outputs, "num_evictions": col("num_evictions", np.int64),
+    }
+    return {name: _var(name, ("request",), values) for name, values in data.items()}
+
+
+def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...],
+                      attrs: dict) -> xr.Dataset:
+    """The small Dataset ``Simulator.step()`` returns: one iteration, its batch."""
+    plan = record.plan
+    values = record.values()
+    data = {name: _var(name, ("iteration",), np.array([values[name]]))
+            for name in ITERATION_VARS}
+    data["op_latency"] = _var("op_latency", ("iteration", "op"), record.op_latency[None, :])
+    data["num_query_tokens"] = _var("num_query_tokens", ("request",),
+                                    plan.batch.num_query_tokens.copy())
+    data["num_context_tokens"] = _var("num_context_tokens", ("request",),
+                                      plan.batch.num_context_tokens.copy())
+    data["num_prompt_tokens"] = xr.Variable(
+        ("request",), plan.num_prompt_tokens.copy(),
+        attrs={"units": "token", "long_name": "prompt tokens among the request's query tokens"})
+    coords = {"iteration": [plan.iteration], "op": list(op_names),
+              "request": plan.batch.request_ids.copy()}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def summarize(ds: xr.Dataset) -> dict[str, float]:
+    """Headline figures of a run Dataset (throughputs as the original reports them).
+
+    Prompt / generation throughput are prompt tokens and decode tokens over the
+    whole simulated time, as LLMServingSim's "Average throughput" line.
+    """
+    duration = float(ds["t_end"].max()) if ds.sizes.get("iteration", 0) else 0.0
+
+    def pct(name: str, q: float) -> float:
+        values = ds[name].values
+        values = values[np.isfinite(values)]
+        return float(np.percentile(values, q)) if len(values) else math.nan
+
+    def mean(name: str) -> float:
+        values = ds[name].values
+        values = values[np.isfinite(values)]
+        return float(values.mean()) if len(values) else math.nan
+
+    prompt = float(ds["num_prefill_tokens"].sum())
+    decode = float(ds["num_decode_tokens"].sum())
+    return {
+        "num_requests": int(ds.sizes["request"]),
+        "num_finished": int(np.isfinite(ds["finished_at"].values).sum()),
+        "num_iterations": int(ds.sizes["iteration"]),
+        "simulated_time": duration,
+        "prompt_throughput": prompt / duration if duration else math.nan,
+        "generation_throughput": decode / duration if duration else math.nan,
+        "ttft_mean": mean("ttft"), "ttft_p50": pct("ttft", 50), "ttft_p99": pct("ttft", 99),
+        "tpot_mean": mean("tpot"), "tpot_p50": pct("tpot", 50), "tpot_p99": pct("tpot", 99),
+        "e2e_mean": mean("e2e_latency"), "e2e_p50": pct("e2e_latency", 50),
+        "e2e_p99": pct("e2e_latency", 99),
+        "kv_usage_peak": float(ds["kv_usage"].max()) if duration else 0.0,
+        "num_evictions": int(ds["num_evicted"].sum()),
+    }

@@ -1,0 +1,102 @@
+"""Paged KV cache: a pool of fixed-size blocks and a per-request block table.
+
+Layout of one request's cache (``block_size = 4``, 10 tokens)::
+
+    tokens   | 0 1 2 3 | 4 5 6 7 | 8 9 . . |
+    blocks   |  id 0   |  id 1   |  id 5   |   <- ids come from the free queue
+
+Invariants
+----------
+- A block id is either in the free queue or in exactly one request's table.
+- ``num_free_blocks + sum(len(table) for table in tables) == num_blocks``.
+- A request holding ``t`` tokens holds exactly ``ceil(t / block_size)`` blocks
+  (``kv_manage='max'`` reserves up front, so it may hold more than it uses).
+
+Block ids are handed out from the front of a FIFO free queue and returned to
+its back, so a freshly started cache allocates 0, 1, 2, ... in order and a
+freed block is reused only after every never-used one (as vLLM's free queue).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class KVCacheManager:
+    """Allocates KV blocks to requests on demand.
+
+    Parameters
+    ----------
+    num_blocks : int
+        Blocks that fit in device memory after weights and activations.
+    block_size : int
+        Tokens per block.
+    """
+
+    def __init__(self, num_blocks: int, block_size: int) -> None:
+        if num_blocks < 1:
+            raise ValueError(f"KVCacheManager.num_blocks must be >= 1, got {num_blocks}")
+        if block_size < 1:
+            raise ValueError(f"KVCacheManager.block_size must be >= 1, got {block_size}")
+        self.num_blocks = num_blocks
+        self.block_size = block_size
+        self._free: deque[int] = deque(range(num_blocks))
+        self._tables: dict[int, list[int]] = {}
+
+    # ------------------------------------------------------------- queries
+    @property
+    def num_free_blocks(self) -> int:
+        return len(self._free)
+
+    @property
+    def num_used_blocks(self) -> int:
+        return self.num_blocks - len(self._free)
+
+    @property
+    def usage(self) -> float:
+        """Fraction of blocks held by requests, in [0, 1]."""
+        return self.num_used_blocks / self.num_blocks
+
+    def blocks_for(self, num_tokens: int) -> int:
+        """Blocks needed to hold ``num_tokens`` tokens."""
+        return -(-num_tokens // self.block_size)
+
+    def num_blocks_held(self, request_id: int) -> int:
+        return len(self._tables.get(request_id, ()))
+
+    def num_new_blocks(self, request_id: int, num_tokens: int) -> int:
+        """Blocks ``request_id`` must still get to hold ``num_tokens`` tokens."""
+        return max(0, self.blocks_for(num_tokens) - self.num_blocks_held(request_id))
+
+    def can_allocate(self, request_id: int, num_tokens: int) -> bool:
+        return self.num_new_blocks(request_id, num_tokens) <= len(self._free)
+
+    def block_ids(self, request_id: int) -> list[int]:
+        """A copy of the request's block table (empty if it holds none)."""
+        return list(self._tables.get(request_id, ()))
+
+    def block_table(self) -> dict[int, list[int]]:
+        """Every request's block ids, for teaching and plots."""
+        return {rid: list(ids) for rid, ids in self._tables.items()}
+
+    # ------------------------------------------------------------- changes
+    def allocate(self, request_id: int, num_tokens: int) -> list[int]:
+        """Grow ``request_id``'s table to hold ``num_tokens``; return the new ids.
+
+        Raises ``RuntimeError`` if the pool cannot supply them: callers check
+        :meth:`can_allocate` first (and evict when it says no).
+        """
+        need = self.num_new_blocks(request_id, num_tokens)
+        if need > len(self._free):
+            raise RuntimeError(f"request {request_id} needs {need} blocks but only "
+                               f"{len(self._free)} are free")
+        new = [self._free.popleft() for _ in range(need)]
+        if new or request_id not in self._tables:
+            self._tables.setdefault(request_id, []).extend(new)
+        return new
+
+    def free(self, request_id: int) -> list[int]:
+        """Return all of ``request_id``'s blocks to the pool; the freed ids."""
+        ids = self._tables.pop(request_id, [])
+        self._free.extend(ids)
+        return ids

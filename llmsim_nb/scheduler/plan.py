@@ -1,0 +1,70 @@
+"""IterationPlan: what the scheduler decided for one iteration.
+
+It is the typed boundary between the scheduler and the engines: the batch's
+token composition (a :class:`~llmsim_nb.models.ops.BatchShape`), which requests
+were evicted to or reloaded from host memory to make it fit, and the cache's
+state once the batch's blocks are allocated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..models.ops import BatchShape
+
+
+@dataclass(frozen=True, slots=True)
+class IterationPlan:
+    """One iteration's schedule.
+
+    Attributes
+    ----------
+    iteration : int
+        0-based index.
+    scheduled_at : float
+        Simulated time the iteration starts, seconds.
+    batch : BatchShape
+        Requests and their query / context / logit token counts.
+    num_prompt_tokens : ndarray of int64
+        Per batch entry, how many of its query tokens are prompt tokens
+        (the rest are decode tokens).
+    evicted_request_ids, reloaded_request_ids : tuple of int
+        Requests whose KV blocks moved to / from host memory for this iteration.
+    evicted_bytes, reloaded_bytes : float
+        KV bytes moved each way.
+    num_used_blocks, num_blocks : int
+        Cache occupancy after this iteration's allocation, and capacity.
+    """
+
+    iteration: int
+    scheduled_at: float
+    batch: BatchShape
+    num_prompt_tokens: np.ndarray
+    evicted_request_ids: tuple[int, ...]
+    reloaded_request_ids: tuple[int, ...]
+    evicted_bytes: float
+    reloaded_bytes: float
+    num_used_blocks: int
+    num_blocks: int
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch.num_requests
+
+    @property
+    def is_empty(self) -> bool:
+        return self.batch.num_requests == 0
+
+    @property
+    def num_prefill_tokens(self) -> int:
+        return int(self.num_prompt_tokens.sum())
+
+    @property
+    def num_decode_tokens(self) -> int:
+        return self.batch.num_tokens - self.num_prefill_tokens
+
+    @property
+    def kv_usage(self) -> float:
+        return self.num_used_blocks / self.num_blocks
