@@ -11,10 +11,12 @@ Shapes follow the GEMM convention ``C[m, n] = A[m, k] @ B[k, n]``, repeated
 ``batch`` times (attention heads). Vector ops use ``m`` rows of ``n`` elements
 and ``k == 1``.
 
-Invariants (checked in ``Op.__post_init__``):
-- every per-instance array has the same length ``num_instances >= 1``;
-- all counts are non-negative; ``flops``/bytes are consistent with the shape
-  the builder derived them from (the builder is the only place that does so).
+Invariants:
+- every per-instance array has the same length ``num_instances >= 1``
+  (checked in ``Op.__post_init__``);
+- counts are non-negative and ``flops``/bytes are consistent with the shape the
+  builder derived them from: ``template.py`` is the only place that builds ops
+  (``BatchShape`` rejects negative token counts before they get there).
 """
 
 from __future__ import annotations
