@@ -1,0 +1,76 @@
+"""A single inference request: when it arrives and how many tokens it carries."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Request"]
+
+
+def _is_int(value: object) -> bool:
+    """Return True for Python/numpy integers, excluding ``bool``."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request of a workload.
+
+    Parameters
+    ----------
+    request_id : int
+        Identifier of the request, ``>= 0``. Inside a :class:`Trace` it is the
+        request's position (0 .. n-1).
+    arrival_at : float
+        Arrival time in seconds, finite and ``>= 0``.
+    num_prompt_tokens : int
+        Number of prompt (context) tokens, ``>= 1``.
+    num_output_tokens : int
+        Number of tokens to generate, ``>= 0``. Zero means a prefill-only
+        request.
+
+    Raises
+    ------
+    ValueError
+        If any field has the wrong type or is out of range. Numpy scalars are
+        accepted and stored as plain Python ``int``/``float``.
+    """
+
+    request_id: int
+    arrival_at: float
+    num_prompt_tokens: int
+    num_output_tokens: int
+
+    def __post_init__(self) -> None:
+        for name, minimum in (
+            ("request_id", 0),
+            ("num_prompt_tokens", 1),
+            ("num_output_tokens", 0),
+        ):
+            value = getattr(self, name)
+            if not _is_int(value):
+                raise ValueError(
+                    f"Request.{name} must be an integer >= {minimum}, "
+                    f"got {value!r} of type {type(value).__name__}"
+                )
+            if value < minimum:
+                raise ValueError(f"Request.{name} must be >= {minimum}, got {value!r}")
+            object.__setattr__(self, name, int(value))
+
+        arrival = self.arrival_at
+        if isinstance(arrival, (bool, np.bool_)) or not isinstance(
+            arrival, (int, float, np.integer, np.floating)
+        ):
+            raise ValueError(
+                f"Request.arrival_at must be a real number of seconds, got {arrival!r} "
+                f"of type {type(arrival).__name__}"
+            )
+        arrival = float(arrival)
+        if not math.isfinite(arrival) or arrival < 0.0:
+            raise ValueError(
+                f"Request.arrival_at must be finite and >= 0 seconds, got {arrival!r}"
+            )
+        object.__setattr__(self, "arrival_at", arrival)

@@ -1,0 +1,291 @@
+"""An immutable, column-oriented sequence of requests (a workload trace)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .request import Request
+
+__all__ = ["Trace", "TraceError"]
+
+
+class TraceError(ValueError):
+    """A trace (file or in-memory arrays) is malformed.
+
+    The message names the source, the field or column, the offending value
+    (with its row when known) and what is allowed.
+    """
+
+
+def _int_column(name: str, values: object, minimum: int) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise TraceError(f"Trace.{name} must be a 1-D array, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise TraceError(
+            f"Trace.{name} must have an integer dtype (int64), got dtype {arr.dtype}"
+        )
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise TraceError(f"Trace.{name} has values that do not fit in int64")
+    arr = arr.astype(np.int64, copy=True)
+    bad = np.flatnonzero(arr < minimum)
+    if bad.size:
+        i = int(bad[0])
+        raise TraceError(
+            f"Trace.{name}[{i}] = {int(arr[i])}; must be >= {minimum}"
+        )
+    arr.setflags(write=False)
+    return arr
+
+
+def _arrival_column(values: object) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise TraceError(f"Trace.arrival_at must be a 1-D array, got shape {arr.shape}")
+    if arr.dtype.kind not in "iuf":
+        raise TraceError(
+            f"Trace.arrival_at must have a real dtype (float64 seconds), got dtype {arr.dtype}"
+        )
+    arr = arr.astype(np.float64, copy=True)
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        i = int(bad[0])
+        raise TraceError(f"Trace.arrival_at[{i}] = {float(arr[i])!r}; must be finite seconds")
+    bad = np.flatnonzero(arr < 0.0)
+    if bad.size:
+        i = int(bad[0])
+        raise TraceError(f"Trace.arrival_at[{i}] = {float(arr[i])!r}; must be >= 0 seconds")
+    bad = np.flatnonzero(np.diff(arr) < 0.0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise TraceError(
+            f"Trace.arrival_at[{i}] = {float(arr[i])!r} is earlier than arrival_at[{i - 1}] = "
+            f"{float(arr[i - 1])!r}; arrivals must be non-decreasing"
+        )
+    arr.setflags(write=False)
+    return arr
+
+
+def _slice_text(index: slice) -> str:
+    parts = ["" if v is None else str(v) for v in (index.start, index.stop, index.step)]
+    return ":".join(parts[:2] if index.step is None else parts)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Trace:
+    """A workload: requests stored as three equally long numpy columns.
+
+    Request ``i`` (its ``request_id`` is ``i``) arrives at ``arrival_at[i]``
+    with ``num_prompt_tokens[i]`` prompt tokens and asks for
+    ``num_output_tokens[i]`` generated tokens.
+
+    Parameters
+    ----------
+    arrival_at : array_like of float
+        Arrival times in seconds; finite, ``>= 0`` and non-decreasing. Stored
+        as a read-only ``float64`` array.
+    num_prompt_tokens : array_like of int
+        Prompt lengths, integers ``>= 1``. Stored as read-only ``int64``.
+    num_output_tokens : array_like of int
+        Tokens to generate, integers ``>= 0``. Stored as read-only ``int64``.
+    source : str, optional
+        Human-readable description of where the trace came from (file path or
+        generator spec).
+
+    Raises
+    ------
+    TraceError
+        If the columns are empty, of different lengths, of a non-integer dtype
+        (token counts), or hold out-of-range / non-finite / decreasing values.
+
+    Notes
+    -----
+    Arrays are copied on construction and made read-only, so a ``Trace`` is
+    truly immutable. Equality compares all columns and ``source``.
+    """
+
+    arrival_at: np.ndarray
+    num_prompt_tokens: np.ndarray
+    num_output_tokens: np.ndarray
+    source: str = "in-memory"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, str):
+            raise TraceError(f"Trace.source must be a str, got {type(self.source).__name__}")
+        lengths = {
+            name: int(np.size(getattr(self, name)))
+            for name in ("arrival_at", "num_prompt_tokens", "num_output_tokens")
+        }
+        if len(set(lengths.values())) != 1:
+            raise TraceError(f"Trace columns must have equal lengths, got {lengths}")
+        if lengths["arrival_at"] == 0:
+            raise TraceError("Trace must hold at least one request, got 0")
+        arrival = _arrival_column(self.arrival_at)
+        prompt = _int_column("num_prompt_tokens", self.num_prompt_tokens, 1)
+        output = _int_column("num_output_tokens", self.num_output_tokens, 0)
+        object.__setattr__(self, "arrival_at", arrival)
+        object.__setattr__(self, "num_prompt_tokens", prompt)
+        object.__setattr__(self, "num_output_tokens", output)
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return int(self.arrival_at.size)
+
+    def __getitem__(self, index: int | slice) -> Request | Trace:
+        """Return request ``index`` or, for a slice, a new (re-numbered) Trace."""
+        if isinstance(index, slice):
+            return Trace(
+                self.arrival_at[index],
+                self.num_prompt_tokens[index],
+                self.num_output_tokens[index],
+                source=f"{self.source}[{_slice_text(index)}]",
+            )
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Trace indices must be int or slice, got {type(index).__name__}")
+        n = len(self)
+        i = int(index)
+        if i < -n or i >= n:
+            raise IndexError(f"request index {i} out of range for a trace of {n} requests")
+        i %= n
+        return Request(
+            request_id=i,
+            arrival_at=float(self.arrival_at[i]),
+            num_prompt_tokens=int(self.num_prompt_tokens[i]),
+            num_output_tokens=int(self.num_output_tokens[i]),
+        )
+
+    def __iter__(self) -> Iterator[Request]:
+        for i, (t, p, o) in enumerate(
+            zip(
+                self.arrival_at.tolist(),
+                self.num_prompt_tokens.tolist(),
+                self.num_output_tokens.tolist(),
+            )
+        ):
+            yield Request(request_id=i, arrival_at=t, num_prompt_tokens=p, num_output_tokens=o)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Trace):
+            return NotImplemented
+        return (
+            self.source == other.source
+            and np.array_equal(self.arrival_at, other.arrival_at)
+            and np.array_equal(self.num_prompt_tokens, other.num_prompt_tokens)
+            and np.array_equal(self.num_output_tokens, other.num_output_tokens)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        duration = float(self.arrival_at[-1] - self.arrival_at[0])
+        return f"Trace({len(self)} requests over {duration:.3f} s, source={self.source!r})"
+
+    # ------------------------------------------------------------ construction
+    def head(self, n: int) -> Trace:
+        """Return a trace of the first ``n`` requests.
+
+        Parameters
+        ----------
+        n : int
+            Number of requests, ``1 <= n <= len(self)``. Asking for more
+            requests than the trace holds is an error (no silent truncation).
+
+        Returns
+        -------
+        Trace
+        """
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+            raise ValueError(f"Trace.head: n must be an integer, got {n!r}")
+        if not 1 <= n <= len(self):
+            raise ValueError(
+                f"Trace.head: n = {n} out of range; must be between 1 and {len(self)} "
+                f"(the trace length)"
+            )
+        n = int(n)
+        return Trace(
+            self.arrival_at[:n],
+            self.num_prompt_tokens[:n],
+            self.num_output_tokens[:n],
+            source=f"{self.source} (first {n})",
+        )
+
+    @classmethod
+    def from_requests(
+        cls, requests: Iterable[Request], *, source: str = "in-memory", renumber: bool = False
+    ) -> Trace:
+        """Build a trace from :class:`Request` objects.
+
+        Parameters
+        ----------
+        requests : iterable of Request
+            Requests in arrival order.
+        source : str, optional
+            Description stored on the trace.
+        renumber : bool, optional
+            Request ids of a trace are their positions. By default the given
+            ids must already be ``0 .. n-1`` in order (else ``TraceError``);
+            with ``renumber=True`` they are replaced by positions.
+
+        Returns
+        -------
+        Trace
+        """
+        reqs = list(requests)
+        for i, r in enumerate(reqs):
+            if not isinstance(r, Request):
+                raise TraceError(
+                    f"Trace.from_requests: item {i} is a {type(r).__name__}, expected Request"
+                )
+            if not renumber and r.request_id != i:
+                raise TraceError(
+                    f"Trace.from_requests: item {i} has request_id {r.request_id}; ids must be "
+                    f"the positions 0..n-1 (pass renumber=True to reassign them)"
+                )
+        return cls(
+            np.array([r.arrival_at for r in reqs], dtype=np.float64),
+            np.array([r.num_prompt_tokens for r in reqs], dtype=np.int64),
+            np.array([r.num_output_tokens for r in reqs], dtype=np.int64),
+            source=source,
+        )
+
+    # ----------------------------------------------------------------- summary
+    def summary(self) -> dict[str, float | int | str]:
+        """Return descriptive statistics of the trace.
+
+        Returns
+        -------
+        dict
+            ``num_requests``, ``duration_s`` (last minus first arrival),
+            ``mean_rate_per_s`` (``(n - 1) / duration_s``; ``inf`` when
+            several requests all arrive at once, ``nan`` for a single
+            request), ``total_prompt_tokens``, ``total_output_tokens`` and for
+            ``prompt_tokens`` / ``output_tokens`` the ``_mean``, ``_min``,
+            ``_p50``, ``_p90``, ``_p99`` and ``_max``; plus ``source``.
+        """
+        n = len(self)
+        duration = float(self.arrival_at[-1] - self.arrival_at[0])
+        if duration > 0.0:
+            rate = (n - 1) / duration
+        else:
+            rate = math.inf if n > 1 else math.nan
+        out: dict[str, float | int | str] = {
+            "source": self.source,
+            "num_requests": n,
+            "duration_s": duration,
+            "mean_rate_per_s": rate,
+            "total_prompt_tokens": int(self.num_prompt_tokens.sum()),
+            "total_output_tokens": int(self.num_output_tokens.sum()),
+        }
+        for label, col in (("prompt_tokens", self.num_prompt_tokens), ("output_tokens", self.num_output_tokens)):
+            p50, p90, p99 = np.percentile(col, [50, 90, 99])
+            out[f"{label}_mean"] = float(col.mean())
+            out[f"{label}_min"] = int(col.min())
+            out[f"{label}_p50"] = float(p50)
+            out[f"{label}_p90"] = float(p90)
+            out[f"{label}_p99"] = float(p99)
+            out[f"{label}_max"] = int(col.max())
+        return out
