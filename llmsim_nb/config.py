@@ -24,6 +24,7 @@ SCHEDULING_POLICIES = ("orca", "vllm", "chunked")
 KV_MANAGE = ("vllm", "max")
 PARALLEL = ("tensor", "pipeline", "hybrid")
 PIM_TYPES = ("none", "local", "pool")
+ATTENTION_PLACEMENTS = ("auto", "heads", "requests")
 GIB = 1024 ** 3
 
 
@@ -126,7 +127,19 @@ class SystemConfig:
     sub_batch: bool = field(default=False, metadata=_meta(
         "NeuPIMs sub-batch interleaving", flag="sub_batch"))
     network: str | None = field(default=None, metadata=_meta(
-        "Network topology file or preset name", flag="network"))
+        "Network topology file or preset name; None builds the original's default "
+        "(fully connected, 64 GB/s links)", flag="network"))
+    micro_batches: int = field(default=0, metadata=_meta(
+        "Most micro-batches per iteration for pipeline overlap; 0 = one per stage",
+        flag="micro_batches"))
+    attention_placement: str = field(default="auto", metadata=_meta(
+        "Attention across a tensor-parallel group: heads (each rank a share of every "
+        "request's heads, Megatron), requests (Orca's selective batching, as the original: "
+        "each rank all heads of its own requests) or auto (heads when the group size "
+        "divides the heads, else requests)", flag="attention_placement"))
+    congestion: bool = field(default=False, metadata=_meta(
+        "Congestion-aware network (links shared by concurrent transfers slow them)",
+        flag="congestion"))
 
     def __post_init__(self) -> None:
         owner = "SystemConfig"
@@ -137,6 +150,14 @@ class SystemConfig:
                              f"npu_num={self.npu_num}")
         _check_choice(owner, "parallel", self.parallel, PARALLEL)
         _check_choice(owner, "pim_type", self.pim_type, PIM_TYPES)
+        _check_int(owner, "micro_batches", self.micro_batches, 0)
+        _check_choice(owner, "attention_placement", self.attention_placement,
+                      ATTENTION_PLACEMENTS)
+        if not isinstance(self.congestion, bool):
+            raise ValueError(f"{owner}.congestion must be a bool, got {self.congestion!r}")
+        if self.network is not None and (not isinstance(self.network, str) or not self.network):
+            raise ValueError(f"{owner}.network must be a file path or preset name, "
+                             f"got {self.network!r}")
         if not isinstance(self.sub_batch, bool):
             raise ValueError(f"{owner}.sub_batch must be a bool, got {self.sub_batch!r}")
         if self.sub_batch and self.pim_type == "none":

@@ -51,6 +51,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "num_query_tokens": ("token", "tokens the request computes in this iteration"),
     "num_context_tokens": ("token", "tokens in the request's KV cache before this iteration"),
     "wall_time": ("s", "host wall-clock time spent per simulator component"),
+    "device_busy_time": ("s", "time each device spent computing, summed over iterations"),
+    "link_bytes": ("B", "bytes carried per link class, summed over iterations"),
+    "node_start_at": ("s", "execution-graph node start, from the iteration's start"),
+    "node_end_at": ("s", "execution-graph node end, from the iteration's start"),
+    "node_device": ("1", "device (or class representative) that runs the node"),
+    "node_size": ("B", "bytes a communication or memory node moves"),
 }
 
 ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transfer_latency",
@@ -59,8 +65,8 @@ ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transf
                   "num_reloaded", "evicted_bytes", "reloaded_bytes", "num_finished")
 _INT_VARS = {"batch_size", "num_prefill_tokens", "num_decode_tokens", "num_generated_tokens",
              "num_used_blocks", "num_evicted", "num_reloaded", "num_finished"}
-# Components of the original's simulation-time report that exist here.
-COMPONENTS = ("scheduler", "execution_engine")
+# Components of the original's simulation-time report.
+COMPONENTS = ("scheduler", "execution_engine", "graph_converter", "network")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +163,11 @@ def request_variables(states: list[RequestState]) -> dict[str, xr.Variable]:
     return {name: _var(name, ("request",), values) for name, values in data.items()}
 
 
-def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...],
-                      attrs: dict) -> xr.Dataset:
-    """The small Dataset ``Simulator.step()`` returns: one iteration, its batch."""
+def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...], attrs: dict,
+                      graph=None, schedule=None) -> xr.Dataset:
+    """The small Dataset ``Simulator.step()`` returns: one iteration, its batch and,
+    with ``graph`` and ``schedule``, every execution-graph node's timing (dim
+    ``node``) for a Gantt chart."""
     plan = record.plan
     values = record.values()
     data = {name: _var(name, ("iteration",), np.array([values[name]]))
@@ -174,6 +182,16 @@ def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...],
         attrs={"units": "token", "long_name": "prompt tokens among the request's query tokens"})
     coords = {"iteration": [plan.iteration], "op": list(op_names),
               "request": plan.batch.request_ids.copy()}
+    if graph is not None and schedule is not None:
+        nodes = graph.nodes
+        data["node_start_at"] = _var("node_start_at", ("node",), schedule.start_at.copy())
+        data["node_end_at"] = _var("node_end_at", ("node",), schedule.end_at.copy())
+        data["node_device"] = _var("node_device", ("node",),
+                                   np.array([n.device for n in nodes], dtype=np.int64))
+        data["node_size"] = _var("node_size", ("node",), np.array([n.size for n in nodes]))
+        coords["node"] = np.arange(len(nodes))
+        coords["node_name"] = ("node", np.array([n.name for n in nodes], dtype=str))
+        coords["node_type"] = ("node", np.array([n.type.value for n in nodes], dtype=str))
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 

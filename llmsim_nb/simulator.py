@@ -2,20 +2,23 @@
 
 One iteration flows one way::
 
-    trace -> Scheduler.step(now) -> IterationPlan
-          -> BlockTemplate.instantiate(batch) -> (embedding, decoder block, LM head)
-          -> Engine.simulate(block) per block -> BlockTiming
-          -> latency = sum over blocks of block latency x repeat + host transfers
+    trace -> Scheduler.step(now)            -> IterationPlan
+          -> ExecutionStack.simulate(batch) -> IterationTrace   (engine times each
+             micro-batch's operators on one device's shard; one decoder layer
+             is timed and replicated: "compile one block and replicate it")
+          -> GraphConverter.build(trace)    -> ExecutionGraph   (TP collectives,
+             PP send/recv, KV store/load to host)
+          -> Network.run(graph)             -> GraphSchedule    (makespan = latency)
           -> Scheduler.update(plan, now + latency) -> results
 
-The decoder block is timed once and multiplied by ``num_layers`` ("compile one
-block and replicate it"). When nothing is schedulable the clock jumps to the
-next arrival; idle time is not an iteration. The clock never goes back.
+When nothing is schedulable the clock jumps to the next arrival; idle time is
+not an iteration. The clock never goes back.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 
@@ -26,8 +29,14 @@ from ._version import __version__
 from .config import GIB, SimConfig
 from .engines.base import Engine, get_engine_class
 from .engines.hardware import get_hardware
+from .engines.stack import ExecutionStack
+from .graph.builder import GraphConverter
+from .graph.nodes import NodeType
+from .memory import MemoryPlan
 from .models.catalog import get_model
 from .models.template import decoder_template
+from .network import Network, default_topology, load_topology
+from .parallel import ParallelLayout
 from .results import (COMPONENTS, IterationRecord, Recorder, _var, iteration_dataset,
                       request_variables)
 from .scheduler.kv_cache import KVCacheManager
@@ -41,18 +50,24 @@ class SimulationFinished(Exception):
 
 def _check_supported(config: SimConfig) -> None:
     """Flags a later capability brings: refuse clearly instead of ignoring them."""
-    system = config.system
-    if system.npu_num != 1 or system.npu_group != 1:
-        raise ValueError(
-            f"npu_num={system.npu_num}, npu_group={system.npu_group}: multi-NPU tensor / "
-            "pipeline parallelism is not supported yet (it comes with the scale-out graph "
-            "and network simulator); use npu_num=1, npu_group=1")
-    if system.pim_type != "none":
-        raise ValueError(f"pim_type={system.pim_type!r}: processing-in-memory is not "
+    if config.system.pim_type != "none":
+        raise ValueError(f"pim_type={config.system.pim_type!r}: processing-in-memory is not "
                          "supported yet; use pim_type='none'")
+
+
+def _topology(config: SimConfig):
+    """The network file or preset, else the original's default fully connected one."""
+    system = config.system
     if system.network is not None:
-        raise ValueError(f"network={system.network!r}: network topologies are not supported "
-                         "yet (one NPU needs none); leave network unset")
+        topology = load_topology(system.network)
+    elif system.npu_group & (system.npu_group - 1) == 0:
+        topology = default_topology(system.npu_num, system.npu_group)
+    else:  # the original's default needs a power-of-two group count
+        topology = default_topology(system.npu_num, 1)
+    if topology.num_devices != system.npu_num:
+        raise ValueError(f"network {topology.name or system.network!r} has "
+                         f"{topology.num_devices} devices but npu_num={system.npu_num}")
+    return topology
 
 
 class Simulator:
@@ -83,16 +98,28 @@ class Simulator:
         _check_supported(config)
         self.model = get_model(config.model)
         self.template = decoder_template(self.model)
+        self.layout = ParallelLayout.from_config(config.system, self.model.num_layers,
+                                                 self.model.num_heads)
         preset = get_hardware(config.hardware)
         spec = preset.spec
         if config.memory.npu_mem is not None:
             spec = dataclasses.replace(spec, memory_bytes=int(config.memory.npu_mem * GIB))
         self.engine = engine if engine is not None else get_engine_class(preset.engine)(spec)
-        self.memory_bytes = int(self.engine.spec.memory_bytes)
+        self.stack = ExecutionStack(self.engine, self.template, self.layout)
+        self.converter = GraphConverter(self.layout, self.stack.sharded)
+        self.topology = _topology(config)
+        self.network = Network(self.topology, congestion=config.system.congestion,
+                               host_bandwidth=config.memory.host_bandwidth,
+                               host_latency=config.memory.host_latency)
+        self.memory = MemoryPlan.build(self.model, self.stack.sharded, self.layout,
+                                       int(self.engine.spec.memory_bytes),
+                                       config.memory.activation_reserve)
         if trace is None:
             trace = load_trace(config.dataset) if config.dataset else default_trace()
         self.trace = trace
-        self.kv_cache = KVCacheManager(self._num_kv_blocks(), config.scheduler.block_size)
+        self.kv_cache = KVCacheManager(
+            self.memory.num_kv_blocks(config.scheduler.block_size, self.model.name),
+            config.scheduler.block_size)
         self.scheduler = Scheduler(config.scheduler, self.kv_cache,
                                    self.model.kv_bytes_per_token())
         for i in range(len(trace)):
@@ -102,21 +129,10 @@ class Simulator:
         self.op_names = self.template.op_names
         self._recorder = Recorder(self.op_names)
         self._wall = dict.fromkeys(COMPONENTS, 0.0)
-        self.last_plan = None
-
-    def _num_kv_blocks(self) -> int:
-        weights = self.model.weight_bytes()
-        reserve = self.config.memory.activation_reserve * self.memory_bytes
-        free = self.memory_bytes - weights - reserve
-        block_bytes = self.config.scheduler.block_size * self.model.kv_bytes_per_token()
-        if free < block_bytes:
-            raise ValueError(
-                f"model {self.model.name!r} does not fit: its weights need "
-                f"{weights / GIB:.2f} GiB and the activation reserve "
-                f"{reserve / GIB:.2f} GiB, leaving {max(free, 0) / GIB:.2f} GiB of "
-                f"{self.memory_bytes / GIB:.2f} GiB for the KV cache, less than one block "
-                f"({block_bytes / 2**20:.2f} MiB); raise npu_mem or pick a smaller model")
-        return int(free // block_bytes)
+        self._device_busy = np.zeros(self.layout.num_devices)
+        self._link_bytes: dict[str, float] = {}
+        self.last_graph = None
+        self.last_schedule = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -134,6 +150,9 @@ class Simulator:
                 "hardware": self.config.hardware, "engine": self.engine.name,
                 "trace_source": getattr(self.trace, "source", ""),
                 "num_kv_blocks": self.kv_cache.num_blocks,
+                "tensor_parallel": self.layout.tp, "pipeline_parallel": self.layout.pp,
+                "attention_placement": self.layout.attention,
+                "network": self.topology.name,
                 "kv_block_bytes": self.config.scheduler.block_size
                 * self.model.kv_bytes_per_token(),
                 "time_units": "s"}
@@ -158,47 +177,44 @@ class Simulator:
             self.now = max(self.now, next_at)
             plan = sched.step(self.now)
         t1 = time.perf_counter()
-        op_latency = []
-        compute = 0.0
-        for block in self.template.instantiate(plan.batch):
-            if block.ops:
-                timing = self.engine.simulate(block)
-                op_latency.append(timing.op_latency * block.repeat)
-                compute += timing.total_latency
-            else:
-                op_latency.append(np.zeros(self._num_ops(block.name)))
+        trace = self.stack.simulate(plan.batch)
         t2 = time.perf_counter()
-        transfer = self._host_transfer_latency(plan.evicted_bytes, plan.reloaded_bytes)
-        t_start, t_end = self.now, self.now + compute + transfer
+        graph = self.converter.build(trace, plan.evicted_bytes, plan.reloaded_bytes)
+        t3 = time.perf_counter()
+        schedule = self.network.run(graph)
+        t4 = time.perf_counter()
+        t_start, t_end = self.now, self.now + schedule.makespan
         finished = sched.update(plan, t_end)
         self.now = t_end
-        record = IterationRecord(plan, t_start, t_end, compute, transfer,
-                                 np.concatenate(op_latency),
-                                 tuple(s.request_id for s in finished))
+        record = IterationRecord(plan, t_start, t_end, trace.compute_latency,
+                                 self._host_transfer_latency(graph, schedule),
+                                 trace.op_latency, tuple(s.request_id for s in finished))
         self._recorder.append(record)
-        self.last_plan = plan
-        t3 = time.perf_counter()
-        self._wall["scheduler"] += (t1 - t0) + (t3 - t2)
+        self._accumulate(graph, schedule)
+        self.last_graph, self.last_schedule = graph, schedule
+        t5 = time.perf_counter()
+        self._wall["scheduler"] += (t1 - t0) + (t5 - t4)
         self._wall["execution_engine"] += t2 - t1
+        self._wall["graph_converter"] += t3 - t2
+        self._wall["network"] += t4 - t3
         return record
 
-    def _num_ops(self, block_name: str) -> int:
-        t = self.template
-        return len({"embedding": t.embedding, "decoder_block": t.block,
-                    "lm_head": t.head}[block_name])
+    @staticmethod
+    def _host_transfer_latency(graph, schedule) -> float:
+        """Time device 0 spends storing / loading KV over its host link (both
+        directions run at once, so this is the longer of the two)."""
+        longest = 0.0
+        for node in graph.nodes:
+            if node.type in (NodeType.MEM_STORE, NodeType.MEM_LOAD) and node.device == 0:
+                longest = max(longest, schedule.end_at[node.id] - schedule.start_at[node.id])
+        return longest
 
-    def _host_transfer_latency(self, evicted_bytes: float, reloaded_bytes: float) -> float:
-        """KV moved over the host link, serialised before the iteration computes.
-
-        Each direction that moves data pays the link latency once plus its
-        bytes over the bandwidth (one DMA stream per direction).
-        """
-        mem = self.config.memory
-        latency = 0.0
-        for moved in (evicted_bytes, reloaded_bytes):
-            if moved:
-                latency += mem.host_latency + moved / mem.host_bandwidth
-        return latency
+    def _accumulate(self, graph, schedule) -> None:
+        """Busy time of every device (a representative's for its whole class)."""
+        for device, busy in schedule.device_busy.items():
+            self._device_busy[list(graph.classes.get(device, (device,)))] += busy
+        for link, moved in schedule.link_bytes.items():
+            self._link_bytes[link] = self._link_bytes.get(link, 0.0) + moved
 
     def step(self) -> xr.Dataset:
         """Simulate the next iteration; return its Dataset (dims iteration, op, request).
@@ -209,7 +225,8 @@ class Simulator:
             When every request has finished.
         """
         record = self._advance()
-        return iteration_dataset(record, self.op_names, self.attrs())
+        return iteration_dataset(record, self.op_names, self.attrs(), self.last_graph,
+                                 self.last_schedule)
 
     def run(self, until: float | None = None, *,
             progress: Callable[[int], None] | None = None) -> xr.Dataset:
@@ -238,7 +255,13 @@ class Simulator:
         data.update(request_variables(self.scheduler.requests))
         data["wall_time"] = _var("wall_time", ("component",),
                                  np.array([self._wall[c] for c in COMPONENTS]))
+        data["device_busy_time"] = _var("device_busy_time", ("device",),
+                                        self._device_busy.copy())
+        links = sorted(self._link_bytes)
+        data["link_bytes"] = _var("link_bytes", ("link",),
+                                  np.array([self._link_bytes[k] for k in links], dtype=float))
         coords = {"iteration": np.arange(self.num_iterations), "op": list(self.op_names),
                   "request": np.arange(len(self.scheduler.requests)),
-                  "component": list(COMPONENTS)}
+                  "component": list(COMPONENTS), "device": np.arange(self.layout.num_devices),
+                  "link": np.array(links, dtype=str)}
         return xr.Dataset(data, coords=coords, attrs=self.attrs())

@@ -164,15 +164,11 @@ def test_prefill_costs_more_than_decode_and_longer_context_costs_more():
 
 def test_unsupported_capabilities_are_refused_not_ignored():
     with pytest.raises(ValueError, match="not supported yet"):
-        Simulator(SimConfig.from_flags(npu_num=4))
-    with pytest.raises(ValueError, match="not supported yet"):
         Simulator(SimConfig.from_flags(pim_type="local"))
-    with pytest.raises(ValueError, match="not supported yet"):
-        Simulator(SimConfig.from_flags(network="gpu_n1.json"))
 
 
 def test_model_that_does_not_fit_says_how_much_it_needs():
-    with pytest.raises(ValueError, match=r"weights need .* GiB"):
+    with pytest.raises(ValueError, match=r"holds 5[0-9].[0-9]+ GiB of weights"):
         Simulator(SimConfig.from_flags(model_name="gpt3-30b"), small_trace(2))
 
 

@@ -1,0 +1,122 @@
+"""Tensor-parallel sharding of a block template (Megatron-style).
+
+Within a tensor-parallel group of ``tp`` devices each device holds:
+
+- column-parallel GEMMs (QKV projection, FFN up, LM head): ``1/tp`` of the
+  output columns; the QKV projection holds its own heads' q, k and v;
+- row-parallel GEMMs (attention output projection, FFN down): ``1/tp`` of the
+  input rows; their partial sums are all-reduced afterwards;
+- attention: ``num_heads / tp`` query heads and the key/value heads they
+  read: ``num_kv_heads / tp`` when that divides, otherwise (grouped-query
+  attention with ``tp > num_kv_heads``) the one KV head its query group shares,
+  replicated across the devices of that group, as Megatron and vLLM do;
+- norms, residual adds and the embedding gather: full width (replicated).
+
+Roles are inferred from the block's order, so a template imported from ONNX
+shards the same way: a GEMM that directly follows the attention context or
+the FFN activation is row-parallel; every other GEMM is column-parallel. A
+dimension that ``tp`` does not divide is padded up (``ceil``), which is how
+vocabularies such as GPT's 50,257 are split in practice.
+
+:func:`allreduce_points` names the ops after which the group all-reduces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .ops import OpKind
+from .template import BlockTemplate, OpTemplate
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def attention_geometry(template: BlockTemplate) -> tuple[int, int, int]:
+    """``(num_heads, num_kv_heads, head_dim)`` of the block's attention."""
+    for t in template.block:
+        if t.kind.is_attention and t.num_heads:
+            return t.num_heads, t.num_kv_heads, t.head_dim
+    raise ValueError(f"template {template.name!r} has no attention op with head counts")
+
+
+def kv_heads_per_device(num_heads: int, num_kv_heads: int, tp: int) -> int:
+    """KV heads one device of a ``tp`` group holds (see module docstring)."""
+    if num_kv_heads % tp == 0:
+        return num_kv_heads // tp
+    if tp % num_kv_heads == 0:
+        return 1
+    raise ValueError(f"tensor parallelism {tp} neither divides nor is a multiple of "
+                     f"num_kv_heads={num_kv_heads}")
+
+
+def row_parallel_ops(template: BlockTemplate) -> frozenset[str]:
+    """Names of the block's row-parallel GEMMs (those followed by an all-reduce)."""
+    rows = set()
+    prev = None
+    for t in template.block:
+        if t.kind is OpKind.GEMM and prev is not None and prev.kind in (
+                OpKind.ATTN_CONTEXT, OpKind.ACTIVATION):
+            rows.add(t.name)
+        prev = t
+    return frozenset(rows)
+
+
+def allreduce_points(template: BlockTemplate) -> tuple[str, ...]:
+    """Ops of the block, in order, after which a TP group all-reduces."""
+    rows = row_parallel_ops(template)
+    return tuple(t.name for t in template.block if t.name in rows)
+
+
+def check_tensor_parallel(template: BlockTemplate, tp: int) -> None:
+    """Raise a clear ValueError if ``tp`` cannot shard this model's heads."""
+    if tp < 1:
+        raise ValueError(f"tensor parallelism must be >= 1, got {tp}")
+    heads, kv_heads, _ = attention_geometry(template)
+    if heads % tp:
+        raise ValueError(f"tensor parallelism {tp} must divide the {heads} attention heads "
+                         f"of {template.name!r}")
+    kv_heads_per_device(heads, kv_heads, tp)
+
+
+def shard_template(template: BlockTemplate, tp: int, by_heads: bool = True) -> BlockTemplate:
+    """The template one device of a ``tp``-way tensor-parallel group runs.
+
+    ``by_heads=False`` is for selective batching (attention placed by request):
+    attention ops keep all heads (each rank times them for its own requests)
+    and the QKV columns are split evenly, so ``tp`` need not divide the heads.
+    """
+    if tp == 1:
+        return template
+    heads, kv_heads, hd = attention_geometry(template)
+    if by_heads:
+        check_tensor_parallel(template, tp)
+        h_dev = heads // tp
+        kv_dev = kv_heads_per_device(heads, kv_heads, tp)
+    else:
+        h_dev, kv_dev = heads, kv_heads
+    qkv_full, qkv_dev = (heads + 2 * kv_heads) * hd, (h_dev + 2 * kv_dev) * hd
+    rope_full, rope_dev = (heads + kv_heads) * hd, (h_dev + kv_dev) * hd
+    rows = row_parallel_ops(template)
+
+    def shard(t: OpTemplate) -> OpTemplate:
+        if t.kind.is_attention:
+            return dataclasses.replace(t, num_heads=h_dev, num_kv_heads=kv_dev)
+        if t.kind is OpKind.GEMM:
+            if t.name in rows:
+                return dataclasses.replace(t, weight_k=_ceil_div(t.weight_k, tp))
+            n = qkv_dev if by_heads and t.weight_n == qkv_full else _ceil_div(t.weight_n, tp)
+            bias = 0 if not t.param_elements else n
+            return dataclasses.replace(t, weight_n=n, param_elements=bias)
+        if t.kind is OpKind.ELEMENTWISE and t.width == rope_full and t.num_inputs == 1:
+            return dataclasses.replace(t, width=rope_dev if by_heads else
+                                       _ceil_div(rope_full, tp))
+        if t.kind is OpKind.ACTIVATION:
+            return dataclasses.replace(t, width=_ceil_div(t.width, tp))
+        return t  # norms, residual adds: replicated
+
+    head = tuple(dataclasses.replace(t, weight_n=_ceil_div(t.weight_n, tp))
+                 if t.kind is OpKind.GEMM else t for t in template.head)
+    return dataclasses.replace(template, block=tuple(shard(t) for t in template.block),
+                               head=head)
