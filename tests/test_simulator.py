@@ -49,9 +49,11 @@ def check_invariants(ds, trace):
     # KV blocks never exceed capacity.
     assert (ds.kv_usage <= 1.0).all() and (ds.kv_usage >= 0).all()
     assert (ds.num_used_blocks <= ds.attrs["num_kv_blocks"]).all()
-    # Latency = compute + host transfers; ops sum to compute.
-    np.testing.assert_allclose(ds.latency, ds.compute_latency + ds.host_transfer_latency)
+    # Ops sum to compute; on one device the iteration is its compute plus the
+    # host transfers that precede it; on many it is at least the compute.
     np.testing.assert_allclose(ds.op_latency.sum("op"), ds.compute_latency, rtol=1e-9)
+    if ds.attrs["tensor_parallel"] * ds.attrs["pipeline_parallel"] == 1:
+        np.testing.assert_allclose(ds.latency, ds.compute_latency + ds.host_transfer_latency)
 
 
 def test_default_run_finishes_every_request():

@@ -10,8 +10,11 @@ Execution rules
 - A node becomes *ready* when all of its ``data_deps`` have finished (roots
   are ready at time 0).
 - Each device has one compute unit. ``COMP`` nodes of a device run one at a
-  time for their ``duration``, in order of readiness; nodes ready at the same
-  instant run in increasing id order.
+  time for their ``duration``; when the unit frees up it takes the ready node
+  with the lowest id. Ids are program order (the graph converter emits
+  micro-batch by micro-batch), so a stage finishes micro-batch ``j`` before it
+  starts ``j + 1`` and the pipeline fills as in GPipe, instead of interleaving
+  every micro-batch layer by layer.
 - Communication and memory nodes do not use the compute unit (they are DMA /
   NIC work), so they overlap with compute and with each other:
 
@@ -457,7 +460,7 @@ class Network:
         def make_ready(j: int, t: float) -> None:
             if is_comp[j]:
                 dev = device[j]
-                push(queues.setdefault(dev, []), (t, j))
+                push(queues.setdefault(dev, []), (j, j))
                 touched.add(dev)
                 return
             start[j] = t
@@ -542,7 +545,7 @@ def _simulate_unloaded(n, succ, indeg, dur, device, is_comp, start, end) -> None
     for j in range(n):
         if indeg[j] == 0:
             if is_comp[j]:
-                push(queues.setdefault(device[j], []), (0.0, j))
+                push(queues.setdefault(device[j], []), (j, j))
                 touched.add(device[j])
             else:
                 end[j] = dur[j]
@@ -572,7 +575,7 @@ def _simulate_unloaded(n, succ, indeg, dur, device, is_comp, start, end) -> None
                 indeg[j] -= 1
                 if indeg[j] == 0:
                     if is_comp[j]:
-                        push(queues.setdefault(device[j], []), (t, j))
+                        push(queues.setdefault(device[j], []), (j, j))
                         touched.add(device[j])
                     else:
                         start[j] = t

@@ -15,6 +15,9 @@ Invariants
 Block ids are handed out from the front of a FIFO free queue and returned to
 its back, so a freshly started cache allocates 0, 1, 2, ... in order and a
 freed block is reused only after every never-used one (as vLLM's free queue).
+The never-used ids are not materialised (a large system can hold hundreds of
+millions of blocks): they are the range ``[_next_unused, num_blocks)``, which
+stands at the front of the queue, followed by the freed ids in ``_freed``.
 """
 
 from __future__ import annotations
@@ -40,17 +43,18 @@ class KVCacheManager:
             raise ValueError(f"KVCacheManager.block_size must be >= 1, got {block_size}")
         self.num_blocks = num_blocks
         self.block_size = block_size
-        self._free: deque[int] = deque(range(num_blocks))
+        self._next_unused = 0
+        self._freed: deque[int] = deque()
         self._tables: dict[int, list[int]] = {}
 
     # ------------------------------------------------------------- queries
     @property
     def num_free_blocks(self) -> int:
-        return len(self._free)
+        return self.num_blocks - self._next_unused + len(self._freed)
 
     @property
     def num_used_blocks(self) -> int:
-        return self.num_blocks - len(self._free)
+        return self.num_blocks - self.num_free_blocks
 
     @property
     def usage(self) -> float:
@@ -69,7 +73,7 @@ class KVCacheManager:
         return max(0, self.blocks_for(num_tokens) - self.num_blocks_held(request_id))
 
     def can_allocate(self, request_id: int, num_tokens: int) -> bool:
-        return self.num_new_blocks(request_id, num_tokens) <= len(self._free)
+        return self.num_new_blocks(request_id, num_tokens) <= self.num_free_blocks
 
     def block_ids(self, request_id: int) -> list[int]:
         """A copy of the request's block table (empty if it holds none)."""
@@ -87,10 +91,13 @@ class KVCacheManager:
         :meth:`can_allocate` first (and evict when it says no).
         """
         need = self.num_new_blocks(request_id, num_tokens)
-        if need > len(self._free):
+        if need > self.num_free_blocks:
             raise RuntimeError(f"request {request_id} needs {need} blocks but only "
-                               f"{len(self._free)} are free")
-        new = [self._free.popleft() for _ in range(need)]
+                               f"{self.num_free_blocks} are free")
+        fresh = min(need, self.num_blocks - self._next_unused)
+        new = list(range(self._next_unused, self._next_unused + fresh))
+        self._next_unused += fresh
+        new += [self._freed.popleft() for _ in range(need - fresh)]
         if new or request_id not in self._tables:
             self._tables.setdefault(request_id, []).extend(new)
         return new
@@ -98,5 +105,5 @@ class KVCacheManager:
     def free(self, request_id: int) -> list[int]:
         """Return all of ``request_id``'s blocks to the pool; the freed ids."""
         ids = self._tables.pop(request_id, [])
-        self._free.extend(ids)
+        self._freed.extend(ids)
         return ids
