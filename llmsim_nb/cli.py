@@ -37,6 +37,7 @@ _FLAGS: list[tuple[str, type | None, str]] = [
     ("network", str, "network topology file or preset (e.g. gpu_n4.json)"),
     ("micro_batches", int, "most micro-batches per iteration (pipeline); 0 = one per stage"),
     ("attention_placement", str, "auto | heads | requests (selective batching)"),
+    ("collective", str, "auto | ring | direct | halving_doubling"),
     ("congestion", None, "congestion-aware network (shared links slow transfers)"),
     ("gen", None, "skip prefill: prompts start in the KV cache"),
     ("fast_run", None, "the original's compile bypass (no effect on results here)"),

@@ -25,6 +25,7 @@ KV_MANAGE = ("vllm", "max")
 PARALLEL = ("tensor", "pipeline", "hybrid")
 PIM_TYPES = ("none", "local", "pool")
 ATTENTION_PLACEMENTS = ("auto", "heads", "requests")
+COLLECTIVES = ("auto", "ring", "direct", "halving_doubling")
 GIB = 1024 ** 3
 
 
@@ -137,6 +138,10 @@ class SystemConfig:
         "request's heads, Megatron), requests (Orca's selective batching, as the original: "
         "each rank all heads of its own requests) or auto (heads when the group size "
         "divides the heads, else requests)", flag="attention_placement"))
+    collective: str = field(default="auto", metadata=_meta(
+        "Collective algorithm on every network dimension: auto (ring on Ring "
+        "dimensions, direct on FullyConnected and Switch), ring (the original's system "
+        "setting), direct or halving_doubling", flag="collective"))
     congestion: bool = field(default=False, metadata=_meta(
         "Congestion-aware network (links shared by concurrent transfers slow them)",
         flag="congestion"))
@@ -153,6 +158,7 @@ class SystemConfig:
         _check_int(owner, "micro_batches", self.micro_batches, 0)
         _check_choice(owner, "attention_placement", self.attention_placement,
                       ATTENTION_PLACEMENTS)
+        _check_choice(owner, "collective", self.collective, COLLECTIVES)
         if not isinstance(self.congestion, bool):
             raise ValueError(f"{owner}.congestion must be a bool, got {self.congestion!r}")
         if self.network is not None and (not isinstance(self.network, str) or not self.network):

@@ -108,7 +108,9 @@ class Simulator:
         self.stack = ExecutionStack(self.engine, self.template, self.layout)
         self.converter = GraphConverter(self.layout, self.stack.sharded)
         self.topology = _topology(config)
+        collective = config.system.collective
         self.network = Network(self.topology, congestion=config.system.congestion,
+                               algorithms=None if collective == "auto" else collective,
                                host_bandwidth=config.memory.host_bandwidth,
                                host_latency=config.memory.host_latency)
         self.memory = MemoryPlan.build(self.model, self.stack.sharded, self.layout,

@@ -156,3 +156,16 @@ def test_seed_network_files_drive_the_run(shared_data):
 def test_configs_that_cannot_run_are_refused(flags, message):
     with pytest.raises(ValueError, match=message):
         Simulator(SimConfig.from_flags(model_name="gpt3-6.7b", **flags), small_trace(2))
+
+
+def test_collective_algorithm_is_selectable():
+    trace = small_trace(6)
+    lat = {alg: float(Simulator(SimConfig.from_flags(model_name="gpt3-6.7b", npu_num=4,
+                                                     network="gpu_n4.json", collective=alg),
+                                trace).run().latency.sum())
+           for alg in ("direct", "ring", "halving_doubling")}
+    # gpu_n4's links cost 100 us per step: a 4-way ring all-reduce takes 6 steps,
+    # halving-doubling 4, direct 2.
+    assert lat["direct"] < lat["halving_doubling"] < lat["ring"]
+    with pytest.raises(ValueError, match="collective='tree'"):
+        SimConfig.from_flags(collective="tree")
