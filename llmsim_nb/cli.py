@@ -17,6 +17,7 @@ import sys
 import time
 
 from .config import SimConfig
+from .sweep_cli import add_sweep_parser, run_sweep_command
 
 _FLAGS: list[tuple[str, type | None, str]] = [
     ("model_name", str, "model name, e.g. gpt3-6.7b, llama-7b, llama-2-70b"),
@@ -40,11 +41,28 @@ _FLAGS: list[tuple[str, type | None, str]] = [
     ("collective", str, "auto | ring | direct | halving_doubling"),
     ("congestion", None, "congestion-aware network (shared links slow transfers)"),
     ("gen", None, "skip prefill: prompts start in the KV cache"),
-    ("fast_run", None, "the original's compile bypass (no effect on results here)"),
+    ("fast_run", None, "the original's compile bypass: keep the reuse cache on disk between "
+                       "runs ($LLMSIM_CACHE_DIR, default ~/.cache/llmsim_nb)"),
+    ("reuse", str, "on | off: reuse operator timings (results identical; default on)"),
+    ("reuse_cache_size", int, "most cached operator timings"),
+    ("npu_mode", str, "analytical | detailed (tile-level GEMM schedule, slower)"),
     ("seed", int, "random seed"),
     ("config", str, "YAML file of flag names and values"),
     ("output", str, "write PREFIX-throughput.tsv, -simulation-time.tsv, -requests.csv, .nc"),
 ]
+
+
+def _fast_run_cache(sim):
+    """Where ``--fast_run`` keeps the reuse cache: one file per engine configuration."""
+    import os
+    from pathlib import Path
+
+    from .engines.reuse import engine_hash
+
+    if sim.reuse_cache is None:
+        return None
+    root = Path(os.environ.get("LLMSIM_CACHE_DIR", Path.home() / ".cache" / "llmsim_nb"))
+    return root / f"reuse-{engine_hash(sim.engine.inner)}.pkl"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,6 +80,7 @@ def _build_parser() -> argparse.ArgumentParser:
         else:
             run.add_argument(f"--{name}", type=kind, default=None, help=text)
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_sweep_parser(sub)
     return parser
 
 
@@ -104,6 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     config = SimConfig.from_flags(**flags)
     sim = Simulator(config)
+    cache_path = _fast_run_cache(sim) if config.fast_run else None
+    if cache_path is not None and cache_path.is_file():
+        sim.reuse_cache.load(cache_path, sim.engine.inner)
     total = len(sim.trace)
     with tqdm(total=total, unit="req", delay=2.0, disable=True if args.quiet else None,
               desc="simulating", file=sys.stderr) as bar:
@@ -112,6 +134,8 @@ def _run(args: argparse.Namespace) -> int:
 
         ds = sim.run(progress=progress)
     wall = time.perf_counter() - start
+    if cache_path is not None:
+        sim.reuse_cache.save(cache_path, sim.engine.inner)
     if args.output:
         paths = write_outputs(ds, args.output)
         if not args.quiet:
@@ -128,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "sweep":
+            return run_sweep_command(args)
     except (ValueError, OSError) as exc:
         print(f"llmsim: error: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ PARALLEL = ("tensor", "pipeline", "hybrid")
 PIM_TYPES = ("none", "local", "pool")
 ATTENTION_PLACEMENTS = ("auto", "heads", "requests")
 COLLECTIVES = ("auto", "ring", "direct", "halving_doubling")
+NPU_MODES = ("analytical", "detailed")
 GIB = 1024 ** 3
 
 
@@ -201,7 +202,18 @@ class SimConfig:
     seed: int = field(default=0, metadata=_meta("Random seed", flag="seed"))
     dataset: str | None = field(default=None, metadata=_meta("Trace file", flag="dataset"))
     fast_run: bool = field(default=False, metadata=_meta(
-        "The original's compile bypass; no effect on results here", flag="fast_run"))
+        "The original's compile bypass: the CLI keeps the reuse cache on disk between "
+        "runs (per engine configuration); results are the same either way",
+        flag="fast_run"))
+    reuse: bool = field(default=True, metadata=_meta(
+        "Reuse operator timings across layers and iterations (on/off); results are "
+        "identical either way, only simulation time changes", flag="reuse"))
+    reuse_cache_size: int = field(default=1_000_000, metadata=_meta(
+        "Most cached operator timings (least recently used are dropped)", "entry",
+        flag="reuse_cache_size"))
+    npu_mode: str = field(default="analytical", metadata=_meta(
+        "NPU model: analytical (closed form) or detailed (walks every GEMM's tile "
+        "schedule; slower)", flag="npu_mode"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -209,6 +221,15 @@ class SimConfig:
         if not isinstance(self.hardware, str) or not self.hardware:
             raise ValueError(f"SimConfig.hardware must be a preset name, got {self.hardware!r}")
         _check_int("SimConfig", "seed", self.seed, 0)
+        if self.dataset is not None and (not isinstance(self.dataset, str) or not self.dataset):
+            raise ValueError(f"SimConfig.dataset must be a trace file path or None (the "
+                             f"packaged trace), got {self.dataset!r}")
+        if not isinstance(self.fast_run, bool):
+            raise ValueError(f"SimConfig.fast_run must be a bool, got {self.fast_run!r}")
+        if not isinstance(self.reuse, bool):
+            raise ValueError(f"SimConfig.reuse must be on/off (a bool), got {self.reuse!r}")
+        _check_int("SimConfig", "reuse_cache_size", self.reuse_cache_size, 1)
+        _check_choice("SimConfig", "npu_mode", self.npu_mode, NPU_MODES)
         for name, cls in (("scheduler", SchedulerConfig), ("memory", MemoryConfig),
                           ("system", SystemConfig)):
             if not isinstance(getattr(self, name), cls):
@@ -293,6 +314,10 @@ def _build_from_flags(cls: type[SimConfig], values: dict[str, Any]) -> SimConfig
             raise ValueError(f"unknown flag {flag!r}; known flags: {sorted(cls.flag_names())}")
         if flag in _FLOAT_FLAGS and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if flag == "reuse" and isinstance(value, str):
+            if value not in ("on", "off"):
+                raise ValueError(f"reuse={value!r} is not one of ['on', 'off']")
+            value = value == "on"
         section, name = FLAG_FIELDS[flag]
         sections[section][name] = value
     return cls(**sections[None], scheduler=SchedulerConfig(**sections["scheduler"]),

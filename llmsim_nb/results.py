@@ -36,6 +36,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "evicted_bytes": ("B", "KV bytes stored to host memory"),
     "reloaded_bytes": ("B", "KV bytes loaded from host memory"),
     "num_finished": ("1", "requests that finished at the end of the iteration"),
+    "reuse_hits": ("1", "operator instances whose timing came from the reuse cache "
+                        "(simulation effort, not a simulated quantity)"),
+    "reuse_misses": ("1", "operator instances the engine had to simulate "
+                          "(simulation effort, not a simulated quantity)"),
     "op_latency": ("s", "operator latency in the iteration, summed over layers and requests"),
     "arrival_at": ("s", "request arrival time"),
     "admitted_at": ("s", "time the request was first scheduled"),
@@ -62,9 +66,14 @@ VARIABLES: dict[str, tuple[str, str]] = {
 ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transfer_latency",
                   "batch_size", "num_prefill_tokens", "num_decode_tokens",
                   "num_generated_tokens", "kv_usage", "num_used_blocks", "num_evicted",
-                  "num_reloaded", "evicted_bytes", "reloaded_bytes", "num_finished")
+                  "num_reloaded", "evicted_bytes", "reloaded_bytes", "num_finished",
+                  "reuse_hits", "reuse_misses")
+# Variables that measure the simulator's own effort, not the simulated system:
+# they may differ between runs whose simulated results are identical.
+SIMULATION_EFFORT_VARS = ("wall_time", "reuse_hits", "reuse_misses")
 _INT_VARS = {"batch_size", "num_prefill_tokens", "num_decode_tokens", "num_generated_tokens",
-             "num_used_blocks", "num_evicted", "num_reloaded", "num_finished"}
+             "num_used_blocks", "num_evicted", "num_reloaded", "num_finished", "reuse_hits",
+             "reuse_misses"}
 # Components of the original's simulation-time report.
 COMPONENTS = ("scheduler", "execution_engine", "graph_converter", "network")
 
@@ -80,6 +89,8 @@ class IterationRecord:
     host_transfer_latency: float
     op_latency: np.ndarray
     finished: tuple[int, ...]
+    reuse_hits: int = 0
+    reuse_misses: int = 0
 
     @property
     def latency(self) -> float:
@@ -99,6 +110,7 @@ class IterationRecord:
             "num_reloaded": len(plan.reloaded_request_ids),
             "evicted_bytes": plan.evicted_bytes, "reloaded_bytes": plan.reloaded_bytes,
             "num_finished": len(self.finished),
+            "reuse_hits": self.reuse_hits, "reuse_misses": self.reuse_misses,
         }
 
 

@@ -29,6 +29,8 @@ from ._version import __version__
 from .config import GIB, SimConfig
 from .engines.base import Engine, get_engine_class
 from .engines.hardware import get_hardware
+from .engines.npu_detailed import DetailedNPUEngine  # noqa: F401  registers "npu-detailed"
+from .engines.reuse import ReuseCache, ReuseEngine
 from .engines.stack import ExecutionStack
 from .graph.builder import GraphConverter
 from .graph.nodes import NodeType
@@ -66,7 +68,9 @@ def _topology(config: SimConfig):
         topology = default_topology(system.npu_num, 1)
     if topology.num_devices != system.npu_num:
         raise ValueError(f"network {topology.name or system.network!r} has "
-                         f"{topology.num_devices} devices but npu_num={system.npu_num}")
+                         f"{topology.num_devices} devices but npu_num={system.npu_num} "
+                         f"(its dimension sizes {list(topology.sizes)} multiply to "
+                         f"{topology.num_devices})")
     return topology
 
 
@@ -104,7 +108,17 @@ class Simulator:
         spec = preset.spec
         if config.memory.npu_mem is not None:
             spec = dataclasses.replace(spec, memory_bytes=int(config.memory.npu_mem * GIB))
-        self.engine = engine if engine is not None else get_engine_class(preset.engine)(spec)
+        if engine is None:
+            engine_name = preset.engine
+            if config.npu_mode == "detailed":
+                if engine_name != "npu":
+                    raise ValueError(f"npu_mode='detailed' needs an NPU hardware preset; "
+                                     f"{config.hardware!r} uses the {engine_name!r} engine")
+                engine_name = "npu-detailed"
+            engine = get_engine_class(engine_name)(spec)
+        if config.reuse:
+            engine = ReuseEngine(engine, ReuseCache(config.reuse_cache_size))
+        self.engine = engine
         self.stack = ExecutionStack(self.engine, self.template, self.layout)
         self.converter = GraphConverter(self.layout, self.stack.sharded)
         self.topology = _topology(config)
@@ -138,6 +152,11 @@ class Simulator:
 
     # ------------------------------------------------------------------ state
     @property
+    def reuse_cache(self) -> ReuseCache | None:
+        """The engine's reuse cache (None with ``reuse=False``)."""
+        return self.engine.cache if isinstance(self.engine, ReuseEngine) else None
+
+    @property
     def is_finished(self) -> bool:
         return not self.scheduler.has_unfinished
 
@@ -160,8 +179,15 @@ class Simulator:
                 "time_units": "s"}
 
     # ------------------------------------------------------------------- step
-    def _advance(self) -> IterationRecord:
-        """Simulate one iteration and record it (the body of step and run)."""
+    def _advance(self, with_graph: bool = True) -> IterationRecord:
+        """Simulate one iteration and record it (the body of step and run).
+
+        On a single device the execution graph is a chain (KV transfers, then
+        embedding, every layer, the head), so ``run()`` skips building it and
+        adds the same durations in the same order as ``Network.run`` would
+        (:meth:`_chain`); the result is bit-identical (tested). ``step()``
+        always builds the graph, for its Gantt chart.
+        """
         if self.is_finished:
             raise SimulationFinished(f"all {len(self.trace)} requests have finished")
         t0 = time.perf_counter()
@@ -179,27 +205,63 @@ class Simulator:
             self.now = max(self.now, next_at)
             plan = sched.step(self.now)
         t1 = time.perf_counter()
+        cache = self.reuse_cache
+        hits, misses = (cache.hits, cache.misses) if cache is not None else (0, 0)
         trace = self.stack.simulate(plan.batch)
         t2 = time.perf_counter()
-        graph = self.converter.build(trace, plan.evicted_bytes, plan.reloaded_bytes)
-        t3 = time.perf_counter()
-        schedule = self.network.run(graph)
+        if with_graph or not self.layout.is_single_device:
+            graph = self.converter.build(trace, plan.evicted_bytes, plan.reloaded_bytes)
+            t3 = time.perf_counter()
+            schedule = self.network.run(graph)
+            makespan, transfer = schedule.makespan, self._host_transfer_latency(graph, schedule)
+            self._accumulate(graph, schedule)
+            self.last_graph, self.last_schedule = graph, schedule
+        else:
+            t3 = t2
+            makespan, transfer = self._chain(trace, plan)
+            self.last_graph = self.last_schedule = None
         t4 = time.perf_counter()
-        t_start, t_end = self.now, self.now + schedule.makespan
+        t_start, t_end = self.now, self.now + makespan
         finished = sched.update(plan, t_end)
         self.now = t_end
-        record = IterationRecord(plan, t_start, t_end, trace.compute_latency,
-                                 self._host_transfer_latency(graph, schedule),
-                                 trace.op_latency, tuple(s.request_id for s in finished))
+        record = IterationRecord(plan, t_start, t_end, trace.compute_latency, transfer,
+                                 trace.op_latency, tuple(s.request_id for s in finished),
+                                 cache.hits - hits if cache is not None else 0,
+                                 cache.misses - misses if cache is not None else 0)
         self._recorder.append(record)
-        self._accumulate(graph, schedule)
-        self.last_graph, self.last_schedule = graph, schedule
         t5 = time.perf_counter()
         self._wall["scheduler"] += (t1 - t0) + (t5 - t4)
         self._wall["execution_engine"] += t2 - t1
         self._wall["graph_converter"] += t3 - t2
         self._wall["network"] += t4 - t3
         return record
+
+    def _chain(self, trace, plan) -> tuple[float, float]:
+        """Makespan and host-transfer time of a single device's chain graph.
+
+        The same arithmetic, in the same order, as ``Network.run`` on the graph
+        ``GraphConverter.build`` makes for one device: the KV store and load run
+        at once from time 0; the embedding starts when both are done; then the
+        layers and the head, one after another.
+        """
+        transfer, host_bytes = 0.0, 0.0
+        for moved in (plan.evicted_bytes, plan.reloaded_bytes):
+            if moved:
+                transfer = max(transfer, self.network.host_time(moved))
+                host_bytes += moved
+        if host_bytes:
+            self._link_bytes["host"] = self._link_bytes.get("host", 0.0) + host_bytes
+        mb = trace.micro_batches[0]
+        layer = float(np.cumsum(mb.block.op_latency)[-1])
+        durations = [mb.embedding.latency] + [layer] * self.layout.stage_layers[0]
+        if mb.head.ops:
+            durations.append(mb.head.latency)
+        t, busy = transfer, 0.0
+        for d in durations:
+            t += d
+            busy += d
+        self._device_busy[0] += busy
+        return t, transfer
 
     @staticmethod
     def _host_transfer_latency(graph, schedule) -> float:
@@ -244,7 +306,7 @@ class Simulator:
         """
         while not self.is_finished and (until is None or self.now < until):
             try:
-                self._advance()
+                self._advance(with_graph=False)
             except SimulationFinished:
                 break
             if progress is not None:

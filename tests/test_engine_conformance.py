@@ -114,7 +114,10 @@ class NotFinite(_Wrapped):
 
 class Mutating(_Wrapped):
     def corrupt(self, op, t):
-        op.flops[...] = op.flops * 2  # writes into the caller's op
+        # Shared (memoised) dense ops are read-only, so numpy itself refuses
+        # to let an engine write them; per-request ops are fresh and writable.
+        if op.flops.flags.writeable:
+            op.flops[...] = op.flops * 2  # writes into the caller's op
         return t
 
 

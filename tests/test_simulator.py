@@ -200,3 +200,16 @@ def test_invariants_on_random_traces(data, policy, npu_mem, block_size):
     check_invariants(ds, trace)
     again = Simulator(dataclasses.replace(config), trace).run()
     xr.testing.assert_identical(ds.drop_vars("wall_time"), again.drop_vars("wall_time"))
+
+
+@pytest.mark.parametrize("flags", [dict(), dict(npu_mem=0.3, block_size=16),
+                                   dict(scheduling="chunked", max_num_batched_tokens=48)])
+def test_run_fast_path_equals_stepping_through_the_graph(flags):
+    """run() skips the single-device chain graph; step() builds it: same numbers."""
+    trace = small_trace(30, max_prompt=200, max_output=200, rate=500.0)
+    fast = Simulator(gpt2(**flags), trace).run()
+    sim = Simulator(gpt2(**flags), trace)
+    while not sim.is_finished:
+        sim.step()
+    stepped = sim.results()
+    xr.testing.assert_identical(fast.drop_vars("wall_time"), stepped.drop_vars("wall_time"))

@@ -92,6 +92,11 @@ class Engine(ABC):
     """
 
     name: ClassVar[str] = "abstract"
+    #: Whether timing one op instance costs more than a dictionary lookup. The
+    #: reuse cache keys multi-instance ops (per-request attention) instance by
+    #: instance only for such engines; a closed-form engine times a whole
+    #: vectorised op faster than it could look its instances up.
+    expensive: ClassVar[bool] = False
 
     def __init__(self, spec: Any) -> None:
         self.spec = spec

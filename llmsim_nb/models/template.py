@@ -25,6 +25,7 @@ product is what a systolic array computes, so no causal discount is taken).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +82,10 @@ class OpTemplate:
         if self.kind.is_attention:
             return self._attention(batch, dt)
         rows = batch.num_tokens if num_rows is None else num_rows
+        return _dense_op(self, rows, dt)
+
+    def _dense(self, rows: int, dt: float) -> Op:
+        """The op on ``rows`` token rows (everything but attention)."""
         one = np.ones(1, dtype=np.int64)
         if self.kind is OpKind.GEMM:
             K, N = self.weight_k, self.weight_n
@@ -122,6 +127,17 @@ class OpTemplate:
             heads = 1
         return Op(self.name, self.kind, m, n, k, heads, flops, read, written,
                   request_ids=batch.request_ids)
+
+
+@functools.lru_cache(maxsize=16384)
+def _dense_op(template: OpTemplate, rows: int, dt: float) -> Op:
+    """Memoised :meth:`OpTemplate._dense`: a non-attention op depends only on
+    its template and the number of rows, and batches repeat token counts all
+    the time. The returned arrays are read-only, since the op is shared."""
+    op = template._dense(rows, dt)
+    for arr in (op.m, op.n, op.k, op.flops, op.bytes_read, op.bytes_written):
+        arr.setflags(write=False)
+    return op
 
 
 @dataclass(frozen=True, slots=True)

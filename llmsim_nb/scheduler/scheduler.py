@@ -183,6 +183,7 @@ class Scheduler:
     def _schedule_running(self, budget: int | None) -> tuple[list[tuple[RequestState, int]],
                                                               int | None]:
         entries: list[tuple[RequestState, int]] = []
+        kv, capacity_of = self.kv, self.kv.tokens_held_capacity
         for state in list(self.running):
             if state.status is not RequestStatus.RUNNING:
                 continue  # evicted earlier in this loop
@@ -190,7 +191,13 @@ class Scheduler:
                 break
             n = state.next_num_tokens(budget)
             hold = self._tokens_to_hold(state, n)
-            while not self.kv.can_allocate(state.request_id, hold):
+            if hold <= capacity_of(state.request_id):
+                # Most decode steps: the token fits the request's last block.
+                entries.append((state, n))
+                if budget is not None:
+                    budget -= n
+                continue
+            while not kv.can_allocate(state.request_id, hold):
                 victim = self.running[-1]
                 self._evict(victim)
                 if victim is state:

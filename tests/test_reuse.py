@@ -1,0 +1,118 @@
+"""Computation reuse: identical results, hit rates, bounded size, persistence."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from llmsim_nb import SimConfig, Simulator
+from llmsim_nb.engines.hardware import make_engine
+from llmsim_nb.engines.npu import NPUSpec
+from llmsim_nb.engines.npu_detailed import DetailedNPUEngine
+from llmsim_nb.engines.reuse import ReuseCache, ReuseEngine, engine_hash
+from llmsim_nb.models import BatchShape, decoder_template, get_model
+from llmsim_nb.results import SIMULATION_EFFORT_VARS
+from llmsim_nb.testing import check_engine
+
+from .test_simulator import small_trace
+
+
+def simulated(ds):
+    """The Dataset without the variables that measure simulation effort."""
+    out = ds.drop_vars([v for v in SIMULATION_EFFORT_VARS if v in ds])
+    out.attrs = {k: v for k, v in ds.attrs.items() if k != "config"}
+    return out
+
+
+@pytest.mark.parametrize("flags", [
+    dict(model_name="gpt3-6.7b"),
+    dict(model_name="llama-7b", scheduling="chunked", max_num_batched_tokens=64),
+    dict(model_name="gpt2", npu_mem=0.3, block_size=16),            # constant eviction
+    dict(model_name="gpt3-6.7b", npu_num=4, npu_group=2),            # hybrid parallel
+    dict(model_name="gpt3-6.7b", npu_num=4, attention_placement="requests"),
+])
+def test_reuse_gives_the_identical_dataset(flags):
+    trace = small_trace(25, max_prompt=200, max_output=60, rate=300.0)
+    on = Simulator(SimConfig.from_flags(reuse="on", **flags), trace).run()
+    off = Simulator(SimConfig.from_flags(reuse="off", **flags), trace).run()
+    xr.testing.assert_identical(simulated(on), simulated(off))
+    assert int(on.reuse_hits.sum()) > 0 and int(off.reuse_hits.sum()) == 0
+    assert int(off.reuse_misses.sum()) == 0
+
+
+def test_hit_rate_grows_as_decodes_repeat_shapes():
+    trace = small_trace(30, max_prompt=64, max_output=100, rate=100.0)
+    ds = Simulator(SimConfig.from_flags(model_name="gpt2"), trace).run()
+    hits, misses = ds.reuse_hits.values, ds.reuse_misses.values
+    rate = hits / np.maximum(hits + misses, 1)
+    # The first iteration only reuses ops repeated inside the block (the two
+    # norms, the two residual adds); later ones reuse earlier iterations too.
+    assert misses[0] > hits[0] > 0
+    assert rate[len(rate) // 2:].mean() > 0.5 > rate[0]
+
+
+def test_cache_is_bounded_and_least_recently_used():
+    cache = ReuseCache(max_entries=2)
+    cache.put("a", (1.0, 1.0, 1.0))
+    cache.put("b", (2.0, 2.0, 2.0))
+    assert cache.get("a") is not None              # "a" is now the most recent
+    cache.put("c", (3.0, 3.0, 3.0))
+    assert len(cache) == 2 and cache.get("b") is None and cache.get("a") is not None
+    with pytest.raises(ValueError, match="max_entries"):
+        ReuseCache(max_entries=0)
+
+
+def test_small_cache_still_gives_identical_results():
+    trace = small_trace(15)
+    tiny = Simulator(SimConfig.from_flags(model_name="gpt2", reuse_cache_size=3), trace).run()
+    off = Simulator(SimConfig.from_flags(model_name="gpt2", reuse="off"), trace).run()
+    xr.testing.assert_identical(simulated(tiny), simulated(off))
+
+
+def test_reuse_engine_passes_the_conformance_check():
+    check_engine(ReuseEngine(make_engine("npu-128x128")))
+
+
+def test_cache_round_trips_and_refuses_another_engine(tmp_path):
+    engine = ReuseEngine(make_engine("npu-128x128"))
+    block = decoder_template(get_model("gpt2")).instantiate(
+        BatchShape.from_lists([16, 1], [0, 40]))[1]
+    first = engine.simulate(block)
+    path = engine.cache.save(tmp_path / "cache.pkl", engine.inner)
+    fresh = ReuseEngine(make_engine("npu-128x128"))
+    assert fresh.cache.load(path, fresh.inner) == len(engine.cache)
+    again = fresh.simulate(block)
+    assert fresh.cache.misses == 0 and fresh.cache.hits > 0
+    np.testing.assert_array_equal(again.op_latency, first.op_latency)
+    other = make_engine(NPUSpec(memory_bandwidth=500e9))
+    assert engine_hash(other) != engine_hash(engine.inner)
+    with pytest.raises(ValueError, match="made for engine configuration"):
+        ReuseCache().load(path, other)
+    (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="cannot be read"):
+        ReuseCache().load(tmp_path / "junk.pkl", engine.inner)
+
+
+def test_reuse_flag_values():
+    assert SimConfig.from_flags(reuse="off").reuse is False
+    assert SimConfig.from_flags(reuse=True).reuse is True
+    with pytest.raises(ValueError, match="reuse='maybe'"):
+        SimConfig.from_flags(reuse="maybe")
+
+
+def test_fast_run_keeps_the_cache_between_cli_runs(tmp_path, monkeypatch, capsys):
+    from llmsim_nb.cli import main
+
+    monkeypatch.setenv("LLMSIM_CACHE_DIR", str(tmp_path))
+    assert main(["run", "--model_name", "gpt2", "--fast_run", "--quiet"]) == 0
+    files = list(tmp_path.glob("reuse-*.pkl"))
+    assert len(files) == 1 and files[0].stat().st_size > 0
+    assert main(["run", "--model_name", "gpt2", "--fast_run", "--quiet"]) == 0
+
+
+def test_detailed_mode_runs_with_and_without_reuse_identically():
+    trace = small_trace(6, max_prompt=40, max_output=8)
+    flags = dict(model_name="gpt2", npu_mode="detailed")
+    on = Simulator(SimConfig.from_flags(**flags), trace)
+    off = Simulator(SimConfig.from_flags(reuse="off", **flags), trace)
+    assert isinstance(on.engine.inner, DetailedNPUEngine)
+    xr.testing.assert_identical(simulated(on.run()), simulated(off.run()))
