@@ -131,10 +131,29 @@ class ReuseEngine(Engine):
         self.inner = engine
         self.name = engine.name
         self.cache = ReuseCache() if cache is None else cache
+        # Shared, read-only ops (the template memoises non-attention ops per
+        # token count) are recognised by identity, skipping the key tuple.
+        self._by_op: dict[int, tuple[Op, OpTiming]] = {}
 
     def time_op(self, op: Op) -> OpTiming:
         if op.num_instances > 1 and not self.inner.expensive:
             return self.inner.time_op(op)
+        shared = not op.m.flags.writeable
+        if shared:
+            entry = self._by_op.get(id(op))
+            if entry is not None and entry[0] is op:
+                self.cache.hits += 1
+                return entry[1]
+        timing = self._time_instances(op)
+        if shared:
+            if len(self._by_op) >= self.cache.max_entries:
+                self._by_op.clear()
+            for arr in (timing.latency, timing.compute_latency, timing.memory_latency):
+                arr.setflags(write=False)
+            self._by_op[id(op)] = (op, timing)
+        return timing
+
+    def _time_instances(self, op: Op) -> OpTiming:
         kind, batch = op.kind, op.batch
         keys = list(zip([kind] * op.num_instances, [batch] * op.num_instances,
                         op.m.tolist(), op.n.tolist(), op.k.tolist(), op.flops.tolist(),

@@ -184,13 +184,19 @@ class Scheduler:
                                                               int | None]:
         entries: list[tuple[RequestState, int]] = []
         kv, capacity_of = self.kv, self.kv.tokens_held_capacity
+        running = RequestStatus.RUNNING
+        reserve_max = self.config.kv_manage == "max"
         for state in list(self.running):
-            if state.status is not RequestStatus.RUNNING:
+            if state.status is not running:
                 continue  # evicted earlier in this loop
             if budget is not None and budget <= 0:
                 break
-            n = state.next_num_tokens(budget)
-            hold = self._tokens_to_hold(state, n)
+            computed = state.num_computed_tokens
+            if computed >= state.num_prompt_tokens:
+                n = 1  # a decode step (running requests are never done)
+            else:
+                n = state.next_num_tokens(budget)
+            hold = state.max_kv_tokens if reserve_max else computed + n
             if hold <= capacity_of(state.request_id):
                 # Most decode steps: the token fits the request's last block.
                 entries.append((state, n))
@@ -250,18 +256,19 @@ class Scheduler:
 
     def _make_plan(self, now: float, entries: list[tuple[RequestState, int]],
                    reloaded: tuple[int, ...], reloaded_bytes: float) -> IterationPlan:
-        count = len(entries)
-        ids = np.empty(count, dtype=np.int64)
-        query = np.empty(count, dtype=np.int64)
-        context = np.empty(count, dtype=np.int64)
-        logits = np.empty(count, dtype=np.int64)
-        prompt = np.empty(count, dtype=np.int64)
-        for i, (state, n) in enumerate(entries):
-            ids[i] = state.request_id
-            query[i] = n
-            context[i] = state.num_computed_tokens
-            logits[i] = state.emits_token(n)
-            prompt[i] = min(n, state.num_prompt_tokens_left)
+        # Python lists first, one numpy conversion each (per-element numpy
+        # writes cost more than the list appends in this per-iteration path).
+        ids, query, context, logits, prompt = [], [], [], [], []
+        for state, n in entries:
+            computed, prompt_len = state.num_computed_tokens, state.num_prompt_tokens
+            ids.append(state.request_id)
+            query.append(n)
+            context.append(computed)
+            logits.append(1 if computed + n >= prompt_len
+                          and state.num_generated_tokens < state.num_output_tokens else 0)
+            prompt.append(min(n, prompt_len - computed) if computed < prompt_len else 0)
+        ids, query, context, logits, prompt = (np.array(v, dtype=np.int64) for v in
+                                               (ids, query, context, logits, prompt))
         # A request reloaded and then evicted again in the same step moved both ways.
         return IterationPlan(
             iteration=self._iteration, scheduled_at=now,
