@@ -160,19 +160,26 @@ class ReuseEngine(Engine):
                         op.bytes_read.tolist(), op.bytes_written.tolist()))
         cache = self.cache
         values = [cache.get(key) for key in keys]
-        missing = [i for i, v in enumerate(values) if v is None]
-        cache.hits += len(keys) - len(missing)
-        cache.misses += len(missing)
-        if missing:
-            idx = np.array(missing)
+        # Instances missing from the cache, deduplicated: identical requests in
+        # one batch are simulated once (the first is a miss, the rest hits).
+        first: dict[tuple, int] = {}
+        for i, v in enumerate(values):
+            if v is None:
+                first.setdefault(keys[i], i)
+        cache.misses += len(first)
+        cache.hits += len(keys) - len(first)
+        if first:
+            idx = np.array(list(first.values()))
             sub = Op(op.name, kind, op.m[idx], op.n[idx], op.k[idx], batch, op.flops[idx],
                      op.bytes_read[idx], op.bytes_written[idx], op.weight_bytes,
                      None if op.request_ids is None else op.request_ids[idx])
             timing = self.inner.time_op(sub)
-            for j, i in enumerate(missing):
+            fresh = {}
+            for j, key in enumerate(first):
                 value = (float(timing.latency[j]), float(timing.compute_latency[j]),
                          float(timing.memory_latency[j]))
-                values[i] = value
-                cache.put(keys[i], value)
+                fresh[key] = value
+                cache.put(key, value)
+            values = [fresh[keys[i]] if v is None else v for i, v in enumerate(values)]
         latency, compute, memory = (np.array(col, dtype=np.float64) for col in zip(*values))
         return OpTiming(latency, compute, memory)
