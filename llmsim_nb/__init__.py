@@ -12,7 +12,8 @@ from ._version import __version__
 from .config import MemoryConfig, SchedulerConfig, SimConfig, SystemConfig
 from .results import summarize
 from .simulator import SimulationFinished, Simulator
+from .sweep import sweep  # the function; the module stays importable as llmsim_nb.sweep
 from .workload import Trace, load_trace
 
 __all__ = ["__version__", "Simulator", "SimulationFinished", "SimConfig", "SchedulerConfig",
-           "MemoryConfig", "SystemConfig", "Trace", "load_trace", "summarize"]
+           "MemoryConfig", "SystemConfig", "Trace", "load_trace", "summarize", "sweep"]

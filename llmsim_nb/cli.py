@@ -18,6 +18,7 @@ import time
 
 from .config import SimConfig
 from .sweep_cli import add_sweep_parser, run_sweep_command
+from .validate_cli import add_validate_parser, run_validate_command
 
 _FLAGS: list[tuple[str, type | None, str]] = [
     ("model_name", str, "model name, e.g. gpt3-6.7b, llama-7b, llama-2-70b"),
@@ -32,8 +33,17 @@ _FLAGS: list[tuple[str, type | None, str]] = [
     ("max_num_batched_tokens", int, "token budget per iteration (chunked)"),
     ("kv_manage", str, "vllm (paged, on demand) | max (reserve the maximum length)"),
     ("block_size", int, "tokens per KV block"),
+    ("gpu_memory_utilization", float,
+     "fraction of device memory for weights + activations + KV (as vLLM)"),
+    ("num_kv_blocks", int, "explicit KV blocks (overrides gpu_memory_utilization)"),
     ("pim_type", str, "none | local | pool"),
     ("sub_batch", None, "NeuPIMs sub-batch interleaving"),
+    ("pim_hardware", str, "PIM device preset (neupims-hbm2 | newton-hbm2)"),
+    ("pim_channels", int, "channels per PIM device (0 = the preset's 32); 1 GiB of KV each"),
+    ("pim_num", int, "PIM devices in the pool (pim_type pool; 0 = one per NPU)"),
+    ("pim_mapping", str, "decode-attention | attention | fastest (operator mapping)"),
+    ("num_sub_batches", int, "sub-batches with --sub_batch (default 2)"),
+    ("sub_batch_criterion", str, "memory | compute: what sub-batches balance"),
     ("dataset", str, "trace file (TSV/CSV/JSONL or Azure CSV); default: packaged trace"),
     ("network", str, "network topology file or preset (e.g. gpu_n4.json)"),
     ("micro_batches", int, "most micro-batches per iteration (pipeline); 0 = one per stage"),
@@ -81,6 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
             run.add_argument(f"--{name}", type=kind, default=None, help=text)
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
     add_sweep_parser(sub)
+    add_validate_parser(sub, _FLAGS)
     return parser
 
 
@@ -154,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "sweep":
             return run_sweep_command(args)
+        if args.command == "validate":
+            return run_validate_command(args, _FLAGS)
     except (ValueError, OSError) as exc:
         print(f"llmsim: error: {exc}", file=sys.stderr)
         return 2

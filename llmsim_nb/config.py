@@ -24,6 +24,8 @@ SCHEDULING_POLICIES = ("orca", "vllm", "chunked")
 KV_MANAGE = ("vllm", "max")
 PARALLEL = ("tensor", "pipeline", "hybrid")
 PIM_TYPES = ("none", "local", "pool")
+PIM_MAPPINGS = ("decode-attention", "attention", "fastest")
+SUB_BATCH_CRITERIA = ("memory", "compute")
 ATTENTION_PLACEMENTS = ("auto", "heads", "requests")
 COLLECTIVES = ("auto", "ring", "direct", "halving_doubling")
 NPU_MODES = ("analytical", "detailed")
@@ -105,6 +107,15 @@ class MemoryConfig:
         "Fixed latency of one host transfer", "s"))
     activation_reserve: float = field(default=0.05, metadata=_meta(
         "Fraction of device memory kept for activations, not KV blocks"))
+    gpu_memory_utilization: float | None = field(default=None, metadata=_meta(
+        "Fraction of device memory for weights + activations + KV blocks, as vLLM's "
+        "gpu_memory_utilization (replaces activation_reserve: the peak activations of "
+        "a max_num_batched_tokens forward are kept out instead); None = use "
+        "activation_reserve", flag="gpu_memory_utilization"))
+    num_kv_blocks: int | None = field(default=None, metadata=_meta(
+        "Explicit KV-cache blocks (vLLM's num_gpu_blocks_override); takes precedence "
+        "over gpu_memory_utilization and activation_reserve; must fit beside the "
+        "weights", "block", flag="num_kv_blocks"))
 
     def __post_init__(self) -> None:
         owner = "MemoryConfig"
@@ -113,6 +124,11 @@ class MemoryConfig:
         _check_real(owner, "host_bandwidth", self.host_bandwidth, 0.0, strict=True)
         _check_real(owner, "host_latency", self.host_latency, 0.0)
         _check_real(owner, "activation_reserve", self.activation_reserve, 0.0, maximum=0.9)
+        if self.gpu_memory_utilization is not None:
+            _check_real(owner, "gpu_memory_utilization", self.gpu_memory_utilization, 0.0,
+                        strict=True, maximum=1.0)
+        if self.num_kv_blocks is not None:
+            _check_int(owner, "num_kv_blocks", self.num_kv_blocks, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +162,24 @@ class SystemConfig:
     congestion: bool = field(default=False, metadata=_meta(
         "Congestion-aware network (links shared by concurrent transfers slow them)",
         flag="congestion"))
+    pim_hardware: str = field(default="neupims-hbm2", metadata=_meta(
+        "PIM device preset (llmsim_nb.engines.pim.list_pim())", flag="pim_hardware"))
+    pim_channels: int = field(default=0, metadata=_meta(
+        "Channels per PIM device; 0 = the preset's (32). The KV cache lives in the PIM, "
+        "channels x 1 GiB per device", flag="pim_channels"))
+    pim_num: int = field(default=0, metadata=_meta(
+        "PIM devices in the pool (pim_type pool); 0 = one per NPU; must divide npu_num",
+        flag="pim_num"))
+    pim_mapping: str = field(default="decode-attention", metadata=_meta(
+        "Operator mapping: decode-attention (score/context of decode tokens on PIM, "
+        "NeuPIMs), attention (all attention on PIM), fastest (whichever engine's model "
+        "is faster per op)", flag="pim_mapping"))
+    num_sub_batches: int = field(default=2, metadata=_meta(
+        "Sub-batches per micro-batch with sub_batch on (NeuPIMs uses 2)",
+        flag="num_sub_batches"))
+    sub_batch_criterion: str = field(default="memory", metadata=_meta(
+        "What sub-batches balance: memory (KV bytes read, the PIM's work) or compute "
+        "(FLOPs)", flag="sub_batch_criterion"))
 
     def __post_init__(self) -> None:
         owner = "SystemConfig"
@@ -167,6 +201,22 @@ class SystemConfig:
                              f"got {self.network!r}")
         if not isinstance(self.sub_batch, bool):
             raise ValueError(f"{owner}.sub_batch must be a bool, got {self.sub_batch!r}")
+        if not isinstance(self.pim_hardware, str) or not self.pim_hardware:
+            raise ValueError(f"{owner}.pim_hardware must be a PIM preset name, "
+                             f"got {self.pim_hardware!r}")
+        _check_int(owner, "pim_channels", self.pim_channels, 0)
+        _check_int(owner, "pim_num", self.pim_num, 0)
+        _check_choice(owner, "pim_mapping", self.pim_mapping, PIM_MAPPINGS)
+        _check_int(owner, "num_sub_batches", self.num_sub_batches, 2)
+        _check_choice(owner, "sub_batch_criterion", self.sub_batch_criterion,
+                      SUB_BATCH_CRITERIA)
+        if self.pim_num and self.pim_type != "pool":
+            raise ValueError(f"SystemConfig.pim_num={self.pim_num} sizes a PIM pool; it needs "
+                             f"pim_type='pool', got {self.pim_type!r}")
+        if self.pim_num and self.npu_num % self.pim_num:
+            raise ValueError(f"SystemConfig.pim_num={self.pim_num} must divide "
+                             f"npu_num={self.npu_num} (each PIM device serves the same "
+                             f"number of NPUs)")
         if self.sub_batch and self.pim_type == "none":
             raise ValueError("SystemConfig.sub_batch=True needs pim_type 'local' or 'pool' "
                              "(sub-batch interleaving overlaps NPU and PIM)")
@@ -303,7 +353,7 @@ def _flag_fields() -> dict[str, tuple[str | None, str]]:
 FLAG_FIELDS = _flag_fields()
 
 # Flags whose Python type is float but that users reasonably pass as ints.
-_FLOAT_FLAGS = {"batch_delay", "npu_mem"}
+_FLOAT_FLAGS = {"batch_delay", "npu_mem", "gpu_memory_utilization"}
 
 
 def _build_from_flags(cls: type[SimConfig], values: dict[str, Any]) -> SimConfig:
@@ -325,6 +375,13 @@ def _build_from_flags(cls: type[SimConfig], values: dict[str, Any]) -> SimConfig
                system=SystemConfig(**sections["system"]))
 
 
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parse error on one line: what is wrong and where (PyYAML's spans several)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    return problem + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark else "")
+
+
 def _read_yaml_flags(path: str | Path) -> dict[str, Any]:
     import yaml
 
@@ -334,7 +391,8 @@ def _read_yaml_flags(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
+        raise ValueError(f"config file {str(p)!r} is not valid YAML: {yaml_problem(exc)}"
+                         ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

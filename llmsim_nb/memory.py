@@ -12,10 +12,21 @@ set by the tightest device::
 
     num_blocks = min over stages of
                  floor((memory - weights_s - reserve) / (block_size * kv_bytes_s))
+
+The reserve, in order of precedence (first given wins):
+
+1. ``num_kv_blocks`` (vLLM's ``num_gpu_blocks_override``): exactly that many
+   blocks; a ValueError if they do not fit beside the weights of some device.
+2. ``gpu_memory_utilization = u`` (vLLM's): weights, activations and KV may use
+   ``u * memory``; the activations kept out are the peak of vLLM's profiling
+   forward pass, estimated by :meth:`MemoryPlan.activation_peak_bytes`, so
+   ``reserve = (1 - u) * memory + activation_peak``.
+3. otherwise ``reserve = activation_reserve * memory`` (5% by default).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .config import GIB
@@ -46,17 +57,49 @@ class MemoryPlan:
     memory_bytes : int
         Device memory.
     reserve_bytes : int
-        Kept for activations.
+        Kept for activations (and, with ``gpu_memory_utilization``, left unused).
+    explicit_blocks : int or None
+        An explicit block count that overrides the capacity computation.
     """
 
     weight_bytes: tuple[int, ...]
     kv_bytes_per_token: tuple[float, ...]
     memory_bytes: int
     reserve_bytes: int
+    explicit_blocks: int | None = None
+
+    @staticmethod
+    def activation_peak_bytes(sharded: BlockTemplate, num_tokens: int, dtype_bytes: int,
+                              num_logit_rows: int | None = None) -> int:
+        """Peak activation bytes of one device in a forward over ``num_tokens`` tokens.
+
+        What vLLM's profiling run measures beyond the weights: the widest
+        operator's input and output live at once (``num_tokens`` rows of each,
+        e.g. the FFN up projection's ``d`` in and ``2 f / tp`` out), plus the
+        fp32 logits of ``num_logit_rows`` sampled rows (default: ``num_tokens``).
+        """
+        widest = 0
+        for t in sharded.block + sharded.head:
+            if t.kind is OpKind.GEMM:
+                width = t.weight_k + t.weight_n
+            elif t.kind.is_attention:
+                width = 0  # fused attention keeps no score matrix in DRAM
+            else:
+                width = (t.num_inputs + 1) * t.width
+            if t.name != "lm_head":
+                widest = max(widest, width)
+        vocab = sum(t.weight_n for t in sharded.head if t.kind is OpKind.GEMM)
+        rows = num_tokens if num_logit_rows is None else num_logit_rows
+        return int(num_tokens * widest * dtype_bytes + rows * vocab * 4)
 
     @classmethod
     def build(cls, model: ModelSpec, sharded: BlockTemplate, layout: ParallelLayout,
-              memory_bytes: int, reserve_fraction: float) -> "MemoryPlan":
+              memory_bytes: int, reserve_fraction: float, *,
+              gpu_memory_utilization: float | None = None, activation_bytes: int = 0,
+              num_kv_blocks: int | None = None) -> "MemoryPlan":
+        """The plan for ``model`` split by ``layout``; the reserve follows the
+        precedence of the module docstring (``num_kv_blocks`` >
+        ``gpu_memory_utilization`` with ``activation_bytes`` > ``reserve_fraction``)."""
         dt = model.dtype_bytes
         tp = layout.tp
         per_layer = sum(_template_weights(t) for t in sharded.block)
@@ -81,23 +124,41 @@ class MemoryPlan:
                 w += head_norm + (0 if shares_embedding else head_matrix)
             weights.append(w * dt)
             kv.append(2 * layers * kv_dev * hd * dt)  # float under requests placement
-        return cls(tuple(weights), tuple(kv), int(memory_bytes),
-                   int(reserve_fraction * memory_bytes))
+        if gpu_memory_utilization is not None:
+            reserve = int((1.0 - gpu_memory_utilization) * memory_bytes) + int(activation_bytes)
+        else:
+            reserve = int(reserve_fraction * memory_bytes)
+        return cls(tuple(weights), tuple(kv), int(memory_bytes), reserve, num_kv_blocks)
 
     def num_kv_blocks(self, block_size: int, model_name: str = "") -> int:
-        """Blocks of ``block_size`` tokens the tightest device can hold."""
+        """Blocks of ``block_size`` tokens the tightest device can hold (or the
+        explicit count, after checking that it fits beside every device's weights)."""
+        if self.explicit_blocks is not None:
+            for s, (w, kv) in enumerate(zip(self.weight_bytes, self.kv_bytes_per_token)):
+                need = w + self.explicit_blocks * block_size * kv
+                if need > self.memory_bytes:
+                    raise ValueError(
+                        f"num_kv_blocks={self.explicit_blocks} does not fit model "
+                        f"{model_name!r}: a device of pipeline stage {s} would hold "
+                        f"{w / GIB:.2f} GiB of weights and {(need - w) / GIB:.2f} GiB of KV "
+                        f"blocks, more than its {self.memory_bytes / GIB:.2f} GiB; at most "
+                        f"{int((self.memory_bytes - w) // (block_size * kv))} blocks fit")
+            return self.explicit_blocks
         counts = []
         for s, (w, kv) in enumerate(zip(self.weight_bytes, self.kv_bytes_per_token)):
             free = self.memory_bytes - w - self.reserve_bytes
             block = block_size * kv
             if free < block:
+                # memory m fits when m - w - f*m >= one block, f the reserve fraction.
+                fraction = self.reserve_bytes / self.memory_bytes if self.memory_bytes else 0.0
+                needed = math.ceil((w + block) / (1.0 - fraction) / GIB * 100) / 100
                 raise ValueError(
                     f"model {model_name!r} does not fit: a device of pipeline stage {s} holds "
                     f"{w / GIB:.2f} GiB of weights and reserves {self.reserve_bytes / GIB:.2f} "
                     f"GiB for activations, leaving {max(free, 0) / GIB:.2f} GiB of its "
                     f"{self.memory_bytes / GIB:.2f} GiB for the KV cache, less than one block "
-                    f"({block / 2**20:.2f} MiB); raise npu_mem, add NPUs or pick a smaller "
-                    f"model")
+                    f"({block / 2**20:.2f} MiB); it needs npu_mem >= {needed:.2f} GiB "
+                    f"per device: raise npu_mem, add NPUs or pick a smaller model")
             counts.append(int(free // block))
         return min(counts)
 

@@ -56,11 +56,16 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "num_context_tokens": ("token", "tokens in the request's KV cache before this iteration"),
     "wall_time": ("s", "host wall-clock time spent per simulator component"),
     "device_busy_time": ("s", "time each device spent computing, summed over iterations"),
+    "pim_busy_time": ("s", "time each device's PIM units spent computing (a local PIM on "
+                           "its NPU's device, a pooled PIM device on its own), summed over "
+                           "iterations"),
     "link_bytes": ("B", "bytes carried per link class, summed over iterations"),
     "node_start_at": ("s", "execution-graph node start, from the iteration's start"),
     "node_end_at": ("s", "execution-graph node end, from the iteration's start"),
     "node_device": ("1", "device (or class representative) that runs the node"),
     "node_size": ("B", "bytes a communication or memory node moves"),
+    "node_unit": ("1", "compute unit of the node's device (0 the device's own, 1.. a PIM "
+                       "beside it or a pooled PIM device's channel share)"),
 }
 
 ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transfer_latency",
@@ -201,6 +206,8 @@ def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...], attrs:
         data["node_device"] = _var("node_device", ("node",),
                                    np.array([n.device for n in nodes], dtype=np.int64))
         data["node_size"] = _var("node_size", ("node",), np.array([n.size for n in nodes]))
+        data["node_unit"] = _var("node_unit", ("node",),
+                                 np.array([n.unit for n in nodes], dtype=np.int64))
         coords["node"] = np.arange(len(nodes))
         coords["node_name"] = ("node", np.array([n.name for n in nodes], dtype=str))
         coords["node_type"] = ("node", np.array([n.type.value for n in nodes], dtype=str))

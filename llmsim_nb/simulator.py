@@ -38,7 +38,9 @@ from .memory import MemoryPlan
 from .models.catalog import get_model
 from .models.template import decoder_template
 from .network import Network, default_topology, load_topology
+from .network.interconnect import interconnect_topology
 from .parallel import ParallelLayout
+from .pim_system import PIMSystem
 from .results import (COMPONENTS, IterationRecord, Recorder, _var, iteration_dataset,
                       request_variables)
 from .scheduler.kv_cache import KVCacheManager
@@ -50,25 +52,29 @@ class SimulationFinished(Exception):
     """Raised by :meth:`Simulator.step` when every request has finished."""
 
 
-def _check_supported(config: SimConfig) -> None:
-    """Flags a later capability brings: refuse clearly instead of ignoring them."""
-    if config.system.pim_type != "none":
-        raise ValueError(f"pim_type={config.system.pim_type!r}: processing-in-memory is not "
-                         "supported yet; use pim_type='none'")
-
-
-def _topology(config: SimConfig):
-    """The network file or preset, else the original's default fully connected one."""
+def _topology(config: SimConfig, num_devices: int | None = None):
+    """The network file or preset; else the hardware preset's interconnect (GPUs:
+    NVLink / PCIe, :mod:`llmsim_nb.network.interconnect`); else the original's
+    default fully connected one. ``num_devices``: devices the system needs
+    (NPUs plus a PIM pool's devices; default ``npu_num``)."""
     system = config.system
+    expected = system.npu_num if num_devices is None else num_devices
+    link = get_hardware(config.hardware).interconnect
     if system.network is not None:
         topology = load_topology(system.network)
+    elif link:
+        topology = interconnect_topology(link, system.npu_num)
+    elif expected != system.npu_num:  # a PIM pool beside the NPUs: one flat network
+        topology = default_topology(expected, 1)
     elif system.npu_group & (system.npu_group - 1) == 0:
         topology = default_topology(system.npu_num, system.npu_group)
     else:  # the original's default needs a power-of-two group count
         topology = default_topology(system.npu_num, 1)
-    if topology.num_devices != system.npu_num:
+    if topology.num_devices != expected:
+        pool = (f" + {expected - system.npu_num} pooled PIM devices"
+                if expected != system.npu_num else "")
         raise ValueError(f"network {topology.name or system.network!r} has "
-                         f"{topology.num_devices} devices but npu_num={system.npu_num} "
+                         f"{topology.num_devices} devices but npu_num={system.npu_num}{pool} "
                          f"(its dimension sizes {list(topology.sizes)} multiply to "
                          f"{topology.num_devices})")
     return topology
@@ -86,6 +92,10 @@ class Simulator:
         no dataset, the packaged 100-request ShareGPT-like trace.
     engine : Engine, optional
         A ready engine to use instead of the ``config.hardware`` preset's.
+    pim_mapping : callable, optional
+        With ``pim_type`` local or pool, an operator mapping policy
+        (``policy(op) -> bool array``, True = PIM; :mod:`llmsim_nb.engines.mapping`)
+        instead of ``config.system.pim_mapping``.
 
     Attributes
     ----------
@@ -97,9 +107,8 @@ class Simulator:
     """
 
     def __init__(self, config: SimConfig | None = None, trace: Trace | None = None, *,
-                 engine: Engine | None = None) -> None:
+                 engine: Engine | None = None, pim_mapping=None) -> None:
         self.config = config = SimConfig() if config is None else config
-        _check_supported(config)
         self.model = get_model(config.model)
         self.template = decoder_template(self.model)
         self.layout = ParallelLayout.from_config(config.system, self.model.num_layers,
@@ -119,23 +128,42 @@ class Simulator:
         if config.reuse:
             engine = ReuseEngine(engine, ReuseCache(config.reuse_cache_size))
         self.engine = engine
-        self.stack = ExecutionStack(self.engine, self.template, self.layout)
-        self.converter = GraphConverter(self.layout, self.stack.sharded)
-        self.topology = _topology(config)
+        self.pim = (PIMSystem.from_config(config, self.engine, pim_mapping)
+                    if config.system.pim_type != "none" else None)
+        if self.pim is None:
+            self.stack = ExecutionStack(self.engine, self.template, self.layout)
+            self.converter = GraphConverter(self.layout, self.stack.sharded)
+        else:
+            self.stack = self.pim.stack(self.engine, self.template, self.layout, config)
+            self.converter = self.pim.converter(self.layout, self.stack.sharded)
+        self.topology = _topology(config, self.pim.num_devices if self.pim else None)
         collective = config.system.collective
         self.network = Network(self.topology, congestion=config.system.congestion,
                                algorithms=None if collective == "auto" else collective,
                                host_bandwidth=config.memory.host_bandwidth,
                                host_latency=config.memory.host_latency)
-        self.memory = MemoryPlan.build(self.model, self.stack.sharded, self.layout,
-                                       int(self.engine.spec.memory_bytes),
-                                       config.memory.activation_reserve)
+        mem, sched = config.memory, config.scheduler
+        self.memory = MemoryPlan.build(
+            self.model, self.stack.sharded, self.layout, int(self.engine.spec.memory_bytes),
+            mem.activation_reserve, gpu_memory_utilization=mem.gpu_memory_utilization,
+            # vLLM profiles one forward of max_num_batched_tokens tokens whose
+            # max_num_seqs sequences each sample one row of logits.
+            activation_bytes=MemoryPlan.activation_peak_bytes(
+                self.stack.sharded, sched.max_num_batched_tokens, self.model.dtype_bytes,
+                min(sched.max_batch or sched.max_num_batched_tokens,
+                    sched.max_num_batched_tokens))
+            if mem.gpu_memory_utilization is not None else 0,
+            num_kv_blocks=mem.num_kv_blocks)
         if trace is None:
             trace = load_trace(config.dataset) if config.dataset else default_trace()
         self.trace = trace
+        block_size = config.scheduler.block_size
         self.kv_cache = KVCacheManager(
-            self.memory.num_kv_blocks(config.scheduler.block_size, self.model.name),
-            config.scheduler.block_size)
+            self.pim.num_kv_blocks(self.memory, block_size, self.model.name,
+                                   int((trace.num_prompt_tokens + trace.num_output_tokens)
+                                       .max(initial=0)))
+            if self.pim is not None else self.memory.num_kv_blocks(block_size, self.model.name),
+            block_size)
         self.scheduler = Scheduler(config.scheduler, self.kv_cache,
                                    self.model.kv_bytes_per_token())
         for i in range(len(trace)):
@@ -145,7 +173,8 @@ class Simulator:
         self.op_names = self.template.op_names
         self._recorder = Recorder(self.op_names)
         self._wall = dict.fromkeys(COMPONENTS, 0.0)
-        self._device_busy = np.zeros(self.layout.num_devices)
+        self._device_busy = np.zeros(self.topology.num_devices)
+        self._pim_busy = np.zeros(self.topology.num_devices)
         self._link_bytes: dict[str, float] = {}
         self.last_graph = None
         self.last_schedule = None
@@ -277,6 +306,8 @@ class Simulator:
         """Busy time of every device (a representative's for its whole class)."""
         for device, busy in schedule.device_busy.items():
             self._device_busy[list(graph.classes.get(device, (device,)))] += busy
+        for (device, _unit), busy in schedule.unit_busy.items():  # PIM units
+            self._pim_busy[list(graph.classes.get(device, (device,)))] += busy
         for link, moved in schedule.link_bytes.items():
             self._link_bytes[link] = self._link_bytes.get(link, 0.0) + moved
 
@@ -321,11 +352,13 @@ class Simulator:
                                  np.array([self._wall[c] for c in COMPONENTS]))
         data["device_busy_time"] = _var("device_busy_time", ("device",),
                                         self._device_busy.copy())
+        if self.pim is not None:
+            data["pim_busy_time"] = _var("pim_busy_time", ("device",), self._pim_busy.copy())
         links = sorted(self._link_bytes)
         data["link_bytes"] = _var("link_bytes", ("link",),
                                   np.array([self._link_bytes[k] for k in links], dtype=float))
         coords = {"iteration": np.arange(self.num_iterations), "op": list(self.op_names),
                   "request": np.arange(len(self.scheduler.requests)),
-                  "component": list(COMPONENTS), "device": np.arange(self.layout.num_devices),
+                  "component": list(COMPONENTS), "device": np.arange(len(self._device_busy)),
                   "link": np.array(links, dtype=str)}
         return xr.Dataset(data, coords=coords, attrs=self.attrs())

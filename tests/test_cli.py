@@ -66,7 +66,7 @@ def test_config_file_and_flags(tmp_path, capsys):
     (["--npu_num", "3", "--attention_placement", "heads"], "must divide"),
     (["--network", "nonexistent_net.json"], "nonexistent_net"),
     (["--npu_num", "8", "--network", "gpu_n4.json"], "has 4 devices but npu_num=8"),
-    (["--pim_type", "pool"], "not supported yet"),
+    (["--pim_type", "pool", "--npu_num", "4", "--pim_num", "3"], "pim_num=3 must divide"),
     (["--sub_batch"], "sub_batch=True needs pim_type"),
     (["--hardware", "tpu-v9"], "tpu-v9"),
     (["--dataset", "/nonexistent/trace.tsv"], "trace.tsv"),

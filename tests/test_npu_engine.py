@@ -259,7 +259,9 @@ def test_engine_rejects_other_specs():
 
 
 def test_presets_listed_and_loaded():
-    assert list_hardware() == ["npu-128x128", "npu-256x256", "npu-64x64"]
+    npu = [n for n in list_hardware() if get_hardware(n).engine == "npu"]
+    assert npu == ["npu-128x128", "npu-256x256", "npu-64x64"]
+    assert list_hardware() == sorted(list_hardware())
     preset = get_hardware()
     assert preset.name == DEFAULT_HARDWARE == "npu-128x128"
     assert isinstance(preset, HardwarePreset) and preset.engine == "npu"

@@ -164,9 +164,9 @@ def test_prefill_costs_more_than_decode_and_longer_context_costs_more():
     assert float(attn[199]) > float(attn[1])
 
 
-def test_unsupported_capabilities_are_refused_not_ignored():
-    with pytest.raises(ValueError, match="not supported yet"):
-        Simulator(SimConfig.from_flags(pim_type="local"))
+def test_pim_flags_are_checked_not_ignored():
+    with pytest.raises(ValueError, match="pim_num=2 sizes a PIM pool"):
+        Simulator(SimConfig.from_flags(pim_type="local", pim_num=2))
 
 
 def test_model_that_does_not_fit_says_how_much_it_needs():

@@ -92,6 +92,11 @@ class HardwarePreset:
         What the device is.
     source : str
         Where its numbers come from.
+    interconnect : str
+        Name of the device-to-device link preset
+        (:mod:`llmsim_nb.network.interconnect`, e.g. ``"nvlink3"``, ``"pcie4"``)
+        that builds the network when no ``network`` is given; ``""`` keeps the
+        original's default network.
     """
 
     name: str
@@ -99,13 +104,14 @@ class HardwarePreset:
     spec: Any
     description: str = ""
     source: str = ""
+    interconnect: str = ""
 
     def __post_init__(self) -> None:
         for field in ("name", "engine"):
             value = getattr(self, field)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"HardwarePreset.{field}={value!r} must be a non-empty string")
-        for field in ("description", "source"):
+        for field in ("description", "source", "interconnect"):
             value = getattr(self, field)
             if not isinstance(value, str):
                 raise ValueError(f"HardwarePreset.{field}={value!r} must be a string")
@@ -124,7 +130,7 @@ def _engine_class(name: str) -> type[Engine]:
 def _build_preset(name: str, entry: Any) -> HardwarePreset:
     if not isinstance(entry, dict):
         raise ValueError(f"hardware preset {name!r} must be a mapping, got {entry!r}")
-    unknown = set(entry) - {"engine", "spec", "description", "source"}
+    unknown = set(entry) - {"engine", "spec", "description", "source", "interconnect"}
     if unknown:
         raise ValueError(f"hardware preset {name!r} has unknown keys {sorted(unknown)}")
     engine = entry.get("engine")
@@ -138,7 +144,8 @@ def _build_preset(name: str, entry: Any) -> HardwarePreset:
     except TypeError as err:
         raise ValueError(f"hardware preset {name!r}: {err}") from None
     return HardwarePreset(name, engine, spec, str(entry.get("description", "")).strip(),
-                          str(entry.get("source", "")).strip())
+                          str(entry.get("source", "")).strip(),
+                          str(entry.get("interconnect", "") or "").strip())
 
 
 @cache

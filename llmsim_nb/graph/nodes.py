@@ -81,6 +81,10 @@ class Node:
         communication follows.
     request_ids : tuple of int
         Requests whose attention a COMP node computes (selective batching).
+    unit : int
+        Compute unit of ``device`` a COMP node runs on: 0 the device's own
+        (NPU), 1.. further units that run concurrently with it (a local PIM;
+        a channel share of a pooled PIM device).
     """
 
     id: int
@@ -98,6 +102,7 @@ class Node:
     micro_batch: int = -1
     op: str = ""
     request_ids: tuple[int, ...] = ()
+    unit: int = 0
 
 
 @dataclass

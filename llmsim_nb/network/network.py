@@ -9,7 +9,8 @@ Execution rules
 ---------------
 - A node becomes *ready* when all of its ``data_deps`` have finished (roots
   are ready at time 0).
-- Each device has one compute unit. ``COMP`` nodes of a device run one at a
+- Each device has one compute unit per ``Node.unit`` (0 = the device's own;
+  a local PIM is unit 1). ``COMP`` nodes of a unit run one at a
   time for their ``duration``; when the unit frees up it takes the ready node
   with the lowest id. Ids are program order (the graph converter emits
   micro-batch by micro-batch), so a stage finishes micro-batch ``j`` before it
@@ -73,7 +74,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,9 @@ class GraphSchedule:
         counting a representative's transfers ``multiplicity`` times.
     congestion : bool
         Whether the congestion-aware model produced it.
+    unit_busy : dict of (int, int) to float
+        Seconds of COMP work per ``(device, unit)`` for units other than 0
+        (``device_busy`` counts unit 0 only).
     """
 
     start_at: np.ndarray
@@ -115,6 +119,7 @@ class GraphSchedule:
     device_busy: dict[int, float]
     link_bytes: dict[str, float]
     congestion: bool = False
+    unit_busy: dict = field(default_factory=dict)
 
     @property
     def durations(self) -> np.ndarray:
@@ -249,6 +254,7 @@ class Network:
         device = [0] * n
         is_comp = [False] * n
         busy: dict[int, float] = {}
+        unit_busy: dict[tuple[int, int], float] = {}
         link_bytes: dict[str, float] = {}
         flows_spec: dict[int, tuple] = {}   # congestion mode: node -> (kind, payload)
         for node in nodes:
@@ -271,7 +277,11 @@ class Network:
                                      f"a finite number of seconds >= 0")
                 dur[i] = d
                 is_comp[i] = True
-                busy[dev] = busy.get(dev, 0.0) + d
+                if node.unit:  # a second compute unit of the device: its own queue
+                    device[i] = (dev, node.unit)
+                    unit_busy[device[i]] = unit_busy.get(device[i], 0.0) + d
+                else:
+                    busy[dev] = busy.get(dev, 0.0) + d
                 continue
             size = node.size
             if not (size >= 0 and size < math.inf):
@@ -320,7 +330,8 @@ class Network:
         end_at = np.asarray(end, dtype=np.float64)
         start_at.setflags(write=False)
         end_at.setflags(write=False)
-        return GraphSchedule(start_at, end_at, float(end_at.max()), busy, link_bytes, congestion)
+        return GraphSchedule(start_at, end_at, float(end_at.max()), busy, link_bytes, congestion,
+                             unit_busy)
 
     # ------------------------------------------------------------------ congestion
     def _simulate_congested(self, n, succ, indeg, dur, device, is_comp, start, end,

@@ -1,0 +1,304 @@
+"""Design-space sweeps: many full simulations on Dask, one xarray Dataset back.
+
+>>> from llmsim_nb import SimConfig, sweep
+>>> ds = sweep(SimConfig.from_flags(model_name="gpt2"), trace,
+...            npu_num=[1, 2, 4], scheduling=["orca", "chunked"])   # doctest: +SKIP
+>>> ds.generation_throughput.sel(scheduling="orca")                 # doctest: +SKIP
+
+Each point is a complete ``Simulator(config, trace).run()`` in a Dask worker
+process (a ``LocalCluster`` the sweep starts and stops when no client is
+given, or the user's ``distributed.Client``, so the same call runs on a real
+cluster). A worker writes its point's full result to
+``out_dir/points/<key>.nc`` as soon as the point finishes, atomically (write
+to a temporary name, then rename), where ``key`` hashes the point's config,
+its trace and the package version. A later sweep over the same ``out_dir``
+loads the points already written instead of running them again, so an
+interrupted sweep resumes where it stopped. A point that raises is recorded
+with its error and config while the others run on; bad points are found
+before anything runs (see :class:`~llmsim_nb.sweep_spec.SweepSpec`).
+
+On a multi-machine cluster ``out_dir`` must be a filesystem the workers and
+the client share.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import traceback
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+from .config import SimConfig
+from .results import summarize
+from .sweep_spec import SweepPoint, SweepSpec
+from .workload import Trace
+
+__all__ = ["sweep", "run_point", "SweepWarning", "SUMMARY_UNITS"]
+
+#: Figures kept per point: the keys of :func:`~llmsim_nb.results.summarize`
+#: with their units, plus the simulator's host wall time.
+SUMMARY_UNITS: dict[str, tuple[str, str]] = {
+    "num_requests": ("1", "requests in the trace"),
+    "num_finished": ("1", "requests finished"),
+    "num_iterations": ("1", "iterations simulated"),
+    "simulated_time": ("s", "simulated time until the last request finished"),
+    "prompt_throughput": ("token/s", "prompt tokens over the simulated time"),
+    "generation_throughput": ("token/s", "decode tokens over the simulated time"),
+    "ttft_mean": ("s", "mean time to first token"),
+    "ttft_p50": ("s", "median time to first token"),
+    "ttft_p99": ("s", "99th percentile time to first token"),
+    "tpot_mean": ("s", "mean time per output token"),
+    "tpot_p50": ("s", "median time per output token"),
+    "tpot_p99": ("s", "99th percentile time per output token"),
+    "e2e_mean": ("s", "mean end-to-end latency"),
+    "e2e_p50": ("s", "median end-to-end latency"),
+    "e2e_p99": ("s", "99th percentile end-to-end latency"),
+    "kv_usage_peak": ("1", "peak fraction of KV blocks in use"),
+    "num_evictions": ("1", "requests evicted to host memory"),
+    "wall_time": ("s", "host wall-clock time the simulator spent on the point"),
+}
+
+
+class SweepWarning(UserWarning):
+    """Some points of a sweep failed; the Dataset records which and why."""
+
+
+def run_point(config_json: str, trace: Trace, path: str) -> dict[str, Any]:
+    """Simulate one point, write its Dataset to ``path``, return its summary.
+
+    Runs in a worker process. Exceptions are caught and returned (status
+    ``failed`` with the error and traceback) so one bad point never stops a
+    sweep; anything that kills the worker itself is caught by the client.
+    """
+    from .simulator import Simulator
+
+    try:
+        config = SimConfig.from_json(config_json)
+        ds = Simulator(config, trace).run()
+        _write_atomic(ds, Path(path))
+        return _ok(ds, path)
+    except Exception as exc:  # noqa: BLE001  (reported, never swallowed)
+        return _failed(exc, traceback.format_exc())
+
+
+def _ok(ds: xr.Dataset, path: str | Path) -> dict[str, Any]:
+    summary = summarize(ds)
+    summary["wall_time"] = float(ds["wall_time"].sum())
+    return {"status": "ok", "error": "", "result_path": str(path), **summary}
+
+
+def _failed(exc: BaseException, tb: str = "") -> dict[str, Any]:
+    text = str(exc).strip().splitlines()
+    return {"status": "failed", "error": f"{type(exc).__name__}: {text[0] if text else ''}",
+            "traceback": tb, "result_path": ""}
+
+
+def _write_atomic(ds: xr.Dataset, path: Path) -> None:
+    """Write then rename, so a file at ``path`` is always a complete result."""
+    import dask
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        # Inside a Dask worker xarray would guard the write with a distributed lock,
+        # a round trip to the scheduler per variable (~0.25 s a file); each point
+        # writes its own file, so a local lock is enough.
+        with dask.config.set(scheduler="synchronous"):
+            ds.to_netcdf(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _load_done(path: Path) -> dict[str, Any] | None:
+    """The summary of a point written by an earlier sweep (None if unreadable)."""
+    try:
+        ds = xr.load_dataset(path)  # in this process: no Dask lock involved
+        return _ok(ds, path)
+    except (OSError, ValueError, KeyError):
+        return None  # e.g. truncated by a full disk: run the point again
+
+
+def _local_client(n_workers: int):
+    from distributed import Client, LocalCluster
+
+    # One single-threaded process per worker: the simulator is pure Python and
+    # holds the GIL, so threads would not run points in parallel.
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def _run_dask(client, todo: list[tuple[SweepPoint, Path]], traces: dict, bar,
+              results: dict[str, dict]) -> None:
+    from distributed import as_completed
+
+    shared = {label: client.scatter(traces[label], broadcast=True)
+              for label in {p.trace_label for p, _ in todo}}
+    futures = {client.submit(run_point, p.config.to_json(), shared[p.trace_label], str(path),
+                             pure=False, key=f"llmsim-point-{p.key}-{os.urandom(4).hex()}"): p
+               for p, path in todo}
+    try:
+        for future in as_completed(futures):
+            point = futures[future]
+            try:
+                results[point.key] = future.result()
+            except Exception as exc:  # noqa: BLE001  (e.g. the worker died: KilledWorker)
+                results[point.key] = _failed(exc, traceback.format_exc())
+            bar.update(1)
+    except BaseException:
+        client.cancel(list(futures))  # interrupted: finished points are on disk already
+        raise
+
+
+def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
+          trace: Trace | Mapping[str, Trace] | None = None, *,
+          points: Sequence[Mapping[str, Any]] | None = None, client: Any = None,
+          out_dir: str | Path = "llmsim-sweep", n_workers: int | None = None,
+          resume: bool = True, progress: bool = True, validate: bool = True,
+          **axes: Sequence[Any]) -> xr.Dataset:
+    """Run a design-space sweep and return one Dataset with a dim per axis.
+
+    Parameters
+    ----------
+    base_config : SimConfig or mapping of ``llmsim run`` flags, optional
+        What every point starts from (default ``SimConfig()``).
+    trace : Trace or mapping of label -> Trace, optional
+        The requests every point serves; a mapping adds a ``trace`` axis.
+        None loads the base config's dataset (or the packaged trace), or each
+        point's ``dataset`` when ``dataset`` is swept.
+    points : list of mappings, optional
+        Explicit points (flag -> value) instead of axes; the Dataset then has
+        a ``point`` dim with a coordinate per flag.
+    client : distributed.Client, "serial" or None
+        None starts a ``LocalCluster`` of ``n_workers`` processes for the
+        sweep; a Client runs on its cluster; "serial" runs every point in this
+        process, one after another (no Dask; for debugging and comparison).
+    out_dir : path
+        Where ``points/<key>.nc`` (each point's full Dataset) and
+        ``sweep.nc`` (the returned Dataset) are written.
+    n_workers : int, optional
+        Worker processes of the LocalCluster; default ``min(cpus, points)``.
+    resume : bool
+        Load points whose result file exists instead of running them.
+    progress : bool
+        Show a progress bar (a widget in notebooks, text in a terminal).
+    validate : bool
+        Check every point can be built before running any (see
+        :class:`~llmsim_nb.sweep_spec.SweepSpec`).
+    **axes : list
+        Flag name -> values, e.g. ``npu_num=[1, 2, 4]``; the cartesian
+        product is run, the first axis varying slowest.
+
+    Returns
+    -------
+    xarray.Dataset
+        Per point: the figures of :data:`SUMMARY_UNITS` (NaN where it failed),
+        ``status`` ("ok" or "failed"), ``error``, ``result_path``, ``config``
+        (JSON) and ``resumed`` (loaded from an earlier sweep).
+
+    Raises
+    ------
+    ValueError
+        Bad axes or points, listing every invalid point before any runs.
+
+    Warns
+    -----
+    SweepWarning
+        When points failed, naming each with its flags and error.
+    """
+    if client is not None and n_workers is not None:
+        raise ValueError("n_workers sizes the LocalCluster sweep starts; a client brings "
+                         "its own workers, so give one or the other")
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int)
+                                  or n_workers < 1):
+        raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
+    if isinstance(client, str) and client != "serial":
+        raise ValueError(f"client={client!r}: give a distributed.Client, 'serial' or None")
+    spec = SweepSpec(base_config, trace, axes=axes, points=points, validate=validate)
+    out = Path(out_dir).resolve()
+    (out / "points").mkdir(parents=True, exist_ok=True)
+
+    results: dict[str, dict[str, Any]] = {}
+    todo: dict[str, tuple[SweepPoint, Path]] = {}
+    for point in spec.points:
+        path = spec.result_path(out, point)
+        done = _load_done(path) if resume and path.is_file() else None
+        if done is not None:
+            results[point.key] = {**done, "resumed": True}
+        elif point.key not in todo:  # two points may share a config: run it once
+            todo[point.key] = (point, path)
+
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(results) + len(todo), initial=len(results), unit="point",
+              desc="sweep", disable=not progress) as bar:
+        if client == "serial":
+            for point, path in todo.values():
+                results[point.key] = run_point(point.config.to_json(),
+                                               spec.traces[point.trace_label], str(path))
+                bar.update(1)
+        elif todo:
+            own = client is None
+            cluster = None
+            if own:
+                client, cluster = _local_client(n_workers or min(os.cpu_count() or 1, len(todo)))
+            try:
+                _run_dask(client, list(todo.values()), spec.traces, bar, results)
+            finally:
+                if own:
+                    client.close()
+                    cluster.close()
+
+    ds = _assemble(spec, results, out)
+    _write_atomic(ds, out / "sweep.nc")
+    failed = [p for p in spec.points if results[p.key]["status"] != "ok"]
+    if failed:
+        lines = "; ".join(f"[{p.describe()}] {results[p.key]['error']}" for p in failed)
+        warnings.warn(f"{len(failed)} of {len(spec.points)} sweep points failed (their "
+                      f"figures are NaN; see ds.error and ds.config): {lines}", SweepWarning,
+                      stacklevel=2)
+    return ds
+
+
+def _assemble(spec: SweepSpec, results: dict[str, dict[str, Any]], out: Path) -> xr.Dataset:
+    shape, dims = spec.shape, spec.dims
+    numbers = {name: np.full(shape, math.nan) for name in SUMMARY_UNITS}
+    text = {name: np.full(shape, "", dtype=object)
+            for name in ("status", "error", "result_path", "config")}
+    resumed = np.zeros(shape, dtype=bool)
+    for p in spec.points:
+        r = results[p.key]
+        for name in numbers:
+            if r["status"] == "ok":
+                numbers[name][p.index] = r[name]
+        for name in ("status", "error", "result_path"):
+            text[name][p.index] = r[name]
+        text["config"][p.index] = p.config.to_json()
+        resumed[p.index] = r.get("resumed", False)
+    data: dict[str, Any] = {name: (dims, values, {"units": SUMMARY_UNITS[name][0],
+                                                  "long_name": SUMMARY_UNITS[name][1]})
+                            for name, values in numbers.items()}
+    longs = {"status": "ok or failed", "error": "why the point failed (empty when ok)",
+             "result_path": "netCDF file of the point's full results",
+             "config": "the point's SimConfig as JSON"}
+    for name, values in text.items():
+        data[name] = (dims, values.astype(str), {"units": "1", "long_name": longs[name]})
+    data["resumed"] = (dims, resumed, {"units": "1",
+                                       "long_name": "loaded from an earlier sweep's file"})
+    num_failed = sum(results[p.key]["status"] != "ok" for p in spec.points)
+    attrs = {"base_config": spec.base.to_json(), "dims": json.dumps(list(dims)),
+             "traces": json.dumps({str(k): t.source for k, t in spec.traces.items()}),
+             "num_points": len(spec.points), "num_failed": num_failed,
+             "out_dir": str(out), "llmsim_nb_version": __version__}
+    return xr.Dataset(data, coords=spec.coords(), attrs=attrs)

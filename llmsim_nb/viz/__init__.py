@@ -1,0 +1,32 @@
+"""Plots of simulation results (matplotlib is imported lazily, inside each function).
+
+Every function takes the results (a Dataset, or the part it needs) and an
+optional matplotlib ``ax``, and returns the Axes it drew on::
+
+    from llmsim_nb import viz
+    ds = sim.run()
+    viz.plot_throughput(ds)            # prompt / generation tokens/s, 0.5 s buckets
+    viz.plot_latency_cdf(ds)           # TTFT, TPOT, E2E
+    viz.plot_kv_usage(ds)              # KV usage and evictions over time
+    viz.plot_batch_composition(ds)     # prefill vs decode tokens per iteration
+    viz.plot_block_table(sim.kv_cache) # which request holds which block
+    viz.plot_gantt(sim.step())         # one iteration per device and link
+    viz.plot_execution_graph(sim.last_graph)
+    viz.plot_roofline(viz.roofline_points(engine, block))
+
+The interactive :class:`~llmsim_nb.viz.dashboard.Dashboard` (ipywidgets) is in
+:mod:`llmsim_nb.viz.dashboard`.
+"""
+
+from .batch import plot_batch_composition
+from .gantt import gantt_rows, plot_gantt
+from .graph import graph_layout, plot_execution_graph
+from .kv import block_owner_grid, plot_block_table, plot_kv_usage
+from .latency import latency_cdf, plot_latency_cdf
+from .roofline import plot_roofline, roofline_points
+from .throughput import plot_throughput
+
+__all__ = ["block_owner_grid", "gantt_rows", "graph_layout", "latency_cdf",
+           "plot_batch_composition", "plot_block_table", "plot_execution_graph", "plot_gantt",
+           "plot_kv_usage", "plot_latency_cdf", "plot_roofline", "plot_throughput",
+           "roofline_points"]

@@ -1,0 +1,190 @@
+"""Dashboard controls described from the config dataclasses' field metadata.
+
+Pure Python (no widget toolkit): :func:`control_specs` turns the ``help``,
+``units`` and ``flag`` metadata of :mod:`llmsim_nb.config`'s fields (and of
+:class:`WorkloadConfig` here) into :class:`ControlSpec` records, from which
+:mod:`llmsim_nb.viz.dashboard` makes ipywidgets. A new config field with a
+``flag`` shows up in the dashboard by adding its flag to
+:data:`DASHBOARD_FLAGS`; its label, tooltip, type and default come from the
+dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import config as cfg
+from ..config import FLAG_FIELDS, MemoryConfig, SchedulerConfig, SimConfig, SystemConfig
+
+#: Config flags the dashboard shows, in display order.
+DASHBOARD_FLAGS = ("model_name", "hardware", "npu_num", "parallel", "npu_group", "npu_mem",
+                   "block_size", "scheduling", "max_batch", "pim_type", "sub_batch")
+
+TRACE_KINDS = ("sharegpt-like", "alpaca-like")
+
+
+def _models() -> list[str]:
+    from ..models.catalog import list_models
+
+    return list_models()
+
+
+def _hardware() -> list[str]:
+    from ..engines.hardware import list_hardware
+
+    return list_hardware()
+
+
+#: Allowed values of the string fields that are choices (callables: read when asked,
+#: so models registered or presets added later appear).
+CHOICES: dict[str, Callable[[], list[str]] | tuple[str, ...]] = {
+    "model_name": _models, "hardware": _hardware, "scheduling": cfg.SCHEDULING_POLICIES,
+    "kv_manage": cfg.KV_MANAGE, "parallel": cfg.PARALLEL, "pim_type": cfg.PIM_TYPES,
+    "attention_placement": cfg.ATTENTION_PLACEMENTS, "collective": cfg.COLLECTIVES,
+    "npu_mode": cfg.NPU_MODES, "trace": TRACE_KINDS,
+}
+
+
+def _meta(help: str, units: str = "1", flag: str | None = None) -> dict[str, Any]:
+    return {"help": help, "units": units, "flag": flag}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadConfig:
+    """The synthetic workload the dashboard serves (not part of ``SimConfig``).
+
+    The trace is ``synthetic_trace(numpy.random.default_rng(seed), num_requests,
+    arrival_rate, *lengths)`` with the config's seed; the default (ShareGPT-like,
+    100 requests at 10/s, seed 0) is the packaged default trace's recipe.
+    """
+
+    trace: str = field(default="sharegpt-like", metadata=_meta(
+        "Prompt and output lengths: sharegpt-like (long chats) or alpaca-like (short "
+        "instructions), from the team's traces", flag="trace"))
+    num_requests: int = field(default=100, metadata=_meta(
+        "Requests in the trace", "1", flag="num_requests"))
+    arrival_rate: float = field(default=10.0, metadata=_meta(
+        "Mean Poisson arrival rate", "req/s", flag="arrival_rate"))
+
+    def __post_init__(self) -> None:
+        if self.trace not in TRACE_KINDS:
+            raise ValueError(f"WorkloadConfig.trace={self.trace!r} is not one of "
+                             f"{list(TRACE_KINDS)}")
+        n = self.num_requests
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"WorkloadConfig.num_requests must be an integer >= 1, got {n!r}")
+        r = self.arrival_rate
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) \
+                or r <= 0:
+            raise ValueError(f"WorkloadConfig.arrival_rate must be a finite number > 0 "
+                             f"req/s, got {r!r}")
+
+    def make_trace(self, seed: int):
+        """The trace, drawn from ``numpy.random.default_rng(seed)``."""
+        from ..workload import alpaca_like, sharegpt_like, synthetic_trace
+
+        prompt, output = sharegpt_like() if self.trace == "sharegpt-like" else alpaca_like()
+        return synthetic_trace(np.random.default_rng(seed), self.num_requests,
+                               float(self.arrival_rate), prompt=prompt, output=output)
+
+
+WORKLOAD_FLAGS = tuple(f.metadata["flag"] for f in dataclasses.fields(WorkloadConfig))
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSpec:
+    """What a widget for one flag needs.
+
+    Attributes
+    ----------
+    flag : str
+        ``SimConfig.from_flags`` name (or a :class:`WorkloadConfig` field).
+    kind : {"choice", "int", "float", "optional_float", "bool"}
+        ``optional_float``: blank means None (take the default, e.g. the
+        hardware preset's memory).
+    default : Any
+    help, units : str
+        From the field's metadata.
+    options : tuple of str
+        Allowed values of a ``choice``.
+    """
+
+    flag: str
+    kind: str
+    default: Any
+    help: str
+    units: str
+    options: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.flag + ("" if self.units in ("1", "") else f" [{self.units}]")
+
+
+_SECTIONS = {None: SimConfig, "scheduler": SchedulerConfig, "memory": MemoryConfig,
+             "system": SystemConfig}
+
+
+def _field(flag: str) -> dataclasses.Field:
+    if flag in WORKLOAD_FLAGS:
+        return next(f for f in dataclasses.fields(WorkloadConfig) if f.metadata["flag"] == flag)
+    if flag not in FLAG_FIELDS:
+        raise ValueError(f"{flag!r} is not a config flag; known: {sorted(FLAG_FIELDS)} "
+                         f"and {list(WORKLOAD_FLAGS)}")
+    section, name = FLAG_FIELDS[flag]
+    return next(f for f in dataclasses.fields(_SECTIONS[section]) if f.name == name)
+
+
+def _kind(flag: str, f: dataclasses.Field) -> str:
+    if flag in CHOICES:
+        return "choice"
+    # Annotations are strings (``from __future__ import annotations`` in config.py).
+    kinds = {"int": "int", "float": "float", "bool": "bool", "float | None": "optional_float"}
+    ftype = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if ftype not in kinds:
+        raise ValueError(f"flag {flag!r} has type {ftype!r}, which the dashboard cannot "
+                         f"show; it handles {sorted(kinds)} and choices {sorted(CHOICES)}")
+    return kinds[ftype]
+
+
+def control_spec(flag: str) -> ControlSpec:
+    """The :class:`ControlSpec` of one flag, read from its dataclass field."""
+    f = _field(flag)
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    kind = _kind(flag, f)
+    options: tuple[str, ...] = ()
+    if kind == "choice":
+        found = CHOICES[flag]
+        options = tuple(found() if callable(found) else found)
+    return ControlSpec(flag, kind, default, f.metadata.get("help", ""),
+                       f.metadata.get("units", "1"), options)
+
+
+def control_specs(flags: tuple[str, ...] = DASHBOARD_FLAGS + WORKLOAD_FLAGS
+                  ) -> list[ControlSpec]:
+    """Specs of ``flags`` in order (config flags, then the workload's)."""
+    return [control_spec(flag) for flag in flags]
+
+
+def split_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split control values into ``SimConfig.from_flags`` flags and WorkloadConfig fields."""
+    flags = {k: v for k, v in values.items() if k not in WORKLOAD_FLAGS}
+    workload = {k: v for k, v in values.items() if k in WORKLOAD_FLAGS}
+    return flags, workload
+
+
+def parse_optional_float(flag: str, text: str) -> float | None:
+    """Blank -> None; a number -> float; otherwise a ValueError naming the flag."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{flag}={text!r} is not a number (leave it blank for the "
+                         "default)") from None

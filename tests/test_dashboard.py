@@ -1,0 +1,143 @@
+"""The dashboard's logic without a browser: call the handlers, check state and figures."""
+
+import dataclasses
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("ipywidgets")
+
+from llmsim_nb import SimConfig, Simulator  # noqa: E402
+from llmsim_nb.config import SchedulerConfig, SystemConfig  # noqa: E402
+from llmsim_nb.models.catalog import list_models  # noqa: E402
+from llmsim_nb.viz.controls import (DASHBOARD_FLAGS, WORKLOAD_FLAGS, WorkloadConfig,  # noqa: E402
+                                    control_spec, control_specs)
+from llmsim_nb.viz.dashboard import Dashboard  # noqa: E402
+from llmsim_nb.workload import sharegpt_like, synthetic_trace  # noqa: E402
+
+SMALL = dict(flags={"model_name": "gpt2"}, workload={"num_requests": 6, "arrival_rate": 50.0})
+
+
+@pytest.fixture
+def dash():
+    return Dashboard(**SMALL)
+
+
+def _field(cls, name):
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
+
+
+def test_controls_come_from_the_config_metadata():
+    specs = {s.flag: s for s in control_specs()}
+    assert list(specs) == list(DASHBOARD_FLAGS + WORKLOAD_FLAGS)
+    block = _field(SchedulerConfig, "block_size")
+    assert specs["block_size"].help == block.metadata["help"]
+    assert specs["block_size"].kind == "int" and specs["block_size"].default == block.default
+    assert specs["block_size"].label == "block_size [token]"
+    assert specs["parallel"].options == ("tensor", "pipeline", "hybrid")
+    assert specs["pim_type"].help == _field(SystemConfig, "pim_type").metadata["help"]
+    assert specs["model_name"].options == tuple(list_models())
+    assert specs["sub_batch"].kind == "bool" and specs["npu_mem"].kind == "optional_float"
+    assert specs["arrival_rate"].units == "req/s" and specs["arrival_rate"].kind == "float"
+    with pytest.raises(ValueError, match="not a config flag"):
+        control_spec("no_such_flag")
+
+
+def test_widgets_show_the_specs(dash):
+    for spec in control_specs():
+        widget = dash.controls[spec.flag]
+        assert widget.description == spec.label
+        assert widget.tooltip == spec.help
+    assert dash.controls["model_name"].value == "gpt2"
+    assert dash.controls["npu_mem"].value == ""  # blank: the preset's memory
+
+
+def test_step_advances_the_counter_and_redraws_the_plots(dash):
+    assert dash.iteration == 0 and dash.error is None
+    before_counter = dash.counter.value
+    before = {name: image.value for name, image in dash.images.items()}
+    assert all(before.values())  # every plot rendered (empty) at iteration 0
+    dash.buttons["step"].click()
+    assert dash.iteration == 1 and "iteration 1 " in dash.counter.value
+    assert dash.counter.value != before_counter
+    changed = [name for name, image in dash.images.items() if image.value != before[name]]
+    assert {"throughput", "batch", "block_table", "gantt"} <= set(changed)
+    # The figures show the simulator's state: the batch of iteration 0 is request 0's prefill.
+    batch_ax = dash.figures["batch"].axes[0]
+    prefill = batch_ax.patches[0].get_data().values
+    np.testing.assert_array_equal(prefill, dash.results.num_prefill_tokens.values)
+    assert prefill[0] == dash.sim.trace.num_prompt_tokens[0]
+    assert int(dash.last_step.iteration[0]) == 0
+
+
+def test_run_n_and_reset(dash):
+    dash.n_steps.value = 4
+    dash.buttons["run_n"].click()
+    assert dash.iteration == 4 and int(dash.last_step.iteration[0]) == 3
+    dash.run_n(3)
+    assert dash.iteration == 7 and dash.results.sizes["iteration"] == 7
+    dash.buttons["reset"].click()
+    assert dash.iteration == 0 and dash.last_step is None and "iteration 0 " in dash.counter.value
+    dash.run_n(0)
+    assert "N must be an integer >= 1" in dash.error and dash.iteration == 0
+
+
+def test_run_to_end_finishes_every_request_and_then_stays(dash):
+    dash.buttons["run_to_end"].click()
+    assert dash.sim.is_finished
+    assert np.isfinite(dash.results.finished_at.values).all()
+    assert "All 6 requests have finished" in dash.message.value
+    done = dash.iteration
+    dash.step()  # nothing left: no exception, nothing changes
+    assert dash.iteration == done and dash.error is None
+    # The same knobs give the same result as the Simulator alone.
+    config = SimConfig.from_flags(model_name="gpt2")
+    trace = synthetic_trace(np.random.default_rng(config.seed), 6, 50.0, *sharegpt_like())
+    alone = Simulator(config, trace).run()
+    np.testing.assert_array_equal(alone.t_end.values, dash.results.t_end.values)
+
+
+def test_invalid_combination_shows_the_config_error_not_a_traceback(dash):
+    with pytest.raises(ValueError) as expected:
+        SimConfig.from_flags(model_name="gpt2", npu_num=1, npu_group=3)
+    dash.controls["npu_group"].value = 3
+    assert dash.sim is None and dash.error == str(expected.value)
+    assert "npu_group=3 must divide npu_num=1" in dash.message.value
+    assert "Traceback" not in dash.message.value
+    for press in ("step", "run_n", "run_to_end", "reset"):
+        dash.buttons[press].click()  # none of them raises
+    assert dash.iteration == 0 and "no simulator" in dash.counter.value
+    dash.controls["npu_num"].value = 3  # now 3 pipeline groups of 1 NPU: valid
+    assert dash.error is None and dash.sim.layout.pp == 3 and dash.message.value == ""
+    dash.step()
+    assert dash.iteration == 1
+
+
+def test_simulator_errors_are_shown_too(dash):
+    with pytest.raises(ValueError) as expected:
+        Simulator(SimConfig.from_flags(model_name="gpt3-175b"))
+    dash.controls["model_name"].value = "gpt3-175b"  # 325 GiB of weights on one 24 GiB NPU
+    assert dash.sim is None and dash.error == str(expected.value)
+    assert "does not fit" in dash.message.value
+    dash.controls["npu_mem"].value = "abc"
+    assert "npu_mem='abc' is not a number" in dash.error
+    dash.controls["npu_mem"].value = "400"
+    assert dash.error is None and dash.sim.engine.spec.memory_bytes == 400 * 2 ** 30
+
+
+def test_workload_controls_make_the_trace():
+    dash = Dashboard(flags={"model_name": "gpt2"},
+                     workload={"trace": "alpaca-like", "num_requests": 9, "arrival_rate": 3.0})
+    assert len(dash.sim.trace) == 9
+    expected = WorkloadConfig("alpaca-like", 9, 3.0).make_trace(0)
+    np.testing.assert_array_equal(dash.sim.trace.arrival_at, expected.arrival_at)
+    dash.controls["arrival_rate"].value = -1.0
+    assert "arrival_rate must be a finite number > 0" in dash.error
+    with pytest.raises(ValueError, match="not a dashboard control"):
+        Dashboard(flags={"bogus": 1})
+    with pytest.raises(ValueError, match="unknown plot"):
+        Dashboard(plots=("throughput", "pie"))
