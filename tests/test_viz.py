@@ -223,3 +223,46 @@ def test_roofline_points_classify_prefill_and_decode():
     filled, hollow = ax.collections[:2]
     assert len(filled.get_offsets()) == int((~p.memory_bound.values & (p.flops.values > 0)).sum())
     assert len(hollow.get_offsets()) == int((p.memory_bound.values & (p.flops.values > 0)).sum())
+
+
+def _pim_step(sub_batch):
+    """One decode iteration of 16 requests with local PIM, with or without interleaving."""
+    trace = Trace(arrival_at=np.zeros(16), num_prompt_tokens=np.full(16, 256),
+                  num_output_tokens=np.ones(16, dtype=np.int64), source="16 x 256")
+    cfg = SimConfig.from_flags(model_name="gpt3-6.7b", npu_num=2, npu_mem=40, gen=True,
+                               pim_type="local", sub_batch=sub_batch)
+    return Simulator(cfg, trace).step()
+
+
+def test_npu_pim_overlap_needs_sub_batch_interleaving():
+    serial = viz.npu_pim_intervals(_pim_step(False))
+    interleaved = viz.npu_pim_intervals(_pim_step(True))
+    for spans in (serial, interleaved):
+        assert len(spans["npu"]) and len(spans["pim"])
+        for key in ("npu", "pim", "both"):  # sorted, disjoint, positive length
+            iv = spans[key]
+            assert (iv[:, 1] > iv[:, 0]).all()
+            assert (iv[1:, 0] >= iv[:-1, 1]).all()
+    # without interleaving the NPU waits for PIM: they never run at once
+    assert len(serial["both"]) == 0 and viz.overlap_fraction(serial) == 0.0
+    # with it, most PIM time is hidden behind NPU work, and "both" lies inside each
+    assert viz.overlap_fraction(interleaved) > 0.5
+    both = interleaved["both"]
+    for key in ("npu", "pim"):
+        iv = interleaved[key]
+        inside = [((iv[:, 0] <= a) & (b <= iv[:, 1])).any() for a, b in both]
+        assert all(inside)
+
+
+def test_npu_pim_overlap_plot_draws_the_intervals():
+    ds = _pim_step(True)
+    spans = viz.npu_pim_intervals(ds)
+    _, ax = plt.subplots()
+    assert viz.plot_npu_pim_overlap(ds, ax=ax, time_unit="us") is ax
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["NPU", "PIM", "both"]
+    for coll, key in zip(ax.collections, ("npu", "pim", "both")):
+        assert len(coll.get_paths()) == len(spans[key])
+    with pytest.raises(ValueError, match="device=7"):
+        viz.npu_pim_intervals(ds, device=7)
+    with pytest.raises(ValueError, match="node_unit"):
+        viz.npu_pim_intervals(ds.drop_vars("node_unit"))

@@ -11,6 +11,7 @@ optional matplotlib ``ax``, and returns the Axes it drew on::
     viz.plot_batch_composition(ds)     # prefill vs decode tokens per iteration
     viz.plot_block_table(sim.kv_cache) # which request holds which block
     viz.plot_gantt(sim.step())         # one iteration per device and link
+    viz.plot_npu_pim_overlap(sim.step())  # NPU vs PIM busy time (PIM on)
     viz.plot_execution_graph(sim.last_graph)
     viz.plot_roofline(viz.roofline_points(engine, block))
 
@@ -23,10 +24,11 @@ from .gantt import gantt_rows, plot_gantt
 from .graph import graph_layout, plot_execution_graph
 from .kv import block_owner_grid, plot_block_table, plot_kv_usage
 from .latency import latency_cdf, plot_latency_cdf
+from .overlap import npu_pim_intervals, overlap_fraction, plot_npu_pim_overlap
 from .roofline import plot_roofline, roofline_points
 from .throughput import plot_throughput
 
 __all__ = ["block_owner_grid", "gantt_rows", "graph_layout", "latency_cdf",
            "plot_batch_composition", "plot_block_table", "plot_execution_graph", "plot_gantt",
-           "plot_kv_usage", "plot_latency_cdf", "plot_roofline", "plot_throughput",
-           "roofline_points"]
+           "plot_kv_usage", "plot_latency_cdf", "plot_npu_pim_overlap", "plot_roofline",
+           "plot_throughput", "roofline_points", "npu_pim_intervals", "overlap_fraction"]
