@@ -244,9 +244,10 @@ def calibrate(engine: Engine, measurements: Measurements,
     fit = least_squares(residuals, x0, bounds=(lows, highs), x_scale="jac", diff_step=1e-3)
     unconstrained = tuple(name for name, col in zip(params, fit.jac.T)
                           if not np.any(np.abs(col) > 0))
-    # A parameter no measurement depends on keeps its starting value.
-    x = np.where([name in unconstrained for name in params], x0, fit.x)
-    fitted = cls(spec_at(x))
+    # A parameter no measurement depends on keeps the engine's own value (not
+    # the start point, which was moved inside the fitting bounds).
+    fitted = cls(dataclasses.replace(spec_at(fit.x), **{
+        name: getattr(engine.spec, name) for name in unconstrained}))
     predicted = stacked.predict(fitted)
     table = error_table(measured, predicted, measurements.labels)
     values = {name: getattr(fitted.spec, name) for name in params}

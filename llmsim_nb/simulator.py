@@ -238,7 +238,8 @@ class Simulator:
         hits, misses = (cache.hits, cache.misses) if cache is not None else (0, 0)
         trace = self.stack.simulate(plan.batch)
         t2 = time.perf_counter()
-        if with_graph or not self.layout.is_single_device:
+        # The chain shortcut covers one device running one micro-batch.
+        if with_graph or not self.layout.is_single_device or len(trace.micro_batches) > 1:
             graph = self.converter.build(trace, plan.evicted_bytes, plan.reloaded_bytes)
             t3 = time.perf_counter()
             schedule = self.network.run(graph)

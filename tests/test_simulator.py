@@ -213,3 +213,17 @@ def test_run_fast_path_equals_stepping_through_the_graph(flags):
         sim.step()
     stepped = sim.results()
     xr.testing.assert_identical(fast.drop_vars("wall_time"), stepped.drop_vars("wall_time"))
+
+
+def test_run_with_micro_batches_on_one_device_counts_every_micro_batch():
+    trace = Trace(arrival_at=np.zeros(8), num_prompt_tokens=np.full(8, 32),
+                  num_output_tokens=np.full(8, 6), source="8 at once")
+    fast = Simulator(gpt2(micro_batches=4), trace).run()
+    sim = Simulator(gpt2(micro_batches=4), trace)
+    while not sim.is_finished:
+        sim.step()
+    xr.testing.assert_identical(fast.drop_vars("wall_time"),
+                                sim.results().drop_vars("wall_time"))
+    one = Simulator(gpt2(), trace).run()
+    # Four micro-batches re-read the weights four times: each decode step is slower.
+    assert float(fast.latency[-1]) > float(one.latency[-1])

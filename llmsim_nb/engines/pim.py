@@ -276,7 +276,9 @@ class PIMEngine(Engine):
         q = np.asarray(q, dtype=np.int64)
         kv = np.asarray(kv, dtype=np.int64)
         e, banks, macs = s.row_elements, s.banks_per_channel, s.macs_per_bank
-        kv_heads = max(1, min(kv_heads, heads))
+        if not 1 <= kv_heads <= heads:
+            raise ValueError(f"PIM attention needs 1 <= kv_heads <= heads, got kv_heads="
+                             f"{kv_heads}, heads={heads}")
         g = _ceil(heads, kv_heads)
         # A head wider than a row is split into row-sized segments.
         seg = _ceil(head_dim, e)
