@@ -382,17 +382,22 @@ def yaml_problem(exc: Exception) -> str:
     return problem + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark else "")
 
 
-def _read_yaml_flags(path: str | Path) -> dict[str, Any]:
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """Parse a YAML file; ``ValueError`` naming ``what`` and the file if it cannot be."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"config file {str(p)!r} does not exist")
+        raise ValueError(f"{what} {str(p)!r} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
+        return yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"config file {str(p)!r} is not valid YAML: {yaml_problem(exc)}"
-                         ) from None
+        raise ValueError(f"{what} {str(p)!r} is not valid YAML: {yaml_problem(exc)}") from None
+
+
+def _read_yaml_flags(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    data = read_yaml_file(p, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .config import FLAG_FIELDS, SimConfig, yaml_problem
+from .config import FLAG_FIELDS, SimConfig, read_yaml_file
 from .workload import Trace, default_trace, load_trace
 
 #: The axis a mapping of traces adds.
@@ -335,16 +335,8 @@ def read_sweep_yaml(path: str | Path) -> dict[str, Any]:
     ``workers``, ``scheduler_address`` (an existing Dask scheduler) and
     ``validate``.
     """
-    import yaml
-
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"sweep file {str(p)!r} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"sweep file {str(p)!r} is not valid YAML: {yaml_problem(exc)}"
-                         ) from None
+    data = read_yaml_file(p, "sweep file")
     allowed = ("base", "axes", "points", "out_dir", "workers", "scheduler_address", "validate")
     if not isinstance(data, dict):
         raise ValueError(f"sweep file {str(p)!r} must hold a mapping with keys {list(allowed)}")
