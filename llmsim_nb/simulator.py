@@ -18,7 +18,6 @@ not an iteration. The clock never goes back.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 

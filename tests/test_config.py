@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from llmsim_nb import SchedulerConfig, SimConfig
-from llmsim_nb.config import FLAG_FIELDS, MemoryConfig, SystemConfig
+from llmsim_nb.config import MemoryConfig, SystemConfig
 
 
 def test_defaults_are_the_papers_setup():

@@ -305,7 +305,6 @@ def test_kv_cache_lives_in_pim_and_too_small_a_pim_is_a_clear_error():
                                        pim_type="local", pim_channels=1),
                   decode_trace(2, 9000))
     tiny = dataclasses.replace(get_pim(), channel_bytes=1024)
-    from llmsim_nb.pim_system import PIMSystem
     system = dataclasses.replace(sim.pim, share=tiny, device=tiny)
     with pytest.raises(ValueError, match="cannot hold one KV block"):
         system.num_kv_blocks(sim.memory, 16, "gpt2")

@@ -42,7 +42,7 @@ from ..scheduler.partition import split_batch
 from .base import BlockTiming, Engine, OpTiming
 from .mapping import MappingPolicy, apply_policy, take
 from .op_schedule import OperatorSchedule, Task, schedule_tasks
-from .stack import ExecutionStack, IterationTrace, MicroBatchTiming
+from .stack import ExecutionStack, MicroBatchTiming
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,33 +185,20 @@ class HeteroStack(ExecutionStack):
         return len(tasks) - 1
 
     # ------------------------------------------------------------ iteration
-    def simulate(self, batch: BatchShape) -> IterationTrace:
-        """Time every micro-batch of ``batch`` on NPU + PIM."""
-        layout, engine = self.layout, self.engine
-        num_layers = sum(layout.stage_layers)
-        n_emb, n_blk = len(self.sharded.embedding), len(self.sharded.block)
-        op_latency = np.zeros(len(self.sharded.op_names))
-        timings = []
-        for mb in layout.split(batch):
-            emb, blk, head = self.sharded.instantiate(mb)
-            t_emb = engine.simulate(emb)
-            t_head = engine.simulate(head) if head.ops else BlockTiming(head, engine.name, ())
-            parts = split_batch(mb, self.sharded, self.sub_batches, self.criterion) \
-                if self.sub_batches > 1 else [mb]
-            schedule = schedule_tasks(self.layer_tasks(parts), blocked=self.blocked)
-            per_op = np.zeros(n_blk)
-            for t in schedule.tasks:
-                if t.op >= 0:
-                    per_op[t.op] += t.duration
-            block = BlockTiming(blk, "npu+pim", tuple(
-                OpTiming(np.array([s]), np.zeros(1), np.zeros(1)) for s in per_op.tolist()))
-            op_latency[:n_emb] += t_emb.op_latency
-            op_latency[n_emb:n_emb + n_blk] += per_op * num_layers
-            if head.ops:
-                op_latency[n_emb + n_blk:] += t_head.op_latency
-            timings.append(HeteroMicroBatchTiming(mb, t_emb, block, t_head, (), schedule,
-                                                  tuple(parts)))
-        return IterationTrace(tuple(timings), layout, self.sharded, op_latency)
+    def _time_layer(self, mb: BatchShape, blk: OpBlock, t_emb: BlockTiming,
+                    t_head: BlockTiming) -> tuple[HeteroMicroBatchTiming, np.ndarray]:
+        """One decoder layer on NPU + PIM: sub-batches scheduled across both units."""
+        parts = split_batch(mb, self.sharded, self.sub_batches, self.criterion) \
+            if self.sub_batches > 1 else [mb]
+        schedule = schedule_tasks(self.layer_tasks(parts), blocked=self.blocked)
+        per_op = np.zeros(len(self.sharded.block))
+        for t in schedule.tasks:
+            if t.op >= 0:
+                per_op[t.op] += t.duration
+        block = BlockTiming(blk, "npu+pim", tuple(
+            OpTiming(np.array([s]), np.zeros(1), np.zeros(1)) for s in per_op.tolist()))
+        return (HeteroMicroBatchTiming(mb, t_emb, block, t_head, (), schedule, tuple(parts)),
+                per_op)
 
 
 __all__ = ["HeteroMicroBatchTiming", "HeteroStack"]

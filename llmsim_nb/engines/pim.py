@@ -84,7 +84,6 @@ import importlib.resources
 import math
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
 
 import numpy as np
 import yaml

@@ -92,25 +92,36 @@ class ExecutionStack:
         timings = []
         for mb in layout.split(batch):
             emb, blk, head = self.sharded.instantiate(mb)
-            t_emb, t_blk = engine.simulate(emb), engine.simulate(blk)
+            t_emb = engine.simulate(emb)
             t_head = engine.simulate(head) if head.ops else _empty_timing(head, engine)
-            by_rank: tuple[BlockTiming | None, ...] = ()
-            blk_latency = t_blk.op_latency
-            if layout.attention == "requests" and layout.tp > 1:
-                by_rank = self._attention_by_rank(mb)
-                # An average rank's share of attention, for the per-op accounting.
-                per_rank = np.zeros(len(self._attention))
-                for t in by_rank:
-                    if t is not None:
-                        per_rank += t.op_latency
-                blk_latency = blk_latency.copy()
-                blk_latency[list(self._attention)] = per_rank / layout.tp
+            timing, blk_latency = self._time_layer(mb, blk, t_emb, t_head)
             op_latency[:n_emb] += t_emb.op_latency
             op_latency[n_emb:n_emb + n_blk] += blk_latency * num_layers
             if head.ops:
                 op_latency[n_emb + n_blk:] += t_head.op_latency
-            timings.append(MicroBatchTiming(mb, t_emb, t_blk, t_head, by_rank))
+            timings.append(timing)
         return IterationTrace(tuple(timings), layout, self.sharded, op_latency)
+
+    def _time_layer(self, mb: BatchShape, blk: OpBlock, t_emb: BlockTiming,
+                    t_head: BlockTiming) -> tuple[MicroBatchTiming, np.ndarray]:
+        """One decoder layer of a micro-batch: its timing and per-op seconds.
+
+        Subclasses (the NPU + PIM stack) replace how a layer is timed; the
+        iteration loop and the per-op accounting stay here.
+        """
+        t_blk = self.engine.simulate(blk)
+        by_rank: tuple[BlockTiming | None, ...] = ()
+        blk_latency = t_blk.op_latency
+        if self.layout.attention == "requests" and self.layout.tp > 1:
+            by_rank = self._attention_by_rank(mb)
+            # An average rank's share of attention, for the per-op accounting.
+            per_rank = np.zeros(len(self._attention))
+            for t in by_rank:
+                if t is not None:
+                    per_rank += t.op_latency
+            blk_latency = blk_latency.copy()
+            blk_latency[list(self._attention)] = per_rank / self.layout.tp
+        return MicroBatchTiming(mb, t_emb, t_blk, t_head, by_rank), blk_latency
 
     def _attention_by_rank(self, mb: BatchShape) -> tuple[BlockTiming | None, ...]:
         ops = [self.template.block[i] for i in self._attention]
