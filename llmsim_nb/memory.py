@@ -162,8 +162,3 @@ class MemoryPlan:
             counts.append(int(free // block))
         return min(counts)
 
-    @property
-    def total_weight_bytes(self) -> int:
-        """Weights of one device per stage summed over stages (one TP rank's path)."""
-        return sum(self.weight_bytes)
-

@@ -21,21 +21,18 @@ Example
 from __future__ import annotations
 
 import importlib
-import importlib.resources
 import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import yaml
-
 from . import npu as _npu  # noqa: F401  (registers the "npu" engine)
+from .._presets import preset_entries
 from .base import ENGINES, Engine, get_engine_class
 
 #: Name of the preset used when none is given.
 DEFAULT_HARDWARE = "npu-128x128"
 
-_PRESET_RESOURCE = ("llmsim_nb", "presets/hardware.yaml")
 
 #: Unit -> (base, exponent, whether the result counts bytes and should be an int);
 #: the SI value is ``number * base ** exponent``.
@@ -150,11 +147,8 @@ def _build_preset(name: str, entry: Any) -> HardwarePreset:
 
 @cache
 def _presets() -> dict[str, HardwarePreset]:
-    package, resource = _PRESET_RESOURCE
-    text = importlib.resources.files(package).joinpath(resource).read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
-    entries = data.get("presets") or {}
-    return {name: _build_preset(name, entry) for name, entry in entries.items()}
+    return {name: _build_preset(name, entry)
+            for name, entry in preset_entries("hardware.yaml").items()}
 
 
 def list_hardware() -> list[str]:

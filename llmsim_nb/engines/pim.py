@@ -80,22 +80,20 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import importlib.resources
 import math
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
-import yaml
 
 from ..models.ops import Op, OpKind
+from .._presets import preset_entries
 from .base import Engine, OpTiming, register_engine
 from .hardware import parse_quantity
 
 #: Name of the PIM preset used when none is given.
 DEFAULT_PIM = "neupims-hbm2"
 
-_PRESET_RESOURCE = ("llmsim_nb", "presets/pim.yaml")
 
 
 def _meta(help: str, units: str = "1") -> dict[str, str]:
@@ -208,10 +206,8 @@ def _ceil(a, b):
 # ---------------------------------------------------------------- presets
 @cache
 def _presets() -> dict[str, tuple[PIMSpec, str, str]]:
-    package, resource = _PRESET_RESOURCE
-    text = importlib.resources.files(package).joinpath(resource).read_text(encoding="utf-8")
     out = {}
-    for name, entry in ((yaml.safe_load(text) or {}).get("presets") or {}).items():
+    for name, entry in preset_entries("pim.yaml").items():
         fields = {k: parse_quantity(v) for k, v in (entry.get("spec") or {}).items()}
         try:
             spec = PIMSpec(**fields)

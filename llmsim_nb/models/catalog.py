@@ -10,15 +10,13 @@ simulator's spellings such as ``"gpt3-7b"``).
 from __future__ import annotations
 
 import difflib
-from importlib import resources
 from typing import Any
 
 import yaml
 
+from .._presets import read_preset_file
 from .spec import ModelSpec
 
-_PRESET_PACKAGE = "llmsim_nb"
-_PRESET_FILE = ("presets", "models.yaml")
 
 # Fields an entry of models.yaml may set (besides ``family``).
 _SPEC_FIELDS = ("name", "num_layers", "hidden_size", "num_heads", "num_kv_heads",
@@ -68,12 +66,10 @@ def load_catalog_file(path=None) -> list[ModelSpec]:
         In file order.
     """
     if path is None:
-        ref = resources.files(_PRESET_PACKAGE).joinpath(*_PRESET_FILE)
-        text, source = ref.read_text(encoding="utf-8"), "presets/models.yaml"
+        data, source = read_preset_file("models.yaml"), "presets/models.yaml"
     else:
         with open(path, encoding="utf-8") as fh:
-            text, source = fh.read(), str(path)
-    data = yaml.safe_load(text) or {}
+            data, source = yaml.safe_load(fh.read()) or {}, str(path)
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
         raise ValueError(f"{source}: expected a mapping with a 'models' list")
     families = data.get("families") or {}

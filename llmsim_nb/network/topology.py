@@ -52,7 +52,6 @@ hold the figures of every seed network file of LLMServingSim.
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import math
 import re
@@ -62,6 +61,8 @@ from pathlib import Path
 from typing import Any, Union
 
 import yaml
+
+from .._presets import preset_entries
 
 #: Topology kinds of a dimension, as spelled in ASTRA-sim's ``topologies-per-dim``.
 TOPOLOGY_KINDS = ("Ring", "FullyConnected", "Switch")
@@ -73,7 +74,6 @@ DIMENSION_TYPES = ("N", "T", "P", "B", "C", "Q")
 #: Name of a link: ``(dim, src, dst)`` or ``(dim, device, "up" | "down")``.
 LinkId = tuple[int, int, Union[int, str]]
 
-_PRESET_RESOURCE = ("llmsim_nb", "presets/networks.yaml")
 
 _GB = 1e9   # ASTRA-sim's GB/s: decimal gigabytes
 _NS = 1e9   # divide nanoseconds by this to get seconds
@@ -504,13 +504,7 @@ def _yaml_topology(entry: Any, where: str, name: str, default_source: str) -> To
 
 @cache
 def _presets() -> dict[str, Any]:
-    package, resource = _PRESET_RESOURCE
-    text = importlib.resources.files(package).joinpath(resource).read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
-    presets = data.get("presets") or {}
-    if not isinstance(presets, dict):
-        raise ValueError(f"{resource}: 'presets' must be a mapping")
-    return presets
+    return preset_entries("networks.yaml")
 
 
 def list_network_presets() -> list[str]:

@@ -73,7 +73,6 @@ class Scheduler:
         self._admission_seq: dict[int, int] = {}
         self._num_admitted = 0
         self.num_finished = 0
-        self.finished_on_admission: list[RequestState] = []
         self._iteration = 0
         self._open_plan: IterationPlan | None = None
 
@@ -150,7 +149,6 @@ class Scheduler:
                 state.status = RequestStatus.FINISHED
                 state.admitted_at = state.finished_at = now
                 self.num_finished += 1
-                self.finished_on_admission.append(state)
                 continue
             state.status = RequestStatus.WAITING
             self.waiting.append(state)
@@ -260,13 +258,11 @@ class Scheduler:
         # writes cost more than the list appends in this per-iteration path).
         ids, query, context, logits, prompt = [], [], [], [], []
         for state, n in entries:
-            computed, prompt_len = state.num_computed_tokens, state.num_prompt_tokens
             ids.append(state.request_id)
             query.append(n)
-            context.append(computed)
-            logits.append(1 if computed + n >= prompt_len
-                          and state.num_generated_tokens < state.num_output_tokens else 0)
-            prompt.append(min(n, prompt_len - computed) if computed < prompt_len else 0)
+            context.append(state.num_computed_tokens)
+            logits.append(1 if state.emits_token(n) else 0)
+            prompt.append(min(n, state.num_prompt_tokens_left))
         ids, query, context, logits, prompt = (np.array(v, dtype=np.int64) for v in
                                                (ids, query, context, logits, prompt))
         # A request reloaded and then evicted again in the same step moved both ways.
