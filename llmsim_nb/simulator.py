@@ -281,10 +281,10 @@ class Simulator:
         if host_bytes:
             self._link_bytes["host"] = self._link_bytes.get("host", 0.0) + host_bytes
         mb = trace.micro_batches[0]
-        layer = float(np.cumsum(mb.block.op_latency)[-1])
-        durations = [mb.embedding.latency] + [layer] * self.layout.stage_layers[0]
-        if mb.head.ops:
-            durations.append(mb.head.latency)
+        layer = float(np.cumsum(mb.layer_op_latency)[-1])
+        durations = [mb.embedding_latency] + [layer] * self.layout.stage_layers[0]
+        if mb.has_head:
+            durations.append(mb.head_latency)
         t, busy = transfer, 0.0
         for d in durations:
             t += d

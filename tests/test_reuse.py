@@ -68,6 +68,35 @@ def test_small_cache_still_gives_identical_results():
     xr.testing.assert_identical(simulated(tiny), simulated(off))
 
 
+@pytest.mark.parametrize("hardware", ["npu-128x128", "a100-80gb", "rtx3090"])
+def test_op_totals_from_the_cache_equal_the_engines_to_the_bit(hardware):
+    """Decode attention comes from a context-length table, prompts are timed;
+    per-op totals must be the wrapped engine's floats in every batch mix."""
+    template = decoder_template(get_model("llama-7b"))
+    inner = make_engine(hardware)
+    reuse = ReuseEngine(make_engine(hardware))
+    batches = [
+        BatchShape.from_lists([1, 1, 1], [5, 300, 17]),                 # all decode
+        BatchShape.from_lists([1, 40, 1, 7], [301, 0, 5, 12]),          # mixed
+        BatchShape.from_lists([120], [0]),                              # one prompt
+        BatchShape.from_lists([1] * 5, [0, 1, 5000, 5, 300]),           # grows the table
+        BatchShape.from_lists([1, 1, 1], [5, 300, 17]),                 # all hits
+    ]
+    for batch in batches:
+        for templates, rows in ((template.embedding, None), (template.block, None),
+                                (template.head, 2)):
+            want = inner.op_totals(templates, batch, template.dtype_bytes, rows)
+            got = reuse.op_totals(templates, batch, template.dtype_bytes, rows)
+            np.testing.assert_array_equal(got, want)
+    before = reuse.cache.misses
+    reuse.op_totals(template.block, batches[0], template.dtype_bytes)
+    assert reuse.cache.misses == before  # seen contexts and token counts are hits
+    # Only the decode context lengths asked for were simulated (not the q=7 chunk).
+    seen = {0, 1, 5, 17, 300, 301, 5000}
+    tables = [table for _, table in reuse._decode.values()]
+    assert all(set(np.flatnonzero(~np.isnan(t)).tolist()) == seen for t in tables)
+
+
 def test_reuse_engine_passes_the_conformance_check():
     check_engine(ReuseEngine(make_engine("npu-128x128")))
 

@@ -20,7 +20,8 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from ..models.ops import Op, OpBlock
+from ..models.ops import BatchShape, Op, OpBlock
+from ..models.template import OpTemplate
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,19 @@ class Engine(ABC):
     def simulate(self, block: OpBlock) -> BlockTiming:
         """Time each op of ``block``; one run of the block (see ``BlockTiming``)."""
         return BlockTiming(block, self.name, tuple(self.time_op(op) for op in block.ops))
+
+    def op_totals(self, templates: tuple[OpTemplate, ...], batch: BatchShape,
+                  dtype_bytes: int, num_rows: int | None = None) -> np.ndarray:
+        """Seconds per operator of ``templates`` built for ``batch``, instances summed.
+
+        The same floats as ``simulate(block).op_latency`` for the block of
+        those operators (``num_rows`` overrides the token count, as
+        :meth:`~llmsim_nb.models.template.OpTemplate.instantiate`). The
+        execution stack times iterations through this method, so a wrapper
+        such as the reuse cache can answer without building the operators.
+        """
+        return np.array([self.time_op(t.instantiate(batch, dtype_bytes, num_rows)).total
+                         for t in templates], dtype=np.float64)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.ops import BatchShape, Op, OpBlock, OpKind
+from ..models.ops import BatchShape, Op, OpKind
 from ..models.sharding import row_parallel_ops
 from ..models.template import BlockTemplate
 from ..parallel import ParallelLayout, subset
 from ..scheduler.partition import split_batch
-from .base import BlockTiming, Engine, OpTiming
+from .base import Engine, OpTiming
 from .mapping import MappingPolicy, apply_policy, take
 from .op_schedule import OperatorSchedule, Task, schedule_tasks
 from .stack import ExecutionStack, MicroBatchTiming
@@ -185,8 +185,8 @@ class HeteroStack(ExecutionStack):
         return len(tasks) - 1
 
     # ------------------------------------------------------------ iteration
-    def _time_layer(self, mb: BatchShape, blk: OpBlock, t_emb: BlockTiming,
-                    t_head: BlockTiming) -> tuple[HeteroMicroBatchTiming, np.ndarray]:
+    def _time_layer(self, mb: BatchShape, emb: np.ndarray,
+                    head: np.ndarray) -> tuple[HeteroMicroBatchTiming, np.ndarray]:
         """One decoder layer on NPU + PIM: sub-batches scheduled across both units."""
         parts = split_batch(mb, self.sharded, self.sub_batches, self.criterion) \
             if self.sub_batches > 1 else [mb]
@@ -195,9 +195,7 @@ class HeteroStack(ExecutionStack):
         for t in schedule.tasks:
             if t.op >= 0:
                 per_op[t.op] += t.duration
-        block = BlockTiming(blk, "npu+pim", tuple(
-            OpTiming(np.array([s]), np.zeros(1), np.zeros(1)) for s in per_op.tolist()))
-        return (HeteroMicroBatchTiming(mb, t_emb, block, t_head, (), schedule, tuple(parts)),
+        return (HeteroMicroBatchTiming(mb, emb, per_op, head, (), schedule, tuple(parts)),
                 per_op)
 
 

@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.ops import Op
+from ..models.ops import BatchShape, Op
+from ..models.template import OpTemplate
 from .base import Engine, OpTiming
 
 CACHE_FORMAT = 1
@@ -134,6 +135,13 @@ class ReuseEngine(Engine):
         # Shared, read-only ops (the template memoises non-attention ops per
         # token count) are recognised by identity, skipping the key tuple.
         self._by_op: dict[int, tuple[Op, OpTiming]] = {}
+        # op_totals: per (templates, rows, dtype) the non-attention ops' totals;
+        # per attention template, its decode (one query token) latency by
+        # context length. Keys use id() and entries keep the object, checked
+        # by identity, so a recycled id can never answer for another template.
+        self._dense: OrderedDict[tuple, tuple[tuple, np.ndarray, tuple[int, ...]]] = \
+            OrderedDict()
+        self._decode: dict[tuple, tuple[OpTemplate, np.ndarray]] = {}
 
     def time_op(self, op: Op) -> OpTiming:
         if op.num_instances > 1 and not self.inner.expensive:
@@ -152,6 +160,92 @@ class ReuseEngine(Engine):
                 arr.setflags(write=False)
             self._by_op[id(op)] = (op, timing)
         return timing
+
+    def op_totals(self, templates: tuple[OpTemplate, ...], batch: BatchShape,
+                  dtype_bytes: int, num_rows: int | None = None) -> np.ndarray:
+        """Seconds per operator, as :meth:`Engine.op_totals`, from the cache.
+
+        Non-attention operators depend only on the number of rows: their
+        totals are kept per ``(templates, rows)``. For a closed-form engine an
+        attention operator's decode instances (one query token) are read from
+        a table indexed by context length, filled by the wrapped engine for a
+        range of lengths at a time; other instances (prompts, chunks) are
+        built and timed. The engine contract (instances are timed
+        independently) makes every table entry the float the engine would
+        give inside any batch, and each operator's total is summed over the
+        same per-instance array in batch order, so results are bit-identical
+        to :meth:`Engine.op_totals` (tested).
+        """
+        rows = batch.num_tokens if num_rows is None else num_rows
+        key = (id(templates), rows, dtype_bytes)
+        entry = self._dense.get(key)
+        if entry is None or entry[0] is not templates:
+            totals = np.zeros(len(templates))
+            attention = []
+            for i, t in enumerate(templates):
+                if t.kind.is_attention:
+                    attention.append(i)
+                else:
+                    totals[i] = self.time_op(t.instantiate(batch, dtype_bytes, num_rows)).total
+            entry = (templates, totals, tuple(attention))
+            self._dense[key] = entry
+            if len(self._dense) > self.cache.max_entries:
+                self._dense.popitem(last=False)
+        else:
+            self._dense.move_to_end(key)
+            self.cache.hits += len(templates) - len(entry[2])
+        totals = entry[1]
+        if entry[2]:
+            totals = totals.copy()
+            for i in entry[2]:
+                totals[i] = self._attention_total(templates[i], batch, dtype_bytes)
+        return totals
+
+    def _attention_total(self, template: OpTemplate, batch: BatchShape,
+                         dtype_bytes: int) -> float:
+        if self.inner.expensive:  # instance by instance through the cache
+            return self.time_op(template.instantiate(batch, dtype_bytes)).total
+        query, context = batch.num_query_tokens, batch.num_context_tokens
+        decode = query == 1
+        if decode.all():
+            return float(self._decode_latency(template, dtype_bytes, context).sum())
+        latency = np.empty(len(query))
+        if decode.any():
+            latency[decode] = self._decode_latency(template, dtype_bytes, context[decode])
+        rest = ~decode
+        part = BatchShape(batch.request_ids[rest], query[rest], context[rest],
+                          batch.num_logit_tokens[rest])
+        latency[rest] = self.time_op(template.instantiate(part, dtype_bytes)).latency
+        return float(latency.sum())
+
+    def _decode_latency(self, template: OpTemplate, dtype_bytes: int,
+                        context: np.ndarray) -> np.ndarray:
+        """Per instance, the decode latency of ``template`` at each context length.
+
+        The table is indexed by context length and holds NaN where a length
+        was never asked for; only lengths a batch asks for are simulated (an
+        engine may count what it times, e.g. the profiled engine's fallbacks).
+        """
+        key = (id(template), dtype_bytes)
+        entry = self._decode.get(key)
+        table = entry[1] if entry is not None and entry[0] is template else np.empty(0)
+        size = int(context.max()) + 1
+        if len(table) < size:  # grow geometrically: contexts grow a token per iteration
+            table = np.concatenate((table, np.full(max(size, 2 * len(table), 256) - len(table),
+                                                   np.nan)))
+            self._decode[key] = (template, table)
+        latency = table[context]
+        missing = np.isnan(latency)
+        if missing.any():
+            fresh = np.unique(context[missing])
+            ones = np.ones_like(fresh)
+            op = template.instantiate(BatchShape(fresh, ones, fresh, ones), dtype_bytes)
+            table[fresh] = self.inner.time_op(op).latency
+            self.cache.misses += len(fresh)
+            self.cache.hits += len(context) - len(fresh)
+            return table[context]
+        self.cache.hits += len(context)
+        return latency
 
     def _time_instances(self, op: Op) -> OpTiming:
         kind, batch = op.kind, op.batch

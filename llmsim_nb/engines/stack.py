@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.ops import BatchShape, OpBlock
+from ..models.ops import BatchShape
 from ..models.sharding import shard_template
 from ..models.template import BlockTemplate
 from ..parallel import ParallelLayout, subset
-from .base import BlockTiming, Engine
+from .base import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,18 +31,34 @@ class MicroBatchTiming:
     Attributes
     ----------
     batch : BatchShape
-    embedding, block, head : BlockTiming
-        ``block`` is one decoder layer; ``head`` may have no ops (no logits).
-    attention_by_rank : tuple of (BlockTiming or None)
-        ``requests`` placement only: per TP rank, its requests' attention with
-        all heads (None for a rank without requests). Empty otherwise.
+    embedding_op_latency, layer_op_latency, head_op_latency : ndarray of float64
+        Seconds per operator of the embedding, of one decoder layer and of the
+        LM head (empty when no request emits a token), instances summed.
+    attention_by_rank : tuple of (float or None)
+        ``requests`` placement only: per TP rank, the seconds its requests'
+        attention takes with all heads (None for a rank without requests).
+        Empty otherwise.
     """
 
     batch: BatchShape
-    embedding: BlockTiming
-    block: BlockTiming
-    head: BlockTiming
-    attention_by_rank: tuple[BlockTiming | None, ...] = ()
+    embedding_op_latency: np.ndarray
+    layer_op_latency: np.ndarray
+    head_op_latency: np.ndarray
+    attention_by_rank: tuple[float | None, ...] = ()
+
+    @property
+    def embedding_latency(self) -> float:
+        """Seconds of the embedding (its ops one after another)."""
+        return float(sum(self.embedding_op_latency.tolist()))
+
+    @property
+    def has_head(self) -> bool:
+        return len(self.head_op_latency) > 0
+
+    @property
+    def head_latency(self) -> float:
+        """Seconds of the LM head (0 without one)."""
+        return float(sum(self.head_op_latency.tolist()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +76,7 @@ class IterationTrace:
         return float(self.op_latency.sum())
 
 
-def _empty_timing(block: OpBlock, engine: Engine) -> BlockTiming:
-    return BlockTiming(block, engine.name, ())
+_NO_OPS = np.zeros(0)
 
 
 class ExecutionStack:
@@ -82,54 +97,57 @@ class ExecutionStack:
         self.sharded = shard_template(template, layout.tp,
                                       by_heads=layout.attention == "heads")
         self._attention = tuple(i for i, t in enumerate(template.block) if t.kind.is_attention)
+        # The whole model's attention ops (all heads), for ``requests`` placement.
+        self._attention_templates = tuple(template.block[i] for i in self._attention)
 
     def simulate(self, batch: BatchShape) -> IterationTrace:
         """Time every micro-batch of ``batch``."""
-        layout, engine = self.layout, self.engine
+        layout, engine, sharded = self.layout, self.engine, self.sharded
+        dt = sharded.dtype_bytes
         num_layers = sum(layout.stage_layers)
-        n_emb, n_blk = len(self.sharded.embedding), len(self.sharded.block)
-        op_latency = np.zeros(len(self.sharded.op_names))
+        n_emb, n_blk = len(sharded.embedding), len(sharded.block)
+        op_latency = np.zeros(len(sharded.op_names))
         timings = []
         for mb in layout.split(batch):
-            emb, blk, head = self.sharded.instantiate(mb)
-            t_emb = engine.simulate(emb)
-            t_head = engine.simulate(head) if head.ops else _empty_timing(head, engine)
-            timing, blk_latency = self._time_layer(mb, blk, t_emb, t_head)
-            op_latency[:n_emb] += t_emb.op_latency
+            emb = engine.op_totals(sharded.embedding, mb, dt)
+            logit_rows = int(mb.num_logit_tokens.sum())
+            head = (engine.op_totals(sharded.head, mb, dt, logit_rows)
+                    if logit_rows and sharded.head else _NO_OPS)
+            timing, blk_latency = self._time_layer(mb, emb, head)
+            op_latency[:n_emb] += emb
             op_latency[n_emb:n_emb + n_blk] += blk_latency * num_layers
-            if head.ops:
-                op_latency[n_emb + n_blk:] += t_head.op_latency
+            if len(head):
+                op_latency[n_emb + n_blk:] += head
             timings.append(timing)
-        return IterationTrace(tuple(timings), layout, self.sharded, op_latency)
+        return IterationTrace(tuple(timings), layout, sharded, op_latency)
 
-    def _time_layer(self, mb: BatchShape, blk: OpBlock, t_emb: BlockTiming,
-                    t_head: BlockTiming) -> tuple[MicroBatchTiming, np.ndarray]:
+    def _time_layer(self, mb: BatchShape, emb: np.ndarray,
+                    head: np.ndarray) -> tuple[MicroBatchTiming, np.ndarray]:
         """One decoder layer of a micro-batch: its timing and per-op seconds.
 
         Subclasses (the NPU + PIM stack) replace how a layer is timed; the
         iteration loop and the per-op accounting stay here.
         """
-        t_blk = self.engine.simulate(blk)
-        by_rank: tuple[BlockTiming | None, ...] = ()
-        blk_latency = t_blk.op_latency
+        layer = self.engine.op_totals(self.sharded.block, mb, self.sharded.dtype_bytes)
+        by_rank: tuple[float | None, ...] = ()
+        blk_latency = layer
         if self.layout.attention == "requests" and self.layout.tp > 1:
-            by_rank = self._attention_by_rank(mb)
+            by_rank, per_rank = self._attention_by_rank(mb)
             # An average rank's share of attention, for the per-op accounting.
-            per_rank = np.zeros(len(self._attention))
-            for t in by_rank:
-                if t is not None:
-                    per_rank += t.op_latency
-            blk_latency = blk_latency.copy()
+            blk_latency = layer.copy()
             blk_latency[list(self._attention)] = per_rank / self.layout.tp
-        return MicroBatchTiming(mb, t_emb, t_blk, t_head, by_rank), blk_latency
+        return MicroBatchTiming(mb, emb, layer, head, by_rank), blk_latency
 
-    def _attention_by_rank(self, mb: BatchShape) -> tuple[BlockTiming | None, ...]:
-        ops = [self.template.block[i] for i in self._attention]
-        dt = self.template.dtype_bytes
-        out: list[BlockTiming | None] = [None] * self.layout.tp
+    def _attention_by_rank(self, mb: BatchShape) -> tuple[tuple[float | None, ...], np.ndarray]:
+        """Per TP rank, its requests' attention seconds (all heads; None: no
+        requests), and the per-op seconds summed over ranks."""
+        templates = self._attention_templates
+        out: list[float | None] = [None] * self.layout.tp
+        per_op = np.zeros(len(templates))
         ranks = mb.request_ids % self.layout.tp
         for rank in np.unique(ranks).tolist():  # only ranks that hold requests
-            part = subset(mb, ranks == rank)
-            block = OpBlock("attention", tuple(t.instantiate(part, dt) for t in ops), 1, part)
-            out[rank] = self.engine.simulate(block)
-        return tuple(out)
+            totals = self.engine.op_totals(templates, subset(mb, ranks == rank),
+                                           self.template.dtype_bytes)
+            out[rank] = float(sum(totals.tolist()))
+            per_op += totals
+        return tuple(out), per_op

@@ -89,7 +89,7 @@ class GraphConverter:
         groups: dict[tuple, list[int]] = {}
         for i in range(tp):
             signature = tuple(-1.0 if mb.attention_by_rank[i] is None
-                              else mb.attention_by_rank[i].latency
+                              else mb.attention_by_rank[i]
                               for mb in trace.micro_batches)
             groups.setdefault(signature, []).append(i)
         return sorted(groups.values())
@@ -113,7 +113,7 @@ class GraphConverter:
         mem_deps = self._memory_nodes(g, evicted_bytes, reloaded_bytes)
         for j, mb in enumerate(trace.micro_batches):
             # Cumulative op times of one layer: segment durations are differences.
-            cum = np.concatenate(([0.0], np.cumsum(mb.block.op_latency))).tolist()
+            cum = np.concatenate(([0.0], np.cumsum(mb.layer_op_latency))).tolist()
             recv: dict[int, int] = {}
             for s in range(layout.pp):
                 ranks = self.ranks(s)
@@ -161,7 +161,7 @@ class GraphConverter:
 
     def _embedding(self, g, mb: MicroBatchTiming, j, ranks, prev) -> None:
         for r in ranks:
-            self._comp(g, f"embed.mb{j}", r, mb.embedding.latency, prev, stage=0,
+            self._comp(g, f"embed.mb{j}", r, mb.embedding_latency, prev, stage=0,
                        micro_batch=j, op="embed")
         if self.layout.tp > 1:
             size = mb.batch.num_tokens * self.hidden * self.dtype
@@ -202,10 +202,10 @@ class GraphConverter:
         tp = self.layout.tp
         for r in ranks:
             rank = r - s * tp
-            timing = mb.attention_by_rank[rank]
+            seconds = mb.attention_by_rank[rank]
             mine = mb.batch.request_ids[mb.batch.request_ids % tp == rank]
             self._comp(g, f"L{layer}.attention.d{r}.mb{j}", r,
-                       timing.latency if timing is not None else 0.0, prev, op=span,
+                       seconds if seconds is not None else 0.0, prev, op=span,
                        request_ids=tuple(mine.tolist()), **tag)
         width = self.template.block[first].num_heads * self.template.block[first].head_dim
         self._collective(g, CollectiveType.ALL_TO_ALL, f"L{layer}.context.alltoall.mb{j}",
@@ -216,10 +216,10 @@ class GraphConverter:
                            cum[b] - cum[last], prev, op=f"{names[last]}..{names[b - 1]}", **tag)
 
     def _head(self, g, mb: MicroBatchTiming, j, s, ranks, prev) -> None:
-        if not mb.head.ops:
+        if not mb.has_head:
             return
         for r in ranks:
-            self._comp(g, f"lm_head.mb{j}", r, mb.head.latency, prev, stage=s, micro_batch=j,
+            self._comp(g, f"lm_head.mb{j}", r, mb.head_latency, prev, stage=s, micro_batch=j,
                        op="lm_head")
         if self.layout.tp > 1:
             rows = int(mb.batch.num_logit_tokens.sum())
