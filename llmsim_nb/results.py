@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from .scheduler.plan import IterationPlan
-from .scheduler.request_state import RequestState
+from .scheduler.request_state import RequestTable
 
 # name: (units, long_name) of every variable the simulator writes.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -160,22 +160,20 @@ class Recorder:
         return out
 
 
-def request_variables(states: list[RequestState]) -> dict[str, xr.Variable]:
+def request_variables(table: RequestTable) -> dict[str, xr.Variable]:
     """Per-request variables (NaN where a request has not reached that point)."""
-    def col(attr: str, dtype=np.float64) -> np.ndarray:
-        return np.fromiter((getattr(s, attr) for s in states), dtype=dtype, count=len(states))
-
+    col = table.column
     arrival, admitted = col("arrival_at"), col("admitted_at")
     first, finished = col("first_token_at"), col("finished_at")
-    outputs = col("num_output_tokens", np.int64)
+    outputs = col("num_output_tokens")
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(outputs > 1, (finished - first) / np.maximum(outputs - 1, 1), math.nan)
     data = {
         "arrival_at": arrival, "admitted_at": admitted, "first_token_at": first,
         "finished_at": finished, "ttft": first - arrival, "tpot": tpot,
         "e2e_latency": finished - arrival, "queueing_delay": admitted - arrival,
-        "num_prompt_tokens": col("num_prompt_tokens", np.int64),
-        "num_output_tokens": outputs, "num_evictions": col("num_evictions", np.int64),
+        "num_prompt_tokens": col("num_prompt_tokens"),
+        "num_output_tokens": outputs, "num_evictions": col("num_evictions"),
     }
     return {name: _var(name, ("request",), values) for name, values in data.items()}
 

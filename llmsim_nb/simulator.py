@@ -347,7 +347,7 @@ class Simulator:
     def results(self) -> xr.Dataset:
         """The Dataset of every iteration simulated so far and every request."""
         data = self._recorder.iteration_variables()
-        data.update(request_variables(self.scheduler.requests))
+        data.update(request_variables(self.scheduler.table))
         data["wall_time"] = _var("wall_time", ("component",),
                                  np.array([self._wall[c] for c in COMPONENTS]))
         data["device_busy_time"] = _var("device_busy_time", ("device",),
@@ -358,7 +358,7 @@ class Simulator:
         data["link_bytes"] = _var("link_bytes", ("link",),
                                   np.array([self._link_bytes[k] for k in links], dtype=float))
         coords = {"iteration": np.arange(self.num_iterations), "op": list(self.op_names),
-                  "request": np.arange(len(self.scheduler.requests)),
+                  "request": np.arange(len(self.scheduler.table)),
                   "component": list(COMPONENTS), "device": np.arange(len(self._device_busy)),
                   "link": np.array(links, dtype=str)}
         return xr.Dataset(data, coords=coords, attrs=self.attrs())

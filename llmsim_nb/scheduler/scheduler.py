@@ -32,11 +32,16 @@ Invariants
 - A request is in exactly one of: pending, waiting, running, evicted, finished.
 - Only running requests hold KV blocks; ``kv.num_used_blocks <= kv.num_blocks``.
 - Requests are admitted in arrival order (FCFS) and finish exactly once.
+- ``running`` is in admission order; eviction takes its last entry.
+
+State is kept as arrays (:class:`~.request_state.RequestTable`) and the running
+set as an array of ids, so a batch of decodes is planned and advanced with a
+few array operations; only the requests that need a new KV block, are
+admitted, evicted, reloaded or finish are handled one by one.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections import deque
 
 import numpy as np
@@ -45,7 +50,9 @@ from ..config import SchedulerConfig
 from ..models.ops import BatchShape
 from .kv_cache import KVCacheManager
 from .plan import IterationPlan
-from .request_state import RequestState, RequestStatus
+from .request_state import (EVICTED, FINISHED, RUNNING, WAITING, RequestState, RequestTable)
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
 
 
 class Scheduler:
@@ -58,6 +65,13 @@ class Scheduler:
         The device's block pool (sized by the simulator from memory and model).
     kv_bytes_per_token : int
         Bytes one token's K and V take over all layers (eviction traffic).
+
+    Attributes
+    ----------
+    table : RequestTable
+        Every request's state (arrays indexed by request id).
+    requests : list of RequestState
+        A read-only view per request, in id order.
     """
 
     def __init__(self, config: SchedulerConfig, kv_cache: KVCacheManager,
@@ -65,12 +79,14 @@ class Scheduler:
         self.config = config
         self.kv = kv_cache
         self.kv_bytes_per_token = kv_bytes_per_token
+        self.table = RequestTable()
         self.requests: list[RequestState] = []
-        self._pending: deque[RequestState] = deque()
-        self.waiting: deque[RequestState] = deque()
-        self.running: list[RequestState] = []   # in admission order
-        self.evicted: list[RequestState] = []   # in admission order
-        self._admission_seq: dict[int, int] = {}
+        self._pending: deque[int] = deque()
+        self._waiting: deque[int] = deque()
+        self._running = _NO_IDS                 # ids in admission order
+        self._evicted: list[int] = []           # ids in admission order
+        self._admission_seq = np.zeros(64, dtype=np.int64)
+        self._blocks_held = np.zeros(64, dtype=np.int64)  # mirrors kv's block tables
         self._num_admitted = 0
         self.num_finished = 0
         self._iteration = 0
@@ -80,33 +96,57 @@ class Scheduler:
     def add(self, request_id: int, arrival_at: float, num_prompt_tokens: int,
             num_output_tokens: int) -> RequestState:
         """Register a request; ids must be 0, 1, 2, ... in arrival order."""
-        if request_id != len(self.requests):
+        table = self.table
+        if request_id != len(table):
             raise ValueError(f"request ids must be consecutive from 0; got {request_id} "
-                             f"after {len(self.requests)} requests")
-        if self.requests and arrival_at < self.requests[-1].arrival_at:
+                             f"after {len(table)} requests")
+        if len(table) and arrival_at < table.arrival_at[len(table) - 1]:
             raise ValueError(f"request {request_id} arrives at {arrival_at} s, before the "
-                             f"previous request ({self.requests[-1].arrival_at} s)")
-        state = RequestState(request_id, arrival_at, num_prompt_tokens, num_output_tokens,
-                             gen=self.config.gen)
-        need = self.kv.blocks_for(state.max_kv_tokens)
+                             f"previous request ({table.arrival_at[len(table) - 1]} s)")
+        gen = self.config.gen
+        max_kv = num_prompt_tokens + (num_output_tokens if gen else max(num_output_tokens - 1, 0))
+        need = self.kv.blocks_for(max_kv)
         if need > self.kv.num_blocks:
             raise ValueError(
-                f"request {request_id} needs {need} KV blocks ({state.max_kv_tokens} tokens) "
+                f"request {request_id} needs {need} KV blocks ({max_kv} tokens) "
                 f"but the device holds only {self.kv.num_blocks}; it could never run "
                 f"(give more memory or shorten the request)")
+        table.add(arrival_at, num_prompt_tokens, num_output_tokens, gen=gen)
+        if len(table) > len(self._blocks_held):
+            grown = 2 * len(self._blocks_held)
+            self._blocks_held = np.concatenate((self._blocks_held,
+                                                np.zeros(grown // 2, dtype=np.int64)))
+            self._admission_seq = np.concatenate((self._admission_seq,
+                                                  np.zeros(grown // 2, dtype=np.int64)))
+        state = RequestState(table, request_id)
         self.requests.append(state)
-        self._pending.append(state)
+        self._pending.append(request_id)
         return state
 
     @property
+    def running(self) -> list[RequestState]:
+        """Requests holding KV blocks on the device, in admission order."""
+        return [self.requests[i] for i in self._running.tolist()]
+
+    @property
+    def waiting(self) -> list[RequestState]:
+        """Arrived requests never admitted, in arrival order."""
+        return [self.requests[i] for i in self._waiting]
+
+    @property
+    def evicted(self) -> list[RequestState]:
+        """Requests whose KV cache is in host memory, in admission order."""
+        return [self.requests[i] for i in self._evicted]
+
+    @property
     def has_unfinished(self) -> bool:
-        return self.num_finished < len(self.requests)
+        return self.num_finished < len(self.table)
 
     def next_event_at(self) -> float | None:
         """When the next pending request becomes schedulable (None if none is)."""
         if not self._pending:
             return None
-        return self._pending[0].arrival_at + self.config.batch_delay
+        return float(self.table.arrival_at[self._pending[0]]) + self.config.batch_delay
 
     # ---------------------------------------------------------------- step
     def step(self, now: float) -> IterationPlan:
@@ -121,154 +161,185 @@ class Scheduler:
         self._release_arrivals(now)
         self._evicted_now: list[int] = []
         self._evicted_bytes = 0.0
-        entries: list[tuple[RequestState, int]] = []
+        ids, num_tokens = _NO_IDS, _NO_IDS
         reloaded: list[int] = []
         reloaded_bytes = 0.0
         policy = self.config.policy
         budget = self.config.max_num_batched_tokens if policy == "chunked" else None
 
         prefill_only = False
-        if policy == "vllm" and not self.evicted and self.waiting:
-            entries = self._admit_waiting(now, None)
-            prefill_only = bool(entries)
+        if policy == "vllm" and not self._evicted and self._waiting:
+            ids, num_tokens, _ = self._admit_waiting(now, None)
+            prefill_only = len(ids) > 0
         if not prefill_only:
             reloaded, reloaded_bytes = self._reload()
-            entries, budget = self._schedule_running(budget)
-            if not self.evicted and policy != "vllm":
-                entries += self._admit_waiting(now, budget)
+            ids, num_tokens, budget = self._schedule_running(budget)
+            if not self._evicted and policy != "vllm":
+                new_ids, new_tokens, budget = self._admit_waiting(now, budget)
+                if len(new_ids):
+                    ids = np.concatenate((ids, new_ids))
+                    num_tokens = np.concatenate((num_tokens, new_tokens))
 
-        plan = self._make_plan(now, entries, tuple(reloaded), reloaded_bytes)
+        plan = self._make_plan(now, ids, num_tokens, tuple(reloaded), reloaded_bytes)
         self._open_plan = plan
         return plan
 
     def _release_arrivals(self, now: float) -> None:
-        delay = self.config.batch_delay
-        while self._pending and self._pending[0].arrival_at + delay <= now:
-            state = self._pending.popleft()
-            if state.is_done:  # zero-output request whose prompt is already cached (gen)
-                state.status = RequestStatus.FINISHED
-                state.admitted_at = state.finished_at = now
+        delay, table = self.config.batch_delay, self.table
+        pending = self._pending
+        while pending and table.arrival_at[pending[0]] + delay <= now:
+            i = pending.popleft()
+            if table.is_done(i):  # zero-output request whose prompt is already cached (gen)
+                table.status[i] = FINISHED
+                table.admitted_at[i] = table.finished_at[i] = now
                 self.num_finished += 1
                 continue
-            state.status = RequestStatus.WAITING
-            self.waiting.append(state)
+            table.status[i] = WAITING
+            self._waiting.append(i)
 
     def _batch_full(self) -> bool:
-        return 0 < self.config.max_batch <= len(self.running)
+        return 0 < self.config.max_batch <= len(self._running)
 
-    def _tokens_to_hold(self, state: RequestState, num_tokens: int) -> int:
+    def _tokens_to_hold(self, i: int, num_tokens: int) -> int:
         if self.config.kv_manage == "max":
-            return state.max_kv_tokens
-        return state.num_computed_tokens + num_tokens
+            return int(self.table.max_kv_tokens[i])
+        return int(self.table.num_computed_tokens[i]) + num_tokens
+
+    def _allocate(self, i: int, num_tokens: int) -> None:
+        self.kv.allocate(i, num_tokens)
+        self._blocks_held[i] = self.kv.num_blocks_held(i)
+
+    def _free(self, i: int) -> None:
+        self.kv.free(i)
+        self._blocks_held[i] = 0
 
     def _reload(self) -> tuple[list[int], float]:
         reloaded: list[int] = []
         moved = 0.0
-        while self.evicted and not self._batch_full():
-            state = self.evicted[0]
-            hold = self._tokens_to_hold(state, state.next_num_tokens())
-            spare = len(self.running)
-            if self.kv.num_new_blocks(state.request_id, hold) + spare > self.kv.num_free_blocks:
+        table = self.table
+        while self._evicted and not self._batch_full():
+            i = self._evicted[0]
+            hold = self._tokens_to_hold(i, table.next_num_tokens(i))
+            spare = len(self._running)
+            if self.kv.num_new_blocks(i, hold) + spare > self.kv.num_free_blocks:
                 break
-            self.evicted.pop(0)
-            self.kv.allocate(state.request_id, hold)
-            state.status = RequestStatus.RUNNING
-            self._insert_running(state)
-            reloaded.append(state.request_id)
-            moved += state.num_computed_tokens * self.kv_bytes_per_token
+            self._evicted.pop(0)
+            self._allocate(i, hold)
+            table.status[i] = RUNNING
+            seq = self._admission_seq
+            at = int(np.searchsorted(seq[self._running], seq[i], side="right"))
+            self._running = np.insert(self._running, at, i)
+            reloaded.append(i)
+            moved += int(table.num_computed_tokens[i]) * self.kv_bytes_per_token
         return reloaded, moved
 
-    def _schedule_running(self, budget: int | None) -> tuple[list[tuple[RequestState, int]],
+    def _schedule_running(self, budget: int | None) -> tuple[np.ndarray, np.ndarray,
                                                               int | None]:
-        entries: list[tuple[RequestState, int]] = []
-        kv, capacity_of = self.kv, self.kv.tokens_held_capacity
-        running = RequestStatus.RUNNING
-        reserve_max = self.config.kv_manage == "max"
-        for state in list(self.running):
-            if state.status is not running:
-                continue  # evicted earlier in this loop
-            if budget is not None and budget <= 0:
-                break
-            computed = state.num_computed_tokens
-            if computed >= state.num_prompt_tokens:
-                n = 1  # a decode step (running requests are never done)
-            else:
-                n = state.next_num_tokens(budget)
-            hold = state.max_kv_tokens if reserve_max else computed + n
-            if hold <= capacity_of(state.request_id):
-                # Most decode steps: the token fits the request's last block.
-                entries.append((state, n))
-                if budget is not None:
-                    budget -= n
-                continue
-            while not kv.can_allocate(state.request_id, hold):
-                victim = self.running[-1]
+        """Tokens for every running request, in admission order: the rest of
+        its prompt (a chunk of it within ``budget``) or one decode token.
+
+        Requests whose tokens do not fit their blocks get a block, evicting
+        from the back of ``running`` (the most recently admitted) while the
+        pool is short. Returns the batch's ids and tokens and the budget left.
+        """
+        run = self._running
+        if not len(run):
+            return _NO_IDS, _NO_IDS, budget
+        table = self.table
+        computed = table.num_computed_tokens[run]
+        left = table.num_prompt_tokens[run] - computed
+        want = np.where(left > 0, left, 1)
+        if budget is None:
+            count, num_tokens = len(run), want
+        else:
+            # Requests are served in order while budget remains; a prompt
+            # chunk takes what is left of it (a decode needs only 1 <= budget).
+            avail = budget - (np.cumsum(want) - want)
+            count = int(np.count_nonzero(avail > 0))  # avail only decreases
+            num_tokens = np.minimum(want[:count], avail[:count])
+        hold = (table.max_kv_tokens[run[:count]] if self.config.kv_manage == "max"
+                else computed[:count] + num_tokens)
+        short = np.flatnonzero(hold > self._blocks_held[run[:count]] * self.kv.block_size)
+        for k in short.tolist():
+            i = int(run[k])
+            if table.status[i] != RUNNING:
+                break  # evicted for an earlier request; so is everything after it
+            need = int(hold[k])
+            while not self.kv.can_allocate(i, need):
+                victim = int(self._running[-1])
                 self._evict(victim)
-                if victim is state:
+                if victim == i:
                     break
-            if state.status is not RequestStatus.RUNNING:
+            if table.status[i] != RUNNING:
                 break  # it evicted itself; everything admitted after it is gone too
-            self.kv.allocate(state.request_id, hold)
-            entries.append((state, n))
-            if budget is not None:
-                budget -= n
-        return entries, budget
+            self._allocate(i, need)
+        # Eviction only shortens running from the back, and never below the
+        # request that caused it, so the batch is a prefix of the old order.
+        count = min(count, len(self._running))
+        if budget is not None:
+            budget -= int(num_tokens[:count].sum())
+        return run[:count], num_tokens[:count], budget
 
-    def _admit_waiting(self, now: float, budget: int | None) -> list[tuple[RequestState, int]]:
-        entries: list[tuple[RequestState, int]] = []
-        while self.waiting and not self._batch_full():
+    def _admit_waiting(self, now: float, budget: int | None) -> tuple[np.ndarray, np.ndarray,
+                                                                      int | None]:
+        ids: list[int] = []
+        num_tokens: list[int] = []
+        table = self.table
+        while self._waiting and not self._batch_full_with(len(ids)):
             if budget is not None and budget <= 0:
                 break
-            state = self.waiting[0]
-            n = state.next_num_tokens(budget)
-            hold = self._tokens_to_hold(state, n)
-            if not self.kv.can_allocate(state.request_id, hold):
+            i = self._waiting[0]
+            n = table.next_num_tokens(i, budget)
+            hold = self._tokens_to_hold(i, n)
+            if not self.kv.can_allocate(i, hold):
                 break  # FCFS: the head of the queue waits for memory
-            self.waiting.popleft()
-            self.kv.allocate(state.request_id, hold)
-            state.status = RequestStatus.RUNNING
-            state.admitted_at = now
-            self._admission_seq[state.request_id] = self._num_admitted
+            self._waiting.popleft()
+            self._allocate(i, hold)
+            table.status[i] = RUNNING
+            table.admitted_at[i] = now
+            self._admission_seq[i] = self._num_admitted
             self._num_admitted += 1
-            self.running.append(state)
-            entries.append((state, n))
+            ids.append(i)
+            num_tokens.append(n)
             if budget is not None:
                 budget -= n
-        return entries
+        if not ids:
+            return _NO_IDS, _NO_IDS, budget
+        admitted = np.array(ids, dtype=np.int64)
+        self._running = np.concatenate((self._running, admitted))
+        return admitted, np.array(num_tokens, dtype=np.int64), budget
 
-    def _evict(self, state: RequestState) -> None:
-        self.kv.free(state.request_id)
-        self.running.remove(state)
-        state.status = RequestStatus.EVICTED
-        state.num_evictions += 1
+    def _batch_full_with(self, num_admitted: int) -> bool:
+        return 0 < self.config.max_batch <= len(self._running) + num_admitted
+
+    def _evict(self, i: int) -> None:
+        """Move the last running request ``i`` to host memory."""
+        self._free(i)
+        self._running = self._running[:-1]
+        table = self.table
+        table.status[i] = EVICTED
+        table.num_evictions[i] += 1
         seq = self._admission_seq
-        keys = [seq[s.request_id] for s in self.evicted]
-        self.evicted.insert(bisect.bisect(keys, seq[state.request_id]), state)
-        self._evicted_now.append(state.request_id)
-        self._evicted_bytes += state.num_computed_tokens * self.kv_bytes_per_token
+        at = int(np.searchsorted(seq[self._evicted], seq[i], side="right")) \
+            if self._evicted else 0
+        self._evicted.insert(at, i)
+        self._evicted_now.append(i)
+        self._evicted_bytes += int(table.num_computed_tokens[i]) * self.kv_bytes_per_token
 
-    def _insert_running(self, state: RequestState) -> None:
-        seq = self._admission_seq
-        keys = [seq[s.request_id] for s in self.running]
-        self.running.insert(bisect.bisect(keys, seq[state.request_id]), state)
-
-    def _make_plan(self, now: float, entries: list[tuple[RequestState, int]],
+    def _make_plan(self, now: float, ids: np.ndarray, num_tokens: np.ndarray,
                    reloaded: tuple[int, ...], reloaded_bytes: float) -> IterationPlan:
-        # Python lists first, one numpy conversion each (per-element numpy
-        # writes cost more than the list appends in this per-iteration path).
-        ids, query, context, logits, prompt = [], [], [], [], []
-        for state, n in entries:
-            ids.append(state.request_id)
-            query.append(n)
-            context.append(state.num_computed_tokens)
-            logits.append(1 if state.emits_token(n) else 0)
-            prompt.append(min(n, state.num_prompt_tokens_left))
-        ids, query, context, logits, prompt = (np.array(v, dtype=np.int64) for v in
-                                               (ids, query, context, logits, prompt))
+        table = self.table
+        computed = table.num_computed_tokens[ids]
+        prompt = table.num_prompt_tokens[ids]
+        emits = ((computed + num_tokens >= prompt)
+                 & (table.num_generated_tokens[ids] < table.num_output_tokens[ids]))
+        prompt_tokens = np.minimum(num_tokens, np.maximum(prompt - computed, 0))
         # A request reloaded and then evicted again in the same step moved both ways.
         return IterationPlan(
             iteration=self._iteration, scheduled_at=now,
-            batch=BatchShape(ids, query, context, logits), num_prompt_tokens=prompt,
+            batch=BatchShape(ids.copy(), num_tokens.copy(), computed,
+                             emits.astype(np.int64)),
+            num_prompt_tokens=prompt_tokens,
             evicted_request_ids=tuple(self._evicted_now),
             reloaded_request_ids=reloaded, evicted_bytes=self._evicted_bytes,
             reloaded_bytes=reloaded_bytes, num_used_blocks=self.kv.num_used_blocks,
@@ -283,24 +354,27 @@ class Scheduler:
             raise ValueError(f"finished_at={finished_at} is before the iteration's start "
                              f"{plan.scheduled_at}")
         self._open_plan = None
-        if not plan.is_empty:
-            self._iteration += 1
-        done: list[RequestState] = []
-        batch = plan.batch
-        for rid, n in zip(batch.request_ids.tolist(), batch.num_query_tokens.tolist()):
-            state = self.requests[rid]
-            state.num_computed_tokens += n
-            if (state.num_computed_tokens >= state.num_prompt_tokens
-                    and state.num_generated_tokens < state.num_output_tokens):
-                state.num_generated_tokens += 1
-                if state.num_generated_tokens == 1:
-                    state.first_token_at = finished_at
-            if state.is_done:
-                state.status = RequestStatus.FINISHED
-                state.finished_at = finished_at
-                self.kv.free(rid)
-                done.append(state)
-        if done:
-            self.running = [s for s in self.running if s.status is RequestStatus.RUNNING]
-            self.num_finished += len(done)
-        return done
+        if plan.is_empty:
+            return []
+        self._iteration += 1
+        table, ids = self.table, plan.batch.request_ids
+        computed = table.num_computed_tokens[ids] + plan.batch.num_query_tokens
+        table.num_computed_tokens[ids] = computed
+        prompt_in = computed >= table.num_prompt_tokens[ids]
+        outputs = table.num_output_tokens[ids]
+        generated = table.num_generated_tokens[ids]
+        emits = prompt_in & (generated < outputs)
+        generated = generated + emits
+        table.num_generated_tokens[ids] = generated
+        table.first_token_at[ids[emits & (generated == 1)]] = finished_at
+        done = prompt_in & (generated >= outputs)
+        if not done.any():
+            return []
+        done_ids = ids[done]
+        table.status[done_ids] = FINISHED
+        table.finished_at[done_ids] = finished_at
+        for i in done_ids.tolist():
+            self._free(i)
+        self._running = self._running[table.status[self._running] == RUNNING]
+        self.num_finished += len(done_ids)
+        return [self.requests[i] for i in done_ids.tolist()]
