@@ -98,6 +98,10 @@ class Engine(ABC):
     #: instance only for such engines; a closed-form engine times a whole
     #: vectorised op faster than it could look its instances up.
     expensive: ClassVar[bool] = False
+    #: Whether ``time_op`` has no side effects (no counters, no warnings), so
+    #: the reuse cache may time instances nobody asked for yet: a range of
+    #: token counts in one vectorised call.
+    pure: ClassVar[bool] = True
 
     def __init__(self, spec: Any) -> None:
         self.spec = spec

@@ -187,6 +187,8 @@ class ProfiledEngine(Engine):
         Op instances timed from the table, by op name.
     """
 
+    pure = False  # counts fallbacks and warns: time only what is asked for
+
     spec_class = ProfiledSpec
 
     def __init__(self, spec: ProfiledSpec) -> None:

@@ -43,6 +43,8 @@ from ..models.template import OpTemplate
 from .base import Engine, OpTiming
 
 CACHE_FORMAT = 1
+#: Token counts a non-attention op is timed for at once (pure engines).
+ROW_CHUNK = 128
 
 
 def engine_hash(engine: Engine) -> str:
@@ -142,6 +144,9 @@ class ReuseEngine(Engine):
         self._dense: OrderedDict[tuple, tuple[tuple, np.ndarray, tuple[int, ...]]] = \
             OrderedDict()
         self._decode: dict[tuple, tuple[OpTemplate, np.ndarray]] = {}
+        # Pure closed-form engines: a non-attention op's latency by token
+        # count, timed ROW_CHUNK counts at a time (one vectorised call).
+        self._rows: OrderedDict[tuple, tuple[OpTemplate, np.ndarray]] = OrderedDict()
 
     def time_op(self, op: Op) -> OpTiming:
         if op.num_instances > 1 and not self.inner.expensive:
@@ -182,9 +187,12 @@ class ReuseEngine(Engine):
         if entry is None or entry[0] is not templates:
             totals = np.zeros(len(templates))
             attention = []
+            by_rows = self.inner.pure and not self.inner.expensive
             for i, t in enumerate(templates):
                 if t.kind.is_attention:
                     attention.append(i)
+                elif by_rows:
+                    totals[i] = self._row_latency(t, dtype_bytes, rows)
                 else:
                     totals[i] = self.time_op(t.instantiate(batch, dtype_bytes, num_rows)).total
             entry = (templates, totals, tuple(attention))
@@ -200,6 +208,37 @@ class ReuseEngine(Engine):
             for i in entry[2]:
                 totals[i] = self._attention_total(templates[i], batch, dtype_bytes)
         return totals
+
+    def _row_latency(self, template: OpTemplate, dtype_bytes: int, rows: int) -> float:
+        """Latency of non-attention ``template`` on ``rows`` token rows.
+
+        A miss times the whole chunk of ``ROW_CHUNK`` token counts around
+        ``rows`` in one call (:meth:`OpTemplate.dense_rows`): each instance is
+        the single-instance op's, so the float equals ``time_op(op).total``.
+        """
+        chunk = rows // ROW_CHUNK
+        # Keyed by what the op's instances are made of, not its name: ops of
+        # the same shape (the two norms of a block) share a table, as their
+        # instances share keys in the instance cache.
+        t = template
+        key = (t.kind, t.weight_k, t.weight_n, t.width, t.num_inputs, t.flops_per_element,
+               t.param_elements, dtype_bytes, chunk)
+        entry = self._rows.get(key)
+        if entry is None:
+            first = chunk * ROW_CHUNK
+            span = np.arange(max(first, 1), first + ROW_CHUNK, dtype=np.int64)
+            table = np.full(ROW_CHUNK, np.nan)
+            table[span - first] = self.inner.time_op(
+                template.dense_rows(span, float(dtype_bytes))).latency
+            entry = (template, table)
+            self._rows[key] = entry
+            if len(self._rows) > self.cache.max_entries:
+                self._rows.popitem(last=False)
+            self.cache.misses += len(span)
+        else:
+            self._rows.move_to_end(key)
+            self.cache.hits += 1
+        return float(entry[1][rows - chunk * ROW_CHUNK])
 
     def _attention_total(self, template: OpTemplate, batch: BatchShape,
                          dtype_bytes: int) -> float:
@@ -249,10 +288,22 @@ class ReuseEngine(Engine):
 
     def _time_instances(self, op: Op) -> OpTiming:
         kind, batch = op.kind, op.batch
+        cache = self.cache
+        if op.num_instances == 1:  # most ops: one key, no deduplication
+            key = (kind, batch, op.m.item(0), op.n.item(0), op.k.item(0), op.flops.item(0),
+                   op.bytes_read.item(0), op.bytes_written.item(0))
+            value = cache.get(key)
+            if value is None:
+                cache.misses += 1
+                timing = self.inner.time_op(op)
+                cache.put(key, (timing.latency.item(0), timing.compute_latency.item(0),
+                                timing.memory_latency.item(0)))
+                return timing
+            cache.hits += 1
+            return OpTiming(np.array(value[:1]), np.array(value[1:2]), np.array(value[2:]))
         keys = list(zip([kind] * op.num_instances, [batch] * op.num_instances,
                         op.m.tolist(), op.n.tolist(), op.k.tolist(), op.flops.tolist(),
                         op.bytes_read.tolist(), op.bytes_written.tolist()))
-        cache = self.cache
         values = [cache.get(key) for key in keys]
         # Instances missing from the cache, deduplicated: identical requests in
         # one batch are simulated once (the first is a miss, the rest hits).

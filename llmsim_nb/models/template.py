@@ -86,19 +86,29 @@ class OpTemplate:
 
     def _dense(self, rows: int, dt: float) -> Op:
         """The op on ``rows`` token rows (everything but attention)."""
-        one = np.ones(1, dtype=np.int64)
+        return self.dense_rows(np.array([rows], dtype=np.int64), dt)
+
+    def dense_rows(self, rows: np.ndarray, dt: float) -> Op:
+        """A non-attention op with one instance per entry of ``rows`` (token rows).
+
+        Instance ``i`` is exactly the single instance of the op on ``rows[i]``
+        rows (same arithmetic), so an engine can time a range of token counts
+        in one call (the reuse cache does).
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        count = len(rows)
         if self.kind is OpKind.GEMM:
             K, N = self.weight_k, self.weight_n
             flops = 2.0 * rows * K * N + rows * min(self.param_elements, N)
             weights = (K * N + self.param_elements) * dt
-            return Op(self.name, self.kind, one * rows, one * N, one * K, 1,
-                      np.array([flops]), np.array([rows * K * dt + weights]),
-                      np.array([rows * N * dt]), weight_bytes=weights)
+            return Op(self.name, self.kind, rows.copy(), np.full(count, N, dtype=np.int64),
+                      np.full(count, K, dtype=np.int64), 1, flops, rows * K * dt + weights,
+                      rows * N * dt, weight_bytes=weights)
         W = self.width
         flops = self.flops_per_element * rows * W
         read = self.num_inputs * rows * W * dt + self.param_elements * dt
-        return Op(self.name, self.kind, one * rows, one * W, one, 1, np.array([flops]),
-                  np.array([read]), np.array([rows * W * dt]),
+        return Op(self.name, self.kind, rows.copy(), np.full(count, W, dtype=np.int64),
+                  np.ones(count, dtype=np.int64), 1, flops, read, rows * W * dt,
                   weight_bytes=self.param_elements * dt)
 
     def _attention(self, batch: BatchShape, dt: float) -> Op:
