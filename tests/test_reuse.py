@@ -6,10 +6,11 @@ import xarray as xr
 
 from llmsim_nb import SimConfig, Simulator
 from llmsim_nb.engines.hardware import make_engine
-from llmsim_nb.engines.npu import NPUSpec
+from llmsim_nb.engines.npu import NPUEngine, NPUSpec
 from llmsim_nb.engines.npu_detailed import DetailedNPUEngine
 from llmsim_nb.engines.reuse import ReuseCache, ReuseEngine, engine_hash
 from llmsim_nb.models import BatchShape, decoder_template, get_model
+from llmsim_nb.models.ops import OpKind
 from llmsim_nb.results import SIMULATION_EFFORT_VARS
 from llmsim_nb.testing import check_engine
 
@@ -91,10 +92,35 @@ def test_op_totals_from_the_cache_equal_the_engines_to_the_bit(hardware):
     before = reuse.cache.misses
     reuse.op_totals(template.block, batches[0], template.dtype_bytes)
     assert reuse.cache.misses == before  # seen contexts and token counts are hits
-    # Only the decode context lengths asked for were simulated (not the q=7 chunk).
-    seen = {0, 1, 5, 17, 300, 301, 5000}
-    tables = [table for _, table in reuse._decode.values()]
-    assert all(set(np.flatnonzero(~np.isnan(t)).tolist()) == seen for t in tables)
+
+
+class CountingNPU(NPUEngine):
+    """An engine with a side effect: it records every instance it times."""
+
+    pure = False
+
+    def __init__(self):
+        super().__init__(NPUSpec())
+        self.timed = []
+
+    def time_op(self, op):
+        self.timed.append((op.kind, tuple(op.m.tolist()), tuple(op.n.tolist())))
+        return super().time_op(op)
+
+
+def test_an_impure_engine_times_only_what_batches_ask_for():
+    template = decoder_template(get_model("gpt2"))
+    counting = CountingNPU()
+    reuse = ReuseEngine(counting)
+    batch = BatchShape.from_lists([1, 1, 9], [5, 300, 2])
+    got = reuse.op_totals(template.block, batch, template.dtype_bytes)
+    np.testing.assert_array_equal(got, NPUEngine(NPUSpec()).op_totals(
+        template.block, batch, template.dtype_bytes))
+    rows = {m for kind, ms, _ in counting.timed if not kind.is_attention for m in ms}
+    assert rows == {11}                        # the batch's 11 tokens, no range of counts
+    scores = {(m, n) for kind, ms, ns in counting.timed if kind is OpKind.ATTN_SCORE
+              for m, n in zip(ms, ns)}
+    assert scores == {(1, 6), (1, 301), (9, 11)}  # (query, context + query): no range
 
 
 def test_reuse_engine_passes_the_conformance_check():

@@ -276,7 +276,10 @@ class ReuseEngine(Engine):
         latency = table[context]
         missing = np.isnan(latency)
         if missing.any():
-            fresh = np.unique(context[missing])
+            # A pure engine fills every length the table spans in one call
+            # (contexts grow a token per iteration); others only those asked.
+            fresh = (np.flatnonzero(np.isnan(table)) if self.inner.pure
+                     else np.unique(context[missing]))
             ones = np.ones_like(fresh)
             op = template.instantiate(BatchShape(fresh, ones, fresh, ones), dtype_bytes)
             table[fresh] = self.inner.time_op(op).latency

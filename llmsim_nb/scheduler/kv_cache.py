@@ -107,6 +107,30 @@ class KVCacheManager:
             self._tables.setdefault(request_id, []).extend(new)
         return new
 
+    def allocate_many(self, request_ids: list[int], num_new_blocks: list[int]) -> None:
+        """Give each request its number of new blocks, in order, as if by one
+        :meth:`allocate` each (the same ids go to the same requests).
+
+        Raises ``RuntimeError`` if the pool cannot supply them all (nothing is
+        allocated then).
+        """
+        total = sum(num_new_blocks)
+        if total > self.num_free_blocks:
+            raise RuntimeError(f"{len(request_ids)} requests need {total} blocks but only "
+                               f"{self.num_free_blocks} are free")
+        fresh = min(total, self.num_blocks - self._next_unused)
+        new = list(range(self._next_unused, self._next_unused + fresh))
+        self._next_unused += fresh
+        new += [self._freed.popleft() for _ in range(total - fresh)]
+        at = 0
+        tables = self._tables
+        for request_id, count in zip(request_ids, num_new_blocks):
+            if request_id in tables:
+                tables[request_id].extend(new[at:at + count])
+            else:
+                tables[request_id] = new[at:at + count]
+            at += count
+
     def free(self, request_id: int) -> list[int]:
         """Return all of ``request_id``'s blocks to the pool; the freed ids."""
         ids = self._tables.pop(request_id, [])

@@ -259,7 +259,15 @@ class Scheduler:
             num_tokens = np.minimum(want[:count], avail[:count])
         hold = (table.max_kv_tokens[run[:count]] if self.config.kv_manage == "max"
                 else computed[:count] + num_tokens)
-        short = np.flatnonzero(hold > self._blocks_held[run[:count]] * self.kv.block_size)
+        held = self._blocks_held[run[:count]]
+        short = np.flatnonzero(hold > held * self.kv.block_size)
+        if len(short):
+            need = -(-hold[short] // self.kv.block_size) - held[short]
+            if int(need.sum()) <= self.kv.num_free_blocks:  # the common case: no eviction
+                ids = run[short]
+                self.kv.allocate_many(ids.tolist(), need.tolist())
+                self._blocks_held[ids] += need
+                short = short[:0]
         for k in short.tolist():
             i = int(run[k])
             if table.status[i] != RUNNING:
