@@ -173,3 +173,70 @@ def test_memory_knobs_are_validated(flags, field):
 
 def test_utilization_flag_accepts_an_integer_one():
     assert SimConfig.from_flags(gpu_memory_utilization=1).memory.gpu_memory_utilization == 1.0
+
+
+# ------------------------------------------------------------- L2 write-back
+def _stream(rows: int, width: int = 4096, name: str = "add", kind=OpKind.ELEMENTWISE,
+            inputs: int = 2):
+    return OpTemplate(name, kind, width=width, num_inputs=inputs).instantiate(
+        BatchShape.from_lists([rows], [0]), 2)
+
+
+def test_l2_write_fraction_is_one_when_data_fits_and_falls_beyond():
+    engine = GPUEngine(GPUSpec())
+    capacity = GPUSpec().l2_usable_fraction * GPUSpec().l2_bytes
+    a = engine.l2_write_fraction([1.0, capacity, 2 * capacity, 4 * capacity])
+    assert a == pytest.approx([1.0, 1.0, 0.5, 0.25])
+
+
+def test_l2_term_is_monotone_in_size_and_never_beats_the_l2():
+    spec = GPUSpec()
+    engine = GPUEngine(spec)
+    rows = np.unique(np.geomspace(1, 1 << 17, 200).astype(int))
+    ops = [_stream(int(r)) for r in rows]
+    memory = np.array([engine.vector_parts(op)[1][0] for op in ops])
+    assert np.all(np.diff(memory) > 0)  # more rows, more time, across the L2 capacity
+    traffic = np.array([op.bytes_read[0] + op.bytes_written[0] for op in ops])
+    floor = traffic / (spec.elementwise_bandwidth_efficiency * spec.l2_bandwidth)
+    assert np.all(memory >= floor * (1 - 1e-12))
+    # Reads always pay DRAM; a large stream pays DRAM for everything.
+    reads = np.array([op.bytes_read[0] for op in ops])
+    assert np.all(memory >= reads / (spec.elementwise_bandwidth_efficiency
+                                     * spec.memory_bandwidth) * (1 - 1e-12))
+    dram = traffic[-1] / (spec.elementwise_bandwidth_efficiency * spec.memory_bandwidth)
+    assert memory[-1] == pytest.approx(dram, rel=0.05)
+
+
+def test_writes_that_fit_in_the_l2_are_cheaper_than_dram():
+    spec = GPUSpec()
+    small = _stream(256)  # 6 MB of traffic: fits
+    read, written = small.bytes_read[0], small.bytes_written[0]
+    e = spec.elementwise_bandwidth_efficiency
+    expected = read / (e * spec.memory_bandwidth) + written / (e * spec.l2_bandwidth)
+    assert GPUEngine(spec).vector_parts(small)[1][0] == pytest.approx(expected)
+    # A smaller L2 absorbs less and the same op gets slower.
+    tiny = dataclasses.replace(spec, l2_bytes=1 << 20)
+    assert GPUEngine(tiny).vector_parts(small)[1][0] > expected * 1.2
+
+
+def test_in_place_rotary_and_gathers():
+    spec = GPUSpec(l2_bytes=8 << 20)
+    engine = GPUEngine(spec)
+    rows = 600  # 4.9 MB read + 4.9 MB written: only in place does it fit in 5.6 MB
+    rope = _stream(rows, name="rope", inputs=1)
+    other = _stream(rows, name="scale", inputs=1)
+    e = spec.rotary_bandwidth_efficiency
+    assert engine.vector_parts(rope)[1][0] < engine.vector_parts(other)[1][0] * (
+        spec.elementwise_bandwidth_efficiency / e)
+    gather = _stream(rows, name="embed", kind=OpKind.EMBEDDING, inputs=1)
+    traffic = gather.bytes_read[0] + gather.bytes_written[0]
+    assert engine.vector_parts(gather)[1][0] == pytest.approx(
+        traffic / (spec.embedding_bandwidth_efficiency * spec.memory_bandwidth))
+
+
+@pytest.mark.parametrize("field,value", [("l2_usable_fraction", 0.0),
+                                         ("l2_usable_fraction", 1.5),
+                                         ("l2_bandwidth", 1e9)])
+def test_bad_l2_values_are_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=field):
+        GPUSpec(**{field: value})

@@ -28,9 +28,10 @@ costs a whole wave (wave quantisation). When there are fewer tiles than SMs the
 ``k`` loop is split ``s`` ways (split-K, at most ``S / tiles``, each part at
 least :data:`SPLIT_K_MIN_DEPTH` deep) and the fp32 partial sums are written and
 reduced through DRAM. The library's choice is modelled as the fastest candidate.
-DRAM traffic is each operand once (weights at the spec's dtype), so::
+DRAM traffic is each operand once (weights at the spec's dtype), less the
+output writes the L2 absorbs (see *L2 write-back* below), so::
 
-    memory  = bytes / (memory_efficiency * BW)
+    memory  = dram_time(reads, writes, memory_efficiency)
     gemm    = max(compute, memory) + gemm_exposed_fraction * min(compute, memory)
               + kernel_overhead
 
@@ -46,10 +47,10 @@ ops of the block. Scores never reach DRAM. Per request (query ``q``, keys
 
     causal scores  = h (q * context + q (q + 1) / 2)       # computed tiles only
     attn_score     = max(2 d scores_padded / (attention_efficiency * P),
-                         (Q + K bytes) / (kv_bandwidth_efficiency * BW))
+                         dram_time(Q + K bytes, 0, kv_bandwidth_efficiency))
     attn_softmax   = 5 scores / (vector_efficiency * F)    # exp/max/sum in registers
     attn_context   = max(2 d scores_padded / (attention_efficiency * P),
-                         (V + O bytes) / (kv_bandwidth_efficiency * BW))
+                         dram_time(V bytes, O bytes, kv_bandwidth_efficiency))
 
 where ``scores_padded`` rounds ``q`` up to the kernel's query tile
 (:data:`ATTENTION_QUERY_TILE`, FlashAttention-2's 128-row block) for prompts,
@@ -62,12 +63,38 @@ kernel's ``max(compute, memory)``.
 memory-bound streams::
 
     vector = max(flops / (vector_efficiency * F),
-                 bytes / (bandwidth_efficiency[kind] * BW)) + overhead[kind]
+                 dram_time(reads, writes, bandwidth_efficiency[kind])) + overhead[kind]
 
 with one bandwidth efficiency and one fixed time per kind, because fused and
 unfused kernels of the same kind make a different number of DRAM passes, and a
 norm or softmax synchronises its thread block for a row reduction that a
 residual add does not need.
+
+*L2 write-back*: the L2 is a write-back cache, so a kernel's writes are done
+when they land in the L2; a dirty line reaches DRAM only when it is evicted,
+which a kernel whose data fits in the L2 never forces (the write-back then
+overlaps later kernels, which in a serving stack mostly read those lines from
+the L2 anyway). Of a kernel's ``W`` written bytes a fraction ``a`` is absorbed::
+
+    footprint  = reads + writes           # distinct bytes; reads only if in place
+    capacity   = l2_usable_fraction * l2_bytes
+    a          = min(1, capacity / footprint)
+    dram_time(R, W, e) = (R + (1 - a) W) / (e * BW) + a W / (e * L2)
+
+``capacity / footprint`` is the share of the written lines still resident when
+the kernel ends if the cache keeps an even share of everything it was handed.
+Gathers (the embedding lookup) are the exception, ``a = 0``: a row gather waits
+on dependent loads (the token id, then its row) and runs far below DRAM
+bandwidth (12% in the A100 fit), so writes the L2 absorbs do not shorten it;
+its time scales with the rows it fetches.
+Reads are always charged at DRAM speed: the measured A100 profiles run near
+DRAM bandwidth at every size (inputs are not L2-resident there), while small
+ops that write their output run faster than DRAM bandwidth would allow for
+reads plus writes. ``l2_usable_fraction`` is 0.7 by default: a streaming read
+benchmark on an A100 80GB keeps its L2 bandwidth (5.4 TB/s) up to a 28 MB data
+set of the 40 MB L2 and falls to DRAM speed from about 50 MB (te42kyfo/gpu-benches,
+``gpu-l2-cache/a100_80.txt``). Every byte costs at least ``1 / (e * L2)``, so
+no kernel beats the L2 bandwidth, and ``dram_time`` grows with the op's size.
 
 *Launch*: kernels are issued by the host; a kernel shorter than the host's
 issue interval ``launch_overhead`` waits for the next launch, so every kernel
@@ -118,7 +145,8 @@ VECTOR_KINDS = {OpKind.NORM: "norm_bandwidth_efficiency",
 
 #: Elementwise ops that are rotary embeddings (the block template's name for
 #: them): an in-place rotation of element pairs half a head apart, a strided
-#: access pattern that streams worse than a residual add.
+#: access pattern that streams worse than a residual add. In place, their
+#: footprint in the L2 is the bytes they read (they write the same lines).
 ROTARY_OPS = ("rope",)
 
 #: Per-kind fixed time of a vector kernel (field names), as VECTOR_KINDS.
@@ -168,9 +196,15 @@ class GPUSpec:
     memory_bandwidth : float
         Peak DRAM bandwidth, B/s.
     l2_bytes : int
-        L2 cache capacity (informational; reported in ``describe``).
+        L2 cache capacity: it absorbs the writes of kernels whose data fits
+        (see *L2 write-back* in the module docstring).
     l2_bandwidth : float
-        L2-to-SM bandwidth, B/s: what feeds GEMM tiles their operands.
+        L2-to-SM bandwidth, B/s: what feeds GEMM tiles their operands and what
+        writes absorbed by the L2 cost. At least ``memory_bandwidth``.
+    l2_usable_fraction : float
+        Fraction in ``(0, 1]`` of ``l2_bytes`` a kernel's data can fill before
+        its lines are evicted (0.7: an A100 80GB keeps L2 bandwidth up to a
+        28 MB of its 40 MB L2 in te42kyfo/gpu-benches ``gpu-l2-cache``).
     dtype : {"fp16", "bf16", "fp8"}
         Weight, activation-into-GEMM and KV-cache dtype. ``fp8`` needs
         ``fp8_tensor_flops > 0``; norms and activations stay 16-bit.
@@ -213,6 +247,7 @@ class GPUSpec:
     memory_bandwidth: float = 2039e9
     l2_bytes: int = 40 * 2 ** 20
     l2_bandwidth: float = 7.0e12
+    l2_usable_fraction: float = 0.7
     dtype: str = "fp16"
     gemm_efficiency: float = 0.8
     memory_efficiency: float = 0.8
@@ -241,6 +276,12 @@ class GPUSpec:
         for name in ("tensor_flops", "vector_flops", "memory_bandwidth", "l2_bandwidth"):
             _check_number(name, getattr(self, name), positive=True)
         _check_number("fp8_tensor_flops", self.fp8_tensor_flops, positive=False)
+        if self.l2_bandwidth < self.memory_bandwidth:
+            # The L2 sits in front of DRAM: it cannot be the slower of the two.
+            raise ValueError(f"GPUSpec.l2_bandwidth={self.l2_bandwidth!r} must be >= "
+                             f"memory_bandwidth={self.memory_bandwidth!r} (B/s)")
+        _check_number("l2_usable_fraction", self.l2_usable_fraction, positive=True,
+                      at_most=1.0)
         for name in ("memory_bytes", "l2_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -308,6 +349,36 @@ class GPUEngine(Engine):
             raise ValueError(f"GPUEngine needs a GPUSpec, got {type(spec).__name__}")
         super().__init__(spec)
 
+    # ---------------------------------------------------------------- memory
+    def l2_write_fraction(self, footprint) -> np.ndarray:
+        """Fraction of a kernel's writes the L2 absorbs, ``min(1, capacity / footprint)``.
+
+        ``footprint`` is the distinct bytes the kernel touches; 1 when it fits in
+        ``l2_usable_fraction * l2_bytes`` (and for an empty kernel), falling as
+        ``1 / footprint`` beyond.
+        """
+        s = self.spec
+        footprint = np.asarray(footprint, dtype=np.float64)
+        capacity = s.l2_usable_fraction * s.l2_bytes
+        return np.minimum(1.0, capacity / np.maximum(footprint, 1.0))
+
+    def dram_time(self, read, written, efficiency: float, footprint=None) -> np.ndarray:
+        """Seconds to stream ``read`` bytes in and ``written`` bytes out at ``efficiency``.
+
+        Reads come from DRAM; the written bytes the L2 absorbs
+        (:meth:`l2_write_fraction` of ``footprint``, default ``read + written``)
+        cost L2 bandwidth, the rest DRAM bandwidth. See *L2 write-back* in the
+        module docstring.
+        """
+        s = self.spec
+        read = np.asarray(read, dtype=np.float64)
+        written = np.asarray(written, dtype=np.float64)
+        if footprint is None:
+            footprint = read + written
+        absorbed = self.l2_write_fraction(footprint) * written
+        return ((read + written - absorbed) / (efficiency * s.memory_bandwidth)
+                + absorbed / (efficiency * s.l2_bandwidth))
+
     # ------------------------------------------------------------------ GEMM
     def gemm_compute(self, m, n, k, batch: int = 1) -> np.ndarray:
         """Tensor-core seconds of ``batch`` products ``[m, k] @ [k, n]`` (no DRAM).
@@ -363,7 +434,10 @@ class GPUEngine(Engine):
     def _time_gemm(self, op: Op) -> tuple[np.ndarray, np.ndarray]:
         s = self.spec
         compute = self.gemm_compute(op.m, op.n, op.k, op.batch)
-        memory = self.gemm_bytes(op) / (s.memory_efficiency * s.memory_bandwidth)
+        total = self.gemm_bytes(op)
+        written = op.batch * np.asarray(op.m, dtype=np.float64) * np.asarray(
+            op.n, dtype=np.float64) * 2.0
+        memory = self.dram_time(total - written, written, s.memory_efficiency)
         return compute, memory
 
     # ------------------------------------------------------------- attention
@@ -392,8 +466,9 @@ class GPUEngine(Engine):
         else:
             other = h * q * kv * op_dt
         cache_elems = np.maximum(np.asarray(op.bytes_read, dtype=np.float64) - other, 0.0) / op_dt
-        # Queries in, outputs out (16-bit); K or V at the cache dtype.
+        # Queries in (score) or outputs out (context), 16-bit; K or V at the cache dtype.
         moved = cache_elems * s.dtype_bytes + h * q * hd * 2.0
+        written = h * q * hd * 2.0 if kind is OpKind.ATTN_CONTEXT else np.zeros_like(q)
         context = kv - q
         prompt = q > 1
         q_pad = np.where(prompt, _ceil_div(q, ATTENTION_QUERY_TILE) * ATTENTION_QUERY_TILE, q)
@@ -401,7 +476,7 @@ class GPUEngine(Engine):
         # query tile computes every row it holds, so the padding pays full context.
         scores = h * (q_pad * context + q * (q + 1) / 2.0 + (q_pad - q) * q)
         compute = 2.0 * hd * scores / (s.attention_efficiency * s.peak_matmul_flops)
-        memory = moved / (s.kv_bandwidth_efficiency * s.memory_bandwidth)
+        memory = self.dram_time(moved - written, written, s.kv_bandwidth_efficiency)
         return compute, memory
 
     def _attention_dtype(self, op: Op, q, kv, hd) -> float:
@@ -422,10 +497,15 @@ class GPUEngine(Engine):
         field = ("rotary_bandwidth_efficiency" if kind is OpKind.ELEMENTWISE
                  and op.name in ROTARY_OPS else VECTOR_KINDS[kind])
         efficiency = getattr(s, field)
-        traffic = (np.asarray(op.bytes_read, dtype=np.float64)
-                   + np.asarray(op.bytes_written, dtype=np.float64))
+        read = np.asarray(op.bytes_read, dtype=np.float64)
+        written = np.asarray(op.bytes_written, dtype=np.float64)
+        # An in-place op writes the lines it read: its footprint is the larger of the two.
+        footprint = np.maximum(read, written) if op.name in ROTARY_OPS else read + written
         compute = np.asarray(op.flops, dtype=np.float64) / (s.vector_efficiency * s.vector_flops)
-        return compute, traffic / (efficiency * s.memory_bandwidth)
+        if kind is OpKind.EMBEDDING:
+            # A latency-bound gather: absorbed writes do not shorten it (module docstring).
+            return compute, (read + written) / (efficiency * s.memory_bandwidth)
+        return compute, self.dram_time(read, written, efficiency, footprint)
 
     def time_vector_op(self, op: Op) -> OpTiming:
         """Time ``op`` as a stand-alone vector kernel (the attention softmax is not:
