@@ -45,6 +45,8 @@ from .base import Engine, OpTiming
 CACHE_FORMAT = 1
 #: Token counts a non-attention op is timed for at once (pure engines).
 ROW_CHUNK = 128
+#: Attention instance shapes kept in tables (see ``ReuseEngine._shape_table``).
+DECODE, PROMPT = 0, 1
 
 
 def engine_hash(engine: Engine) -> str:
@@ -138,12 +140,12 @@ class ReuseEngine(Engine):
         # token count) are recognised by identity, skipping the key tuple.
         self._by_op: dict[int, tuple[Op, OpTiming]] = {}
         # op_totals: per (templates, rows, dtype) the non-attention ops' totals;
-        # per attention template, its decode (one query token) latency by
-        # context length. Keys use id() and entries keep the object, checked
-        # by identity, so a recycled id can never answer for another template.
+        # per (templates, dtype, shape) the attention ops' latency tables (see
+        # _shape_table). Keys use id() and entries keep the object, checked by
+        # identity, so a recycled id can never answer for other templates.
         self._dense: OrderedDict[tuple, tuple[tuple, np.ndarray, tuple[int, ...]]] = \
             OrderedDict()
-        self._decode: dict[tuple, tuple[OpTemplate, np.ndarray]] = {}
+        self._tables: dict[tuple, tuple[tuple, np.ndarray]] = {}
         # Pure closed-form engines: a non-attention op's latency by token
         # count, timed ROW_CHUNK counts at a time (one vectorised call).
         self._rows: OrderedDict[tuple, tuple[OpTemplate, np.ndarray]] = OrderedDict()
@@ -171,15 +173,16 @@ class ReuseEngine(Engine):
         """Seconds per operator, as :meth:`Engine.op_totals`, from the cache.
 
         Non-attention operators depend only on the number of rows: their
-        totals are kept per ``(templates, rows)``. For a closed-form engine an
-        attention operator's decode instances (one query token) are read from
-        a table indexed by context length, filled by the wrapped engine for a
-        range of lengths at a time; other instances (prompts, chunks) are
-        built and timed. The engine contract (instances are timed
-        independently) makes every table entry the float the engine would
-        give inside any batch, and each operator's total is summed over the
-        same per-instance array in batch order, so results are bit-identical
-        to :meth:`Engine.op_totals` (tested).
+        totals are kept per ``(templates, rows)``. For a closed-form engine
+        the attention instances of the two commonest shapes are read from
+        tables: decodes (one query token) by context length, and whole
+        prompts with an empty cache by prompt length; other instances
+        (chunks of a partly cached prompt, reloads) are built and timed. The
+        engine contract (instances are timed independently) makes every
+        table entry the float the engine gives inside any batch, and each
+        operator's total is summed over the same per-instance array in batch
+        order, so results are bit-identical to :meth:`Engine.op_totals`
+        (tested).
         """
         rows = batch.num_tokens if num_rows is None else num_rows
         key = (id(templates), rows, dtype_bytes)
@@ -205,8 +208,14 @@ class ReuseEngine(Engine):
         totals = entry[1]
         if entry[2]:
             totals = totals.copy()
-            for i in entry[2]:
-                totals[i] = self._attention_total(templates[i], batch, dtype_bytes)
+            if self.inner.expensive:  # instance by instance through the cache
+                for i in entry[2]:
+                    totals[i] = self.time_op(templates[i].instantiate(batch, dtype_bytes)).total
+            else:
+                latency = self._attention_latency(templates, entry[2], batch, dtype_bytes)
+                for j, i in enumerate(entry[2]):
+                    # Row by row: a 1-d sum (numpy's 2-d axis sums add in another order).
+                    totals[i] = float(latency[j].sum())
         return totals
 
     def _row_latency(self, template: OpTemplate, dtype_bytes: int, rows: int) -> float:
@@ -240,54 +249,74 @@ class ReuseEngine(Engine):
             self.cache.hits += 1
         return float(entry[1][rows - chunk * ROW_CHUNK])
 
-    def _attention_total(self, template: OpTemplate, batch: BatchShape,
-                         dtype_bytes: int) -> float:
-        if self.inner.expensive:  # instance by instance through the cache
-            return self.time_op(template.instantiate(batch, dtype_bytes)).total
+    def _attention_latency(self, templates: tuple[OpTemplate, ...], positions: tuple[int, ...],
+                           batch: BatchShape, dtype_bytes: int) -> np.ndarray:
+        """Per attention op (rows) and batch entry (columns), seconds."""
         query, context = batch.num_query_tokens, batch.num_context_tokens
         decode = query == 1
         if decode.all():
-            return float(self._decode_latency(template, dtype_bytes, context).sum())
-        latency = np.empty(len(query))
+            return self._shape_table(templates, positions, dtype_bytes, DECODE, context)
+        prompt = ~decode & (context == 0)
+        if prompt.all():
+            return self._shape_table(templates, positions, dtype_bytes, PROMPT, query)
+        latency = np.empty((len(positions), len(query)))
         if decode.any():
-            latency[decode] = self._decode_latency(template, dtype_bytes, context[decode])
-        rest = ~decode
-        part = BatchShape(batch.request_ids[rest], query[rest], context[rest],
-                          batch.num_logit_tokens[rest])
-        latency[rest] = self.time_op(template.instantiate(part, dtype_bytes)).latency
-        return float(latency.sum())
-
-    def _decode_latency(self, template: OpTemplate, dtype_bytes: int,
-                        context: np.ndarray) -> np.ndarray:
-        """Per instance, the decode latency of ``template`` at each context length.
-
-        The table is indexed by context length and holds NaN where a length
-        was never asked for; only lengths a batch asks for are simulated (an
-        engine may count what it times, e.g. the profiled engine's fallbacks).
-        """
-        key = (id(template), dtype_bytes)
-        entry = self._decode.get(key)
-        table = entry[1] if entry is not None and entry[0] is template else np.empty(0)
-        size = int(context.max()) + 1
-        if len(table) < size:  # grow geometrically: contexts grow a token per iteration
-            table = np.concatenate((table, np.full(max(size, 2 * len(table), 256) - len(table),
-                                                   np.nan)))
-            self._decode[key] = (template, table)
-        latency = table[context]
-        missing = np.isnan(latency)
-        if missing.any():
-            # A pure engine fills every length the table spans in one call
-            # (contexts grow a token per iteration); others only those asked.
-            fresh = (np.flatnonzero(np.isnan(table)) if self.inner.pure
-                     else np.unique(context[missing]))
-            ones = np.ones_like(fresh)
-            op = template.instantiate(BatchShape(fresh, ones, fresh, ones), dtype_bytes)
-            table[fresh] = self.inner.time_op(op).latency
-            self.cache.misses += len(fresh)
-            self.cache.hits += len(context) - len(fresh)
-            return table[context]
-        self.cache.hits += len(context)
+            latency[:, decode] = self._shape_table(templates, positions, dtype_bytes, DECODE,
+                                                   context[decode])
+        if prompt.any():
+            latency[:, prompt] = self._shape_table(templates, positions, dtype_bytes, PROMPT,
+                                                   query[prompt])
+        rest = ~(decode | prompt)
+        if rest.any():
+            part = BatchShape(batch.request_ids[rest], query[rest], context[rest],
+                              batch.num_logit_tokens[rest])
+            for j, i in enumerate(positions):
+                latency[j, rest] = self.inner.time_op(
+                    templates[i].instantiate(part, dtype_bytes)).latency
         return latency
+
+    def _shape_table(self, templates: tuple[OpTemplate, ...], positions: tuple[int, ...],
+                     dtype_bytes: int, shape: int, lengths: np.ndarray) -> np.ndarray:
+        """Latency of the attention ops at ``positions`` for instances of one
+        ``shape`` (``DECODE``: one query token after ``lengths`` cached ones;
+        ``PROMPT``: ``lengths`` query tokens, nothing cached), ops by rows.
+
+        The table holds NaN where a length was never timed. A pure engine
+        fills the whole span the table has grown to in one call per op
+        (lengths creep up a token per iteration); another engine times only
+        the lengths asked for (it may count what it times, as the profiled
+        engine counts its fallbacks).
+        """
+        key = (id(templates), dtype_bytes, shape)
+        entry = self._tables.get(key)
+        table = entry[1] if entry is not None and entry[0] is templates \
+            else np.empty((len(positions), 0))
+        size = int(lengths.max()) + 1
+        if table.shape[1] < size:
+            grown = np.full((len(positions), max(size, 2 * table.shape[1], 256)), np.nan)
+            grown[:, :table.shape[1]] = table
+            table = grown
+            self._tables[key] = (templates, table)
+        latency = table[:, lengths]
+        missing = np.isnan(latency[0])
+        if not missing.any():
+            self.cache.hits += len(positions) * len(lengths)
+            return latency
+        fresh = (np.flatnonzero(np.isnan(table[0])) if self.inner.pure
+                 else np.unique(lengths[missing]))
+        if shape == DECODE:
+            fresh = fresh[fresh >= 0]
+            part = BatchShape(fresh, np.ones_like(fresh), fresh, np.ones_like(fresh))
+        else:  # a prompt has at least one token
+            fresh = fresh[fresh >= 1]
+            part = BatchShape(fresh, fresh, np.zeros_like(fresh), np.ones_like(fresh))
+        for j, i in enumerate(positions):
+            table[j, fresh] = self.inner.time_op(
+                templates[i].instantiate(part, dtype_bytes)).latency
+        num_fresh = int(np.count_nonzero(np.isin(lengths, fresh)))
+        self.cache.misses += len(positions) * len(fresh)
+        self.cache.hits += len(positions) * (len(lengths) - num_fresh)
+        return table[:, lengths]
 
     def _time_instances(self, op: Op) -> OpTiming:
         kind, batch = op.kind, op.batch
