@@ -101,22 +101,21 @@ class IterationRecord:
     def latency(self) -> float:
         return self.t_end - self.t_start
 
-    def values(self) -> dict[str, float]:
+    def row(self) -> tuple[float, ...]:
+        """The iteration's values in :data:`ITERATION_VARS` order."""
         plan = self.plan
-        return {
-            "t_start": self.t_start, "t_end": self.t_end, "latency": self.latency,
-            "compute_latency": self.compute_latency,
-            "host_transfer_latency": self.host_transfer_latency,
-            "batch_size": plan.batch_size, "num_prefill_tokens": plan.num_prefill_tokens,
-            "num_decode_tokens": plan.num_decode_tokens,
-            "num_generated_tokens": int(plan.batch.num_logit_tokens.sum()),
-            "kv_usage": plan.kv_usage, "num_used_blocks": plan.num_used_blocks,
-            "num_evicted": len(plan.evicted_request_ids),
-            "num_reloaded": len(plan.reloaded_request_ids),
-            "evicted_bytes": plan.evicted_bytes, "reloaded_bytes": plan.reloaded_bytes,
-            "num_finished": len(self.finished),
-            "reuse_hits": self.reuse_hits, "reuse_misses": self.reuse_misses,
-        }
+        batch = plan.batch
+        prefill = plan.num_prefill_tokens
+        return (self.t_start, self.t_end, self.t_end - self.t_start, self.compute_latency,
+                self.host_transfer_latency, len(batch.request_ids), prefill,
+                batch.num_tokens - prefill, int(batch.num_logit_tokens.sum()), plan.kv_usage,
+                plan.num_used_blocks, len(plan.evicted_request_ids),
+                len(plan.reloaded_request_ids), plan.evicted_bytes, plan.reloaded_bytes,
+                len(self.finished), self.reuse_hits, self.reuse_misses)
+
+    def values(self) -> dict[str, float]:
+        """The iteration's values by variable name."""
+        return dict(zip(ITERATION_VARS, self.row()))
 
 
 def _var(name: str, dims: tuple[str, ...], data: np.ndarray) -> xr.Variable:
@@ -125,37 +124,40 @@ def _var(name: str, dims: tuple[str, ...], data: np.ndarray) -> xr.Variable:
 
 
 class Recorder:
-    """Growable numpy buffers of per-iteration values (amortised O(1) append)."""
+    """Growable numpy buffer of per-iteration values (amortised O(1) append).
+
+    One float64 row per iteration (one write per append); integer variables
+    are exact in float64 and converted when the Dataset is built.
+    """
 
     def __init__(self, op_names: tuple[str, ...], capacity: int = 1024) -> None:
         self.op_names = op_names
         self.num_iterations = 0
-        self._cols = {name: np.empty(capacity, dtype=np.int64 if name in _INT_VARS
-                                     else np.float64) for name in ITERATION_VARS}
+        self._rows = np.empty((capacity, len(ITERATION_VARS)), dtype=np.float64)
         self._ops = np.empty((capacity, len(op_names)), dtype=np.float64)
 
     def append(self, record: IterationRecord) -> None:
         i = self.num_iterations
         if i == len(self._ops):
             self._grow()
-        for name, value in record.values().items():
-            self._cols[name][i] = value
+        self._rows[i] = record.row()
         self._ops[i] = record.op_latency
         self.num_iterations = i + 1
 
     def _grow(self) -> None:
         size = 2 * len(self._ops)
-        for name, col in self._cols.items():
-            new = np.empty(size, dtype=col.dtype)
-            new[: len(col)] = col
-            self._cols[name] = new
-        ops = np.empty((size, self._ops.shape[1]))
-        ops[: len(self._ops)] = self._ops
-        self._ops = ops
+        for name in ("_rows", "_ops"):
+            old = getattr(self, name)
+            new = np.empty((size, old.shape[1]))
+            new[: len(old)] = old
+            setattr(self, name, new)
 
     def iteration_variables(self) -> dict[str, xr.Variable]:
         n = self.num_iterations
-        out = {name: _var(name, ("iteration",), col[:n].copy()) for name, col in self._cols.items()}
+        out = {name: _var(name, ("iteration",),
+                          self._rows[:n, j].astype(np.int64 if name in _INT_VARS
+                                                   else np.float64))
+               for j, name in enumerate(ITERATION_VARS)}
         out["op_latency"] = _var("op_latency", ("iteration", "op"), self._ops[:n].copy())
         return out
 

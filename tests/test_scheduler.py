@@ -42,6 +42,23 @@ def test_kv_blocks_allocated_in_order_and_reused_fifo():
     assert kv.num_free_blocks == 3 and kv.num_used_blocks == 3
 
 
+def test_kv_allocate_many_hands_out_the_ids_one_allocate_each_would():
+    one, many = KVCacheManager(8, 4), KVCacheManager(8, 4)
+    for kv in (one, many):
+        kv.allocate(0, 8)            # blocks 0, 1
+        kv.allocate(1, 4)            # block 2
+        kv.free(0)                   # 0, 1 go to the back of the queue
+    one.allocate(1, 8)
+    one.allocate(2, 12)
+    many.allocate_many([1, 2], [1, 3])
+    assert many.block_table() == one.block_table() == {1: [2, 3], 2: [4, 5, 6]}
+    many.allocate_many([1, 2], [2, 1])   # 7 never used, then the freed 0 and 1
+    assert many.block_table() == {1: [2, 3, 7, 0], 2: [4, 5, 6, 1]}
+    with pytest.raises(RuntimeError, match="need 1 blocks but only 0"):
+        many.allocate_many([3], [1])
+    assert many.num_free_blocks == 0 and 3 not in many.block_table()
+
+
 def test_kv_refuses_over_capacity():
     kv = KVCacheManager(2, 4)
     assert not kv.can_allocate(0, 9)

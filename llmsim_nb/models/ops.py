@@ -78,9 +78,9 @@ class BatchShape:
             arr = getattr(self, name)
             if len(arr) != n:
                 raise ValueError(f"BatchShape.{name} has {len(arr)} entries, expected {n}")
-        if n and np.any(self.num_query_tokens < 1):
+        if n and self.num_query_tokens.min() < 1:
             raise ValueError("BatchShape.num_query_tokens must all be >= 1")
-        if n and np.any(self.num_context_tokens < 0):
+        if n and self.num_context_tokens.min() < 0:
             raise ValueError("BatchShape.num_context_tokens must all be >= 0")
 
     @classmethod

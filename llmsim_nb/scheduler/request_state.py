@@ -113,10 +113,11 @@ class RequestTable:
     def next_num_tokens(self, i: int, budget: int | None = None) -> int:
         """Tokens request ``i`` computes next iteration: the rest of its prompt
         (capped by ``budget``, the chunked policy) or one decode; 0 when done."""
-        left = self.num_prompt_tokens_left(i)
-        if left:
+        left = self.num_prompt_tokens.item(i) - self.num_computed_tokens.item(i)
+        if left > 0:
             return left if budget is None else min(left, budget)
-        return 0 if self.is_done(i) else 1
+        # The prompt is in: done once every output is emitted.
+        return 0 if self.num_generated_tokens.item(i) >= self.num_output_tokens.item(i) else 1
 
 
 class RequestState:

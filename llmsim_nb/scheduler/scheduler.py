@@ -202,8 +202,8 @@ class Scheduler:
 
     def _tokens_to_hold(self, i: int, num_tokens: int) -> int:
         if self.config.kv_manage == "max":
-            return int(self.table.max_kv_tokens[i])
-        return int(self.table.num_computed_tokens[i]) + num_tokens
+            return self.table.max_kv_tokens.item(i)
+        return self.table.num_computed_tokens.item(i) + num_tokens
 
     def _allocate(self, i: int, num_tokens: int) -> None:
         self.kv.allocate(i, num_tokens)
@@ -248,7 +248,7 @@ class Scheduler:
         table = self.table
         computed = table.num_computed_tokens[run]
         left = table.num_prompt_tokens[run] - computed
-        want = np.where(left > 0, left, 1)
+        want = np.maximum(left, 1)  # the rest of the prompt, else one decode token
         if budget is None:
             count, num_tokens = len(run), want
         else:
