@@ -106,7 +106,7 @@ class ExecutionStack:
         dt = sharded.dtype_bytes
         num_layers = sum(layout.stage_layers)
         n_emb, n_blk = len(sharded.embedding), len(sharded.block)
-        op_latency = np.zeros(len(sharded.op_names))
+        op_latency = np.zeros(n_emb + n_blk + len(sharded.head))
         timings = []
         for mb in layout.split(batch):
             emb = engine.op_totals(sharded.embedding, mb, dt)
