@@ -14,15 +14,27 @@ timing is a pure function of one instance's fields::
 
 For a weight GEMM that is the number of batched tokens (``m``) with the
 weight shape; for attention it is one request's query and context lengths.
-Per-request attention instances are cached only for engines marked
-``expensive`` (the detailed NPU): a closed-form engine times a whole
-vectorised attention op faster than it could look its instances up, so for
-it reuse covers the single-instance (non-attention) operators, which is what
-the paper's "simulate non-attention layers once per token count" describes.
 The cache maps keys to ``(latency, compute_latency, memory_latency)`` and is
-least-recently-used with a bound on entries. Results are bit-identical with
-and without reuse: a hit returns the float the engine computed for the same
-fields, and per-op sums are taken over the same per-instance arrays.
+least-recently-used with a bound on entries. An engine marked ``expensive``
+(the detailed NPU) is asked only for instances the cache has not seen.
+
+The execution stack asks for per-operator totals of a whole block
+(:meth:`ReuseEngine.op_totals`), and for a closed-form engine the wrapper
+answers most of an iteration from arrays, not keys (a closed-form engine
+times a vectorised op faster than a dictionary could look its instances up):
+
+- non-attention totals per ``(block, token count)``; on a miss a ``pure``
+  engine (no side effects) times ``ROW_CHUNK`` token counts in one call;
+- attention by instance shape: decodes (one query token) in a table indexed
+  by context length, whole prompts with an empty cache in a table indexed
+  by prompt length; a pure engine fills a table's whole span in one call
+  per operator. Other instances (chunks of a partly cached prompt) are
+  built and timed.
+
+Results are bit-identical with and without reuse: every entry is the float
+the engine computes for the same fields, and each operator's total is summed
+over the same per-instance array in batch order (tested per engine and on
+whole runs).
 
 A cache can be saved and loaded. Its file records a hash of the wrapped
 engine's name and spec; loading it into an engine with a different spec is
