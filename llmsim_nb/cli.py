@@ -31,6 +31,8 @@ _FLAGS: list[tuple[str, type | None, str]] = [
     ("batch_delay", float, "seconds a request waits after arrival before it can be batched"),
     ("scheduling", str, "orca | vllm | chunked"),
     ("max_num_batched_tokens", int, "token budget per iteration (chunked)"),
+    ("max_model_len", int, "longest request served, prompt + output tokens (default: the "
+                           "model's context length)"),
     ("kv_manage", str, "vllm (paged, on demand) | max (reserve the maximum length)"),
     ("block_size", int, "tokens per KV block"),
     ("gpu_memory_utilization", float,

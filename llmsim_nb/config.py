@@ -81,9 +81,15 @@ class SchedulerConfig:
         flag="max_num_batched_tokens"))
     gen: bool = field(default=False, metadata=_meta(
         "Skip prefill: requests start with their prompt already in the KV cache", flag="gen"))
+    max_model_len: int | None = field(default=None, metadata=_meta(
+        "Longest request served (prompt + output tokens, vLLM's max_model_len); None = the "
+        "model's context length. A longer request is refused before the run", "token",
+        flag="max_model_len"))
 
     def __post_init__(self) -> None:
         owner = "SchedulerConfig"
+        if self.max_model_len is not None:
+            _check_int(owner, "max_model_len", self.max_model_len, 1)
         _check_choice(owner, "policy", self.policy, SCHEDULING_POLICIES)
         _check_int(owner, "max_batch", self.max_batch, 0)
         _check_real(owner, "batch_delay", self.batch_delay, 0.0)

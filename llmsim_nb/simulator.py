@@ -163,6 +163,7 @@ class Simulator:
                                        .max(initial=0)))
             if self.pim is not None else self.memory.num_kv_blocks(block_size, self.model.name),
             block_size)
+        self._check_lengths(trace)
         self.scheduler = Scheduler(config.scheduler, self.kv_cache,
                                    self.model.kv_bytes_per_token())
         for i in range(len(trace)):
@@ -177,6 +178,21 @@ class Simulator:
         self._link_bytes: dict[str, float] = {}
         self.last_graph = None
         self.last_schedule = None
+
+    def _check_lengths(self, trace: Trace) -> None:
+        """Refuse requests longer than the model serves, before anything runs."""
+        limit = self.config.scheduler.max_model_len or self.model.max_seq_len
+        total = trace.num_prompt_tokens + trace.num_output_tokens
+        over = np.flatnonzero(total > limit)
+        if len(over):
+            i = int(over[0])
+            raise ValueError(
+                f"{len(over)} of {len(trace)} requests are longer than max_model_len={limit} "
+                f"tokens ({self.model.name}'s context unless max_model_len is given); the "
+                f"first is request {i} with {int(trace.num_prompt_tokens[i])} prompt + "
+                f"{int(trace.num_output_tokens[i])} output tokens. Filter the trace, or pass "
+                f"max_model_len >= {int(total.max())} to serve them beyond the model's "
+                f"context")
 
     # ------------------------------------------------------------------ state
     @property

@@ -156,8 +156,14 @@ API_CASES = [
     ("gpt2 on 0.1 GiB", lambda t: gpt2_sim(npu_mem=0.1),
      r"'gpt2' does not fit: .* of its 0\.10 GiB .* needs npu_mem >= 0\.25 GiB"),
     ("request longer than cache", lambda t: Simulator(
-        F(model_name="gpt2", npu_mem=0.3), Trace([0.0], [100_000], [1])),
+        F(model_name="gpt2", npu_mem=0.3, max_model_len=200_000), Trace([0.0], [100_000], [1])),
      r"request 0 needs \d+ KV blocks \(100000 tokens\) .* could never run"),
+    ("request longer than the model's context", lambda t: Simulator(
+        F(model_name="gpt2"), Trace([0.0, 1.0, 2.0], [10, 1000, 3000], [5, 30, 1])),
+     r"2 of 3 requests are longer than max_model_len=1024 tokens \(gpt2's context .*"
+     r"request 1 with 1000 prompt \+ 30 output tokens.* max_model_len >= 3001"),
+    ("max_model_len zero", lambda t: F(max_model_len=0),
+     r"SchedulerConfig\.max_model_len must be >= 1, got 0"),
     # ------------------------------------------------------------ names
     ("unknown model", lambda t: get_model("gpt5"),
      r"model name 'gpt5' is not in the catalog .*known models: gpt2, "),

@@ -248,8 +248,8 @@ def test_local_pim_end_to_end_overlaps_npu_and_pim():
 
 def test_sub_batch_interleaving_beats_serial_npu_plus_pim():
     trace = decode_trace(128, 1500)
-    serial = Simulator(SimConfig.from_flags(**_flags(pim_type="local")), trace).run()
-    inter = Simulator(SimConfig.from_flags(**_flags(pim_type="local", sub_batch=True)),
+    serial = Simulator(SimConfig.from_flags(**_flags(pim_type="local", max_model_len=2048)), trace).run()
+    inter = Simulator(SimConfig.from_flags(**_flags(pim_type="local", sub_batch=True, max_model_len=2048)),
                       trace).run()
     assert float(inter.t_end.max()) < float(serial.t_end.max())
 

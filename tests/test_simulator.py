@@ -178,7 +178,7 @@ def test_request_longer_than_the_cache_is_refused_before_running():
     trace = Trace(arrival_at=np.zeros(1), num_prompt_tokens=np.array([100_000]),
                   num_output_tokens=np.array([1]), source="huge")
     with pytest.raises(ValueError, match="could never run"):
-        Simulator(gpt2(npu_mem=0.3), trace)
+        Simulator(gpt2(npu_mem=0.3, max_model_len=200_000), trace)  # beyond gpt2's 1024
 
 
 traces = st.integers(1, 25).flatmap(lambda n: st.tuples(

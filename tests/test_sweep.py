@@ -1,5 +1,6 @@
 """Design-space sweeps: shape, equality with single runs, resume, failures, CLI."""
 
+import dataclasses
 import subprocess
 import sys
 import warnings
@@ -125,8 +126,14 @@ def test_invalid_points_are_reported_before_any_work(tmp_path):
     # So is a request longer than a point's KV cache.
     long = Trace(arrival_at=[0.0, 0.1], num_prompt_tokens=[10, 60_000],
                  num_output_tokens=[5, 1], source="long")
-    with pytest.raises(ValueError, match=r"1 of 2 .*\[npu_mem=0\.3\].*could never run"):
+    with pytest.raises(ValueError, match=r"2 of 2 .*1 of 2 requests are longer than "
+                       r"max_model_len=1024"):
         sweep(BASE, long, client="serial", out_dir=tmp_path, progress=False,
+              npu_mem=[0.3, 8])
+    served = dataclasses.replace(BASE, scheduler=dataclasses.replace(BASE.scheduler,
+                                                                     max_model_len=70_000))
+    with pytest.raises(ValueError, match=r"1 of 2 .*\[npu_mem=0\.3\].*could never run"):
+        sweep(served, long, client="serial", out_dir=tmp_path, progress=False,
               npu_mem=[0.3, 8])
     assert point_files(tmp_path) == []
 
