@@ -138,7 +138,10 @@ def _run(args: argparse.Namespace) -> int:
     sim = Simulator(config)
     cache_path = _fast_run_cache(sim) if config.fast_run else None
     if cache_path is not None and cache_path.is_file():
-        sim.reuse_cache.load(cache_path, sim.engine.inner)
+        try:
+            sim.reuse_cache.load(cache_path, sim.engine.inner)
+        except ValueError as exc:  # e.g. written by an older version: start afresh
+            print(f"llmsim: note: {exc}; starting a new cache there", file=sys.stderr)
     total = len(sim.trace)
     with tqdm(total=total, unit="req", delay=2.0, disable=True if args.quiet else None,
               desc="simulating", file=sys.stderr) as bar:

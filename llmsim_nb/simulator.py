@@ -181,14 +181,16 @@ class Simulator:
 
     def _check_lengths(self, trace: Trace) -> None:
         """Refuse requests longer than the model serves, before anything runs."""
-        limit = self.config.scheduler.max_model_len or self.model.max_seq_len
+        given = self.config.scheduler.max_model_len
+        limit = given or self.model.max_seq_len
         total = trace.num_prompt_tokens + trace.num_output_tokens
         over = np.flatnonzero(total > limit)
         if len(over):
             i = int(over[0])
+            source = "as given" if given else f"{self.model.name}'s context"
             raise ValueError(
                 f"{len(over)} of {len(trace)} requests are longer than max_model_len={limit} "
-                f"tokens ({self.model.name}'s context unless max_model_len is given); the "
+                f"tokens ({source}); the "
                 f"first is request {i} with {int(trace.num_prompt_tokens[i])} prompt + "
                 f"{int(trace.num_output_tokens[i])} output tokens. Filter the trace, or pass "
                 f"max_model_len >= {int(total.max())} to serve them beyond the model's "

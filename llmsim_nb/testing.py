@@ -15,7 +15,15 @@ block, the op and the batch, on the first violation of the engine contract:
 - a weight GEMM never gets cheaper with more tokens;
 - per-request attention latency never falls as the context grows, and the
   longest context costs strictly more than the shortest;
-- an op instance with zero rows costs a finite, non-negative time.
+- an op instance with zero rows costs a finite, non-negative time;
+- unless the engine says ``independent_instances = False``, instances are
+  timed independently: each instance of a batched op costs exactly (to the
+  bit) what it costs alone, which is what lets the reuse cache answer per
+  instance, tabulate by length and time ranges at once;
+- :meth:`~llmsim_nb.engines.base.Engine.op_totals` (the path the simulator
+  takes) equals ``simulate(block).op_latency``, also through a
+  :class:`~llmsim_nb.engines.reuse.ReuseEngine` (pure engines only: an
+  engine with side effects is wrapped too, but its counters would differ).
 """
 
 from __future__ import annotations
@@ -198,6 +206,48 @@ def _check_zero_work(engine: Engine) -> None:
         _check_timing(engine, engine.time_op(op), op, f"op {op.name!r} (zero rows)")
 
 
+def _check_independent(engine: Engine, block: OpBlock, where: str) -> None:
+    for op in block.ops:
+        if op.num_instances < 2:
+            continue
+        together = engine.time_op(op).latency
+        for i in range(op.num_instances):
+            alone = engine.time_op(_take(op, i)).latency[0]
+            if alone != together[i]:
+                raise _fail(engine, "independent instances", f"{where}, op {op.name!r}",
+                            f"instance {i} costs {together[i]!r} s in the batch but "
+                            f"{alone!r} s alone")
+
+
+def _take(op: Op, i: int) -> Op:
+    keep = slice(i, i + 1)
+    return Op(op.name, op.kind, op.m[keep], op.n[keep], op.k[keep], op.batch, op.flops[keep],
+              op.bytes_read[keep], op.bytes_written[keep], op.weight_bytes,
+              None if op.request_ids is None else op.request_ids[keep])
+
+
+def _check_op_totals(engine: Engine, template, batch: BatchShape, where: str) -> None:
+    from .engines.reuse import ReuseEngine
+
+    wrapped = [("engine", engine)]
+    if engine.pure:
+        wrapped.append(("reuse", ReuseEngine(type(engine)(engine.spec))))
+    emb, blk, head = template.instantiate(batch)
+    logit_rows = int(batch.num_logit_tokens.sum())
+    for parts, block, rows in ((template.embedding, emb, None), (template.block, blk, None),
+                               (template.head, head, logit_rows)):
+        if not block.ops:
+            continue
+        want = engine.simulate(block).op_latency
+        for label, candidate in wrapped:
+            for _ in range(2):  # the second call answers from the reuse cache
+                got = candidate.op_totals(parts, batch, template.dtype_bytes, rows)
+                if not np.array_equal(got, want):
+                    raise _fail(engine, "op_totals", f"{where}, {block.name} via {label}",
+                                f"op_totals {got.tolist()} != simulate(block).op_latency "
+                                f"{want.tolist()}")
+
+
 def check_engine(engine: Engine) -> None:
     """Verify that ``engine`` honours the :class:`~llmsim_nb.engines.base.Engine` contract.
 
@@ -216,6 +266,9 @@ def check_engine(engine: Engine) -> None:
         for label, batch in _standard_batches().items():
             for block in template.instantiate(batch):
                 _check_block(engine, block, f"{spec.name}/{label}")
+                if engine.independent_instances:
+                    _check_independent(engine, block, f"{spec.name}/{label}")
+            _check_op_totals(engine, template, batch, f"{spec.name}/{label}")
         _check_gemm_monotone(engine, spec)
         _check_attention_grows(engine, spec)
     _check_zero_work(engine)

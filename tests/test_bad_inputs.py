@@ -160,7 +160,7 @@ API_CASES = [
      r"request 0 needs \d+ KV blocks \(100000 tokens\) .* could never run"),
     ("request longer than the model's context", lambda t: Simulator(
         F(model_name="gpt2"), Trace([0.0, 1.0, 2.0], [10, 1000, 3000], [5, 30, 1])),
-     r"2 of 3 requests are longer than max_model_len=1024 tokens \(gpt2's context .*"
+     r"2 of 3 requests are longer than max_model_len=1024 tokens \(gpt2's context\); .*"
      r"request 1 with 1000 prompt \+ 30 output tokens.* max_model_len >= 3001"),
     ("max_model_len zero", lambda t: F(max_model_len=0),
      r"SchedulerConfig\.max_model_len must be >= 1, got 0"),

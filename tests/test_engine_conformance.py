@@ -137,8 +137,27 @@ class FlatAttention(_Wrapped):
         return t
 
 
+class BatchDependent(_Wrapped):
+    """Charges every instance a share of a per-op cost: not independent."""
+
+    pure = True
+
+    def corrupt(self, op, t):
+        scale = 1.0 + 0.01 * op.num_instances
+        return OpTiming(t.latency * scale, t.compute_latency, t.memory_latency)
+
+
+class TotalsDisagree(_Wrapped):
+    """Answers op_totals differently from simulate (e.g. a fusion only one path knows)."""
+
+    def op_totals(self, templates, batch, dtype_bytes, num_rows=None):
+        return 0.9 * super().op_totals(templates, batch, dtype_bytes, num_rows)
+
+
 @pytest.mark.parametrize("engine_cls, check", [
     (NegativeLatency, "non-negative"),
+    (BatchDependent, "independent instances"),
+    (TotalsDisagree, "op_totals"),
     (NonDeterministic, "deterministic"),
     (BelowBound, "latency >= max(compute, memory)"),
     (WrongLength, "one entry per instance"),
@@ -150,6 +169,15 @@ class FlatAttention(_Wrapped):
 def test_check_engine_catches_broken_engine(engine_cls, check):
     with pytest.raises(ConformanceError, match=check.replace("(", r"\(").replace(")", r"\)")):
         check_engine(engine_cls())
+
+
+def test_reuse_refuses_an_engine_whose_instances_share_resources():
+    from llmsim_nb.engines.pim import PIMEngine
+    from llmsim_nb.engines.reuse import ReuseEngine
+
+    assert not PIMEngine.independent_instances
+    with pytest.raises(ValueError, match="cannot wrap the 'pim' engine"):
+        ReuseEngine(_default_engine("pim"))
 
 
 def test_conformance_error_is_not_an_assertion():

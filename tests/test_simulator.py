@@ -101,6 +101,32 @@ def test_same_config_and_seed_give_identical_dataset():
     xr.testing.assert_identical(a.drop_vars("wall_time"), b.drop_vars("wall_time"))
 
 
+def test_iteration_variables_mean_what_they_say():
+    """Each recorded column holds its own quantity (the recorder writes rows by position)."""
+    sim = Simulator(gpt2(npu_mem=0.27, block_size=16), small_trace(60, max_prompt=300,
+                                                                 max_output=80, rate=200.0))
+    while not sim.is_finished:
+        plan_finished = sim.scheduler.num_finished
+        ds = sim.step()
+        v = {name: ds[name].values.item() for name in ds.data_vars if ds[name].dims == ("iteration",)}
+        q, prompt = ds.num_query_tokens.values, ds.num_prompt_tokens.values
+        assert v["batch_size"] == len(ds.request) == len(q)
+        assert v["num_prefill_tokens"] == int(prompt.sum())
+        assert v["num_decode_tokens"] == int(q.sum() - prompt.sum())
+        assert v["latency"] == v["t_end"] - v["t_start"] > 0
+        assert v["t_start"] >= 0 and v["compute_latency"] > 0
+        assert 0 <= v["host_transfer_latency"] <= v["latency"]
+        assert v["num_generated_tokens"] <= len(q)
+        assert v["kv_usage"] == v["num_used_blocks"] / ds.attrs["num_kv_blocks"]
+        assert v["num_finished"] == sim.scheduler.num_finished - plan_finished
+        moved = sim.model.kv_bytes_per_token()
+        assert v["evicted_bytes"] % moved == 0 and v["reloaded_bytes"] % moved == 0
+        assert (v["num_evicted"] > 0) == (v["evicted_bytes"] > 0)
+        assert (v["num_reloaded"] > 0) == (v["reloaded_bytes"] > 0)
+        assert v["reuse_hits"] + v["reuse_misses"] > 0
+    assert int(sim.results().num_evicted.sum()) > 0  # the eviction columns were exercised
+
+
 def test_dataset_schema_has_units_and_provenance():
     sim = Simulator(gpt2(), small_trace(5))
     ds = sim.run()

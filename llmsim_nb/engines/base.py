@@ -1,9 +1,14 @@
 """The execution-engine interface and its registry.
 
 An engine times operators on one device. It is constructed from a hardware
-spec, which it only stores (constructors store, methods compute), and exposes
-one verb, :meth:`Engine.simulate`, which takes an :class:`~llmsim_nb.models.ops.OpBlock`
-and returns a :class:`BlockTiming`. New engines plug in by name::
+spec, which it only stores (constructors store, methods compute). An engine
+implements one verb, :meth:`Engine.time_op`; two are built on it:
+:meth:`Engine.simulate` takes an :class:`~llmsim_nb.models.ops.OpBlock` and
+returns a :class:`BlockTiming` (for notebooks and analysis), and
+:meth:`Engine.op_totals` gives the per-operator seconds of templates on a
+batch, which is what the execution stack asks for (the reuse cache answers it
+from tables). An engine that overrides one of them must keep the two equal
+(``check_engine`` checks it). New engines plug in by name::
 
     @register_engine("my_npu")
     class MyEngine(Engine):
@@ -100,8 +105,12 @@ class Engine(ABC):
     expensive: ClassVar[bool] = False
     #: Whether ``time_op`` has no side effects (no counters, no warnings), so
     #: the reuse cache may time instances nobody asked for yet: a range of
-    #: token counts in one vectorised call.
-    pure: ClassVar[bool] = True
+    #: token counts in one vectorised call. Off unless an engine says so.
+    pure: ClassVar[bool] = False
+    #: Whether each op instance is timed as if it ran alone (to the bit). The
+    #: reuse cache relies on it and refuses an engine that says otherwise (a
+    #: PIM, whose requests share channels); ``check_engine`` checks the claim.
+    independent_instances: ClassVar[bool] = True
 
     def __init__(self, spec: Any) -> None:
         self.spec = spec

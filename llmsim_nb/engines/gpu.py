@@ -340,6 +340,8 @@ class GPUEngine(Engine):
     Every instance is timed independently and vectorised with numpy.
     """
 
+    pure = True  # closed form, no side effects: the reuse cache may time ranges
+
     spec_class = GPUSpec
 
     def __init__(self, spec: GPUSpec | None = None) -> None:

@@ -253,6 +253,8 @@ class NPUEngine(Engine):
     The formulas are in the module docstring of :mod:`llmsim_nb.engines.npu`.
     """
 
+    pure = True  # closed form, no side effects: the reuse cache may time ranges
+
     spec_class = NPUSpec
 
     def __init__(self, spec: NPUSpec | None = None) -> None:

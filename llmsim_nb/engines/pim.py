@@ -237,6 +237,8 @@ def get_pim(name: str = DEFAULT_PIM) -> PIMSpec:
 class PIMEngine(Engine):
     """Times operators on one PIM device (see the module docstring for the model)."""
 
+    independent_instances = False  # a batch's requests share the channels
+
     spec_class = PIMSpec
 
     def __init__(self, spec: PIMSpec | None = None) -> None:

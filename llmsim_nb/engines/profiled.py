@@ -182,9 +182,11 @@ class ProfiledEngine(Engine):
     Attributes
     ----------
     fallbacks : collections.Counter
-        Op instances timed by the fallback engine, by op name.
+        Op instances timed by the fallback engine, by op name. With reuse on
+        (the default) an instance the cache has seen is not timed again, so
+        this counts distinct instances rather than every use.
     measured : collections.Counter
-        Op instances timed from the table, by op name.
+        Op instances timed from the table, by op name (the same caveat).
     """
 
     pure = False  # counts fallbacks and warns: time only what is asked for

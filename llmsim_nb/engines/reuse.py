@@ -10,7 +10,7 @@ results are cached across iterations.
 independently (the engine contract, checked by ``check_engine``), so a
 timing is a pure function of one instance's fields::
 
-    key = (kind, batch, m, n, k, flops, bytes_read, bytes_written)
+    key = (name, kind, batch, m, n, k, flops, bytes_read, bytes_written)
 
 For a weight GEMM that is the number of batched tokens (``m``) with the
 weight shape; for attention it is one request's query and context lengths.
@@ -54,7 +54,7 @@ from ..models.ops import BatchShape, Op
 from ..models.template import OpTemplate
 from .base import Engine, OpTiming
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: tables beside entries; keys include op names
 #: Token counts a non-attention op is timed for at once (pure engines).
 ROW_CHUNK = 128
 #: Attention instance shapes kept in tables (see ``ReuseEngine._shape_table``).
@@ -67,12 +67,18 @@ def engine_hash(engine: Engine) -> str:
 
 
 class ReuseCache:
-    """Least-recently-used map from op-instance keys to timings.
+    """Least-recently-used store of operator timings.
+
+    It holds instance timings (key -> ``(latency, compute, memory)``) and
+    tables of latencies (key -> array, see :class:`ReuseEngine`); both are
+    saved and loaded. ``memo`` holds answers derived from them for one
+    process (keyed by object identity), cleared with the rest, never saved.
 
     Parameters
     ----------
     max_entries : int
-        Bound on entries; the least recently used are dropped beyond it.
+        Bound on cached timings: instance entries plus table cells (and,
+        separately, memo entries). Least recently used tables go first.
     """
 
     def __init__(self, max_entries: int = 1_000_000) -> None:
@@ -81,11 +87,15 @@ class ReuseCache:
                              f"got {max_entries!r}")
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple, tuple[float, float, float]] = OrderedDict()
+        self._tables: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._num_cells = 0
+        self.memo: OrderedDict[tuple, object] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        """Cached timings: instance entries plus table cells."""
+        return len(self._entries) + self._num_cells
 
     def get(self, key: tuple) -> tuple[float, float, float] | None:
         value = self._entries.get(key)
@@ -94,25 +104,55 @@ class ReuseCache:
         return value
 
     def put(self, key: tuple, value: tuple[float, float, float]) -> None:
-        entries = self._entries
-        entries[key] = value
-        if len(entries) > self.max_entries:
-            entries.popitem(last=False)
+        self._entries[key] = value
+        self._shrink()
+
+    def get_table(self, key: tuple) -> np.ndarray | None:
+        table = self._tables.get(key)
+        if table is not None:
+            self._tables.move_to_end(key)
+        return table
+
+    def put_table(self, key: tuple, table: np.ndarray) -> None:
+        """Store (or replace) a table; the caller keeps filling it in place."""
+        old = self._tables.pop(key, None)
+        if old is not None:
+            self._num_cells -= old.size
+        self._tables[key] = table
+        self._num_cells += table.size
+        self._shrink()
+
+    def remember(self, key: tuple, value: object) -> None:
+        """A derived answer for this process (``memo``), bounded like the rest."""
+        self.memo[key] = value
+        if len(self.memo) > self.max_entries:
+            self.memo.popitem(last=False)
+
+    def _shrink(self) -> None:
+        while len(self) > self.max_entries and self._tables:
+            _, table = self._tables.popitem(last=False)
+            self._num_cells -= table.size
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._tables.clear()
+        self._num_cells = 0
+        self.memo.clear()
 
     def save(self, path: str | Path, engine: Engine) -> Path:
-        """Write the entries, tagged with ``engine``'s hash."""
+        """Write the entries and tables, tagged with ``engine``'s hash."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
             pickle.dump({"format": CACHE_FORMAT, "engine_hash": engine_hash(engine),
-                         "entries": list(self._entries.items())}, f)
+                         "entries": list(self._entries.items()),
+                         "tables": list(self._tables.items())}, f)
         return path
 
     def load(self, path: str | Path, engine: Engine) -> int:
-        """Add the entries saved at ``path``; return how many.
+        """Add the entries and tables saved at ``path``; return the timings added.
 
         Raises ValueError if the file was saved for a different engine
         configuration or is not a cache file.
@@ -121,7 +161,7 @@ class ReuseCache:
         try:
             with path.open("rb") as f:
                 data = pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
             raise ValueError(f"reuse cache {str(path)!r} cannot be read: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             raise ValueError(f"reuse cache {str(path)!r} is not a llmsim_nb reuse cache "
@@ -133,7 +173,9 @@ class ReuseCache:
                              "would give another configuration's timings")
         for key, value in data["entries"]:
             self.put(key, value)
-        return len(data["entries"])
+        for key, table in data["tables"]:
+            self.put_table(key, table)
+        return len(data["entries"]) + sum(table.size for _, table in data["tables"])
 
 
 class ReuseEngine(Engine):
@@ -144,40 +186,33 @@ class ReuseEngine(Engine):
     """
 
     def __init__(self, engine: Engine, cache: ReuseCache | None = None) -> None:
+        if not engine.independent_instances:
+            raise ValueError(f"ReuseEngine cannot wrap the {engine.name!r} engine: it times "
+                             "an op's instances together (independent_instances=False), so "
+                             "a cached instance timing would not hold in another batch")
         super().__init__(engine.spec)
         self.inner = engine
         self.name = engine.name
         self.cache = ReuseCache() if cache is None else cache
-        # Shared, read-only ops (the template memoises non-attention ops per
-        # token count) are recognised by identity, skipping the key tuple.
-        self._by_op: dict[int, tuple[Op, OpTiming]] = {}
-        # op_totals: per (templates, rows, dtype) the non-attention ops' totals;
-        # per (templates, dtype, shape) the attention ops' latency tables (see
-        # _shape_table). Keys use id() and entries keep the object, checked by
-        # identity, so a recycled id can never answer for other templates.
-        self._dense: OrderedDict[tuple, tuple[tuple, np.ndarray, tuple[int, ...]]] = \
-            OrderedDict()
-        self._tables: dict[tuple, tuple[tuple, np.ndarray]] = {}
-        # Pure closed-form engines: a non-attention op's latency by token
-        # count, timed ROW_CHUNK counts at a time (one vectorised call).
-        self._rows: OrderedDict[tuple, tuple[OpTemplate, np.ndarray]] = OrderedDict()
+        # Answers derived per process live in ``cache.memo``, keyed by object
+        # identity (shared read-only ops; blocks of templates per token count);
+        # each entry keeps its object, checked by identity, so a recycled id
+        # never answers for another object.
 
     def time_op(self, op: Op) -> OpTiming:
         if op.num_instances > 1 and not self.inner.expensive:
             return self.inner.time_op(op)
         shared = not op.m.flags.writeable
         if shared:
-            entry = self._by_op.get(id(op))
+            entry = self.cache.memo.get(("op", id(op)))
             if entry is not None and entry[0] is op:
                 self.cache.hits += 1
                 return entry[1]
         timing = self._time_instances(op)
         if shared:
-            if len(self._by_op) >= self.cache.max_entries:
-                self._by_op.clear()
             for arr in (timing.latency, timing.compute_latency, timing.memory_latency):
                 arr.setflags(write=False)
-            self._by_op[id(op)] = (op, timing)
+            self.cache.remember(("op", id(op)), (op, timing))
         return timing
 
     def op_totals(self, templates: tuple[OpTemplate, ...], batch: BatchShape,
@@ -197,8 +232,9 @@ class ReuseEngine(Engine):
         (tested).
         """
         rows = batch.num_tokens if num_rows is None else num_rows
-        key = (id(templates), rows, dtype_bytes)
-        entry = self._dense.get(key)
+        key = ("block", id(templates), rows, dtype_bytes)
+        memo = self.cache.memo
+        entry = memo.get(key)
         if entry is None or entry[0] is not templates:
             totals = np.zeros(len(templates))
             attention = []
@@ -211,11 +247,9 @@ class ReuseEngine(Engine):
                 else:
                     totals[i] = self.time_op(t.instantiate(batch, dtype_bytes, num_rows)).total
             entry = (templates, totals, tuple(attention))
-            self._dense[key] = entry
-            if len(self._dense) > self.cache.max_entries:
-                self._dense.popitem(last=False)
+            self.cache.remember(key, entry)
         else:
-            self._dense.move_to_end(key)
+            memo.move_to_end(key)
             self.cache.hits += len(templates) - len(entry[2])
         totals = entry[1]
         if entry[2]:
@@ -238,28 +272,21 @@ class ReuseEngine(Engine):
         the single-instance op's, so the float equals ``time_op(op).total``.
         """
         chunk = rows // ROW_CHUNK
-        # Keyed by what the op's instances are made of, not its name: ops of
-        # the same shape (the two norms of a block) share a table, as their
-        # instances share keys in the instance cache.
-        t = template
-        key = (t.kind, t.weight_k, t.weight_n, t.width, t.num_inputs, t.flops_per_element,
-               t.param_elements, dtype_bytes, chunk)
-        entry = self._rows.get(key)
-        if entry is None:
+        # The template (its name included: an engine may treat an op by name,
+        # as the gpu engine does rotary embeddings) and the chunk of counts.
+        key = ("rows", template, dtype_bytes, chunk)
+        table = self.cache.get_table(key)
+        if table is None:
             first = chunk * ROW_CHUNK
             span = np.arange(max(first, 1), first + ROW_CHUNK, dtype=np.int64)
             table = np.full(ROW_CHUNK, np.nan)
             table[span - first] = self.inner.time_op(
                 template.dense_rows(span, float(dtype_bytes))).latency
-            entry = (template, table)
-            self._rows[key] = entry
-            if len(self._rows) > self.cache.max_entries:
-                self._rows.popitem(last=False)
+            self.cache.put_table(key, table)
             self.cache.misses += len(span)
         else:
-            self._rows.move_to_end(key)
             self.cache.hits += 1
-        return float(entry[1][rows - chunk * ROW_CHUNK])
+        return float(table[rows - chunk * ROW_CHUNK])
 
     def _attention_latency(self, templates: tuple[OpTemplate, ...], positions: tuple[int, ...],
                            batch: BatchShape, dtype_bytes: int) -> np.ndarray:
@@ -299,16 +326,16 @@ class ReuseEngine(Engine):
         the lengths asked for (it may count what it times, as the profiled
         engine counts its fallbacks).
         """
-        key = (id(templates), dtype_bytes, shape)
-        entry = self._tables.get(key)
-        table = entry[1] if entry is not None and entry[0] is templates \
-            else np.empty((len(positions), 0))
+        key = ("attention", shape, dtype_bytes, tuple(templates[i] for i in positions))
+        table = self.cache.get_table(key)
+        if table is None:
+            table = np.empty((len(positions), 0))
         size = int(lengths.max()) + 1
         if table.shape[1] < size:
             grown = np.full((len(positions), max(size, 2 * table.shape[1], 256)), np.nan)
             grown[:, :table.shape[1]] = table
             table = grown
-            self._tables[key] = (templates, table)
+            self.cache.put_table(key, table)
         latency = table[:, lengths]
         missing = np.isnan(latency[0])
         if not missing.any():
@@ -334,7 +361,7 @@ class ReuseEngine(Engine):
         kind, batch = op.kind, op.batch
         cache = self.cache
         if op.num_instances == 1:  # most ops: one key, no deduplication
-            key = (kind, batch, op.m.item(0), op.n.item(0), op.k.item(0), op.flops.item(0),
+            key = (op.name, kind, batch, op.m.item(0), op.n.item(0), op.k.item(0), op.flops.item(0),
                    op.bytes_read.item(0), op.bytes_written.item(0))
             value = cache.get(key)
             if value is None:
@@ -345,7 +372,8 @@ class ReuseEngine(Engine):
                 return timing
             cache.hits += 1
             return OpTiming(np.array(value[:1]), np.array(value[1:2]), np.array(value[2:]))
-        keys = list(zip([kind] * op.num_instances, [batch] * op.num_instances,
+        keys = list(zip([op.name] * op.num_instances, [kind] * op.num_instances,
+                        [batch] * op.num_instances,
                         op.m.tolist(), op.n.tolist(), op.k.tolist(), op.flops.tolist(),
                         op.bytes_read.tolist(), op.bytes_written.tolist()))
         values = [cache.get(key) for key in keys]

@@ -1,8 +1,9 @@
 """The execution-engine stack: time one iteration's operators for every micro-batch.
 
 This is the paper's "execution engine stack" (Algorithm 1, lines 4-11): the
-batch is partitioned into micro-batches, each micro-batch's operators are
-built for one device's shard of the model and timed by the engine. The
+batch is partitioned into micro-batches and the engine gives each
+micro-batch's per-operator seconds on one device's shard of the model
+(:meth:`~llmsim_nb.engines.base.Engine.op_totals`). The
 resulting :class:`IterationTrace` is what the graph converter turns into an
 execution graph. Nothing here knows about links or schedules.
 

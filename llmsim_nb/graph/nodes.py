@@ -130,7 +130,9 @@ class ExecutionGraph:
     def add(self, type: NodeType, name: str, device: int, deps=(), **fields) -> int:
         """Append a node; return its id. Dependencies must already exist."""
         node_id = len(self.nodes)
-        deps = tuple(sorted(set(int(d) for d in deps)))
+        # Most nodes have one dependency: skip the sort and the set for them.
+        deps = tuple(sorted({int(d) for d in deps})) if len(deps) > 1 \
+            else tuple(int(d) for d in deps)
         if deps and (deps[0] < 0 or deps[-1] >= node_id):
             raise ValueError(f"node {name!r} depends on ids {deps} not yet in the graph")
         self.nodes.append(Node(node_id, name, type, device, data_deps=deps, **fields))

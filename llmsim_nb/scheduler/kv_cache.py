@@ -65,11 +65,6 @@ class KVCacheManager:
         """Blocks needed to hold ``num_tokens`` tokens."""
         return -(-num_tokens // self.block_size)
 
-    def tokens_held_capacity(self, request_id: int) -> int:
-        """Tokens the request's blocks can hold without a new block."""
-        table = self._tables.get(request_id)
-        return len(table) * self.block_size if table else 0
-
     def num_blocks_held(self, request_id: int) -> int:
         return len(self._tables.get(request_id, ()))
 

@@ -86,7 +86,9 @@ class Scheduler:
         self._running = _NO_IDS                 # ids in admission order
         self._evicted: list[int] = []           # ids in admission order
         self._admission_seq = np.zeros(64, dtype=np.int64)
-        self._blocks_held = np.zeros(64, dtype=np.int64)  # mirrors kv's block tables
+        # Blocks each request holds, mirroring kv's tables: the scheduler owns
+        # kv and allocates and frees only through _allocate / _free.
+        self._blocks_held = np.zeros(64, dtype=np.int64)
         self._num_admitted = 0
         self.num_finished = 0
         self._iteration = 0
@@ -197,9 +199,6 @@ class Scheduler:
             table.status[i] = WAITING
             self._waiting.append(i)
 
-    def _batch_full(self) -> bool:
-        return 0 < self.config.max_batch <= len(self._running)
-
     def _tokens_to_hold(self, i: int, num_tokens: int) -> int:
         if self.config.kv_manage == "max":
             return self.table.max_kv_tokens.item(i)
@@ -217,7 +216,7 @@ class Scheduler:
         reloaded: list[int] = []
         moved = 0.0
         table = self.table
-        while self._evicted and not self._batch_full():
+        while self._evicted and not self._batch_full_with(0):
             i = self._evicted[0]
             hold = self._tokens_to_hold(i, table.next_num_tokens(i))
             spare = len(self._running)
@@ -342,7 +341,6 @@ class Scheduler:
         emits = ((computed + num_tokens >= prompt)
                  & (table.num_generated_tokens[ids] < table.num_output_tokens[ids]))
         prompt_tokens = np.minimum(num_tokens, np.maximum(prompt - computed, 0))
-        # A request reloaded and then evicted again in the same step moved both ways.
         return IterationPlan(
             iteration=self._iteration, scheduled_at=now,
             batch=BatchShape(ids.copy(), num_tokens.copy(), computed,
