@@ -78,6 +78,10 @@ class GraphConverter:
         self.vocab = sum(t.weight_n for t in template.head if t.kind is OpKind.GEMM) * layout.tp
         self._classes: list[list[int]] = [[i] for i in range(layout.tp)]
         self.names = [t.name for t in block]
+        # Per segment, the label of the ops it covers ("input_norm..out_proj").
+        self._spans = [f"{self.names[a]}..{self.names[b - 1]}" if b - a > 1 else self.names[a]
+                       for a, b, _ in self.segments]
+        self._groups = [tuple(layout.stage_devices(s)) for s in range(layout.pp)]
 
     def _rank_classes(self, trace: IterationTrace) -> list[list[int]]:
         """Rank indices grouped into classes of identical work (first = representative)."""
@@ -149,7 +153,7 @@ class GraphConverter:
         return deps
 
     def _collective(self, g, kind, name, ranks, prev, size, stage, **fields) -> None:
-        group = tuple(self.layout.stage_devices(stage))
+        group = self._groups[stage]
         deps = [d for r in ranks for d in prev[r]]
         node = g.add(NodeType.COMM_COLL, name, ranks[0], deps, collective=kind, group=group,
                      size=float(size), stage=stage, **fields)
@@ -170,9 +174,8 @@ class GraphConverter:
 
     def _layer(self, g, mb: MicroBatchTiming, j, s, layer, ranks, prev, cum) -> None:
         names = self.names
-        tokens = mb.batch.num_tokens
-        for a, b, reduce_after in self.segments:
-            span = f"{names[a]}..{names[b - 1]}" if b - a > 1 else names[a]
+        reduced_bytes = mb.batch.num_tokens * self.hidden * self.dtype
+        for (a, b, reduce_after), span in zip(self.segments, self._spans):
             tag = dict(layer=layer, stage=s, micro_batch=j)
             if mb.attention_by_rank and self.attn and a <= self.attn[0] < b:
                 self._selective_attention(g, mb, j, s, layer, ranks, prev, a, b, cum, names)
@@ -183,7 +186,7 @@ class GraphConverter:
             if reduce_after:
                 self._collective(g, CollectiveType.ALL_REDUCE,
                                  f"L{layer}.{names[b - 1]}.allreduce.mb{j}", ranks, prev,
-                                 tokens * self.hidden * self.dtype, s, layer=layer,
+                                 reduced_bytes, s, layer=layer,
                                  micro_batch=j, op=names[b - 1])
 
     def _selective_attention(self, g, mb, j, s, layer, ranks, prev, a, b, cum, names) -> None:
