@@ -32,7 +32,7 @@ from .engines.npu_detailed import DetailedNPUEngine  # noqa: F401  registers "np
 from .engines.reuse import ReuseCache, ReuseEngine
 from .engines.stack import ExecutionStack
 from .graph.builder import GraphConverter
-from .graph.nodes import NodeType
+from .graph.nodes import CollectiveType, NodeType
 from .memory import MemoryPlan
 from .models.catalog import get_model
 from .models.template import decoder_template
@@ -228,11 +228,12 @@ class Simulator:
     def _advance(self, with_graph: bool = True) -> IterationRecord:
         """Simulate one iteration and record it (the body of step and run).
 
-        On a single device the execution graph is a chain (KV transfers, then
-        embedding, every layer, the head), so ``run()`` skips building it and
-        adds the same durations in the same order as ``Network.run`` would
-        (:meth:`_chain`); the result is bit-identical (tested). ``step()``
-        always builds the graph, for its Gantt chart.
+        When the execution graph is a chain (:meth:`_is_chain`: KV transfers,
+        then embedding, every layer, the head, with tensor-parallel collectives
+        between them), ``run()`` skips building it and adds the same durations
+        in the same order as ``Network.run`` would (:meth:`_chain`); the result
+        is bit-identical (tested). ``step()`` always builds the graph, for its
+        Gantt chart.
         """
         if self.is_finished:
             raise SimulationFinished(f"all {len(self.trace)} requests have finished")
@@ -255,8 +256,7 @@ class Simulator:
         hits, misses = (cache.hits, cache.misses) if cache is not None else (0, 0)
         trace = self.stack.simulate(plan.batch)
         t2 = time.perf_counter()
-        # The chain shortcut covers one device running one micro-batch.
-        if with_graph or not self.layout.is_single_device or len(trace.micro_batches) > 1:
+        if with_graph or not self._is_chain(trace):
             graph = self.converter.build(trace, plan.evicted_bytes, plan.reloaded_bytes)
             t3 = time.perf_counter()
             schedule = self.network.run(graph)
@@ -283,31 +283,72 @@ class Simulator:
         self._wall["network"] += t4 - t3
         return record
 
+    def _is_chain(self, trace) -> bool:
+        """Whether the iteration's graph is one chain of nodes in a row.
+
+        It is on one pipeline stage running one micro-batch, without PIM units
+        (they overlap the NPU), when every tensor-parallel rank does the same
+        work (heads placement: one class, one representative) and, with more
+        than one rank, without congestion (whose flows the chain does not model).
+        """
+        layout = self.layout
+        if self.pim is not None or layout.pp > 1 or len(trace.micro_batches) > 1:
+            return False
+        return layout.tp == 1 or (layout.attention == "heads"
+                                  and not self.config.system.congestion)
+
     def _chain(self, trace, plan) -> tuple[float, float]:
-        """Makespan and host-transfer time of a single device's chain graph.
+        """Makespan and host-transfer time of a chain graph (:meth:`_is_chain`).
 
         The same arithmetic, in the same order, as ``Network.run`` on the graph
-        ``GraphConverter.build`` makes for one device: the KV store and load run
-        at once from time 0; the embedding starts when both are done; then the
-        layers and the head, one after another.
+        ``GraphConverter.build`` makes: the representative rank's KV store and
+        load run at once from time 0; the embedding starts when both are done;
+        then the embedding's all-reduce, every layer's segments and all-reduces,
+        the head and the logits' all-gather, one after another. Busy time and
+        link bytes are accounted as ``Network.run`` and :meth:`_accumulate` do.
         """
+        layout, network, conv = self.layout, self.network, self.converter
+        tp = layout.tp
         transfer, host_bytes = 0.0, 0.0
+        share = layout.stage_layers[0] / sum(layout.stage_layers) / tp  # the converter's
         for moved in (plan.evicted_bytes, plan.reloaded_bytes):
             if moved:
-                transfer = max(transfer, self.network.host_time(moved))
-                host_bytes += moved
-        if host_bytes:
-            self._link_bytes["host"] = self._link_bytes.get("host", 0.0) + host_bytes
+                size = moved * share
+                transfer = max(transfer, network.host_time(size))
+                host_bytes += size * tp
+        links: dict[str, float] = {"host": host_bytes} if host_bytes else {}
+        group = tuple(layout.stage_devices(0))
+
+        def collective(kind, size) -> float:
+            cost = network.collectives.cost(kind, float(size), group)
+            for link, moved in cost.link_bytes.items():
+                links[link] = links.get(link, 0.0) + moved
+            return cost.duration
+
         mb = trace.micro_batches[0]
-        layer = float(np.cumsum(mb.layer_op_latency)[-1])
-        durations = [mb.embedding_latency] + [layer] * self.layout.stage_layers[0]
+        tokens = mb.batch.num_tokens
+        t = transfer + mb.embedding_latency
+        busy = 0.0 + mb.embedding_latency
+        if tp > 1:
+            t += collective(CollectiveType.ALL_REDUCE, tokens * conv.hidden * conv.dtype)
+        cum = np.concatenate(([0.0], np.cumsum(mb.layer_op_latency))).tolist()
+        segments = [(cum[b] - cum[a], reduce_after) for a, b, reduce_after in conv.segments]
+        reduce_size = tokens * conv.hidden * conv.dtype
+        for _ in range(layout.stage_layers[0]):
+            for duration, reduce_after in segments:
+                t += duration
+                busy += duration
+                if reduce_after:
+                    t += collective(CollectiveType.ALL_REDUCE, reduce_size)
         if mb.has_head:
-            durations.append(mb.head_latency)
-        t, busy = transfer, 0.0
-        for d in durations:
-            t += d
-            busy += d
-        self._device_busy[0] += busy
+            t += mb.head_latency
+            busy += mb.head_latency
+            if tp > 1:
+                rows = int(mb.batch.num_logit_tokens.sum())
+                t += collective(CollectiveType.ALL_GATHER, rows * conv.vocab * conv.dtype)
+        self._device_busy[list(group)] += busy
+        for link, moved in links.items():
+            self._link_bytes[link] = self._link_bytes.get(link, 0.0) + moved
         return t, transfer
 
     @staticmethod

@@ -228,10 +228,18 @@ def test_invariants_on_random_traces(data, policy, npu_mem, block_size):
     xr.testing.assert_identical(ds.drop_vars("wall_time"), again.drop_vars("wall_time"))
 
 
-@pytest.mark.parametrize("flags", [dict(), dict(npu_mem=0.3, block_size=16),
-                                   dict(scheduling="chunked", max_num_batched_tokens=48)])
+@pytest.mark.parametrize("flags", [
+    dict(), dict(npu_mem=0.3, block_size=16),
+    dict(scheduling="chunked", max_num_batched_tokens=48),
+    dict(npu_num=4, parallel="tensor"),                                 # TP chain
+    dict(npu_num=4, parallel="tensor", npu_mem=0.08, block_size=16),    # TP chain, evictions
+    dict(npu_num=2, parallel="tensor", collective="ring"),
+    dict(npu_num=4, parallel="tensor", congestion=True),                # not a chain
+    dict(pim_type="local", npu_mem=4),                                  # PIM overlaps: not a chain
+])
 def test_run_fast_path_equals_stepping_through_the_graph(flags):
-    """run() skips the single-device chain graph; step() builds it: same numbers."""
+    """run() adds up chain graphs without building them; step() builds and runs
+    every graph: the same numbers, evictions and link bytes included."""
     trace = small_trace(30, max_prompt=200, max_output=200, rate=500.0)
     fast = Simulator(gpt2(**flags), trace).run()
     sim = Simulator(gpt2(**flags), trace)
