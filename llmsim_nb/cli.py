@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 
 from .config import SimConfig
 from .sweep_cli import add_sweep_parser, run_sweep_command
@@ -62,19 +63,6 @@ _FLAGS: list[tuple[str, type | None, str]] = [
     ("config", str, "YAML file of flag names and values"),
     ("output", str, "write PREFIX-throughput.tsv, -simulation-time.tsv, -requests.csv, .nc"),
 ]
-
-
-def _fast_run_cache(sim):
-    """Where ``--fast_run`` keeps the reuse cache: one file per engine configuration."""
-    import os
-    from pathlib import Path
-
-    from .engines.reuse import engine_hash
-
-    if sim.reuse_cache is None:
-        return None
-    root = Path(os.environ.get("LLMSIM_CACHE_DIR", Path.home() / ".cache" / "llmsim_nb"))
-    return root / f"reuse-{engine_hash(sim.engine.inner)}.pkl"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,22 +124,17 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     config = SimConfig.from_flags(**flags)
     sim = Simulator(config)
-    cache_path = _fast_run_cache(sim) if config.fast_run else None
-    if cache_path is not None and cache_path.is_file():
-        try:
-            sim.reuse_cache.load(cache_path, sim.engine.inner)
-        except ValueError as exc:  # e.g. written by an older version: start afresh
-            print(f"llmsim: note: {exc}; starting a new cache there", file=sys.stderr)
     total = len(sim.trace)
     with tqdm(total=total, unit="req", delay=2.0, disable=True if args.quiet else None,
-              desc="simulating", file=sys.stderr) as bar:
+              desc="simulating", file=sys.stderr) as bar, \
+            warnings.catch_warnings(record=True) as caught:
         def progress(done: int) -> None:
             bar.update(done - bar.n)
 
-        ds = sim.run(progress=progress)
+        ds = sim.run(progress=progress)  # with --fast_run it reads and writes the cache
+    for warning in caught:  # one line each, not Python's two-line format
+        print(f"llmsim: warning: {warning.message}", file=sys.stderr)
     wall = time.perf_counter() - start
-    if cache_path is not None:
-        sim.reuse_cache.save(cache_path, sim.engine.inner)
     if args.output:
         paths = write_outputs(ds, args.output)
         if not args.quiet:

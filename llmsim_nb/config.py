@@ -258,8 +258,9 @@ class SimConfig:
     seed: int = field(default=0, metadata=_meta("Random seed", flag="seed"))
     dataset: str | None = field(default=None, metadata=_meta("Trace file", flag="dataset"))
     fast_run: bool = field(default=False, metadata=_meta(
-        "The original's compile bypass: the CLI keeps the reuse cache on disk between "
-        "runs (per engine configuration); results are the same either way",
+        "The original's compile bypass: Simulator.run (so the CLI and sweeps too) keeps "
+        "the reuse cache on disk between runs, one file per engine configuration; "
+        "results are the same either way",
         flag="fast_run"))
     reuse: bool = field(default=True, metadata=_meta(
         "Reuse operator timings across layers and iterations (on/off); results are "

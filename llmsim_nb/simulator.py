@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -29,7 +30,7 @@ from .config import GIB, SimConfig
 from .engines.base import Engine, get_engine_class
 from .engines.hardware import get_hardware
 from .engines.npu_detailed import DetailedNPUEngine  # noqa: F401  registers "npu-detailed"
-from .engines.reuse import ReuseCache, ReuseEngine
+from .engines.reuse import ReuseCache, ReuseEngine, cache_path
 from .engines.stack import ExecutionStack
 from .graph.builder import GraphConverter
 from .graph.nodes import CollectiveType, NodeType
@@ -178,6 +179,7 @@ class Simulator:
         self._link_bytes: dict[str, float] = {}
         self.last_graph = None
         self.last_schedule = None
+        self._cache_loaded = False
 
     def _check_lengths(self, trace: Trace) -> None:
         """Refuse requests longer than the model serves, before anything runs."""
@@ -393,7 +395,21 @@ class Simulator:
             until every request has finished.
         progress : callable, optional
             Called with the number of requests finished after each iteration.
+
+        With ``fast_run`` the reuse cache is read from its file
+        (:func:`~llmsim_nb.engines.reuse.cache_path`) before the first run and
+        written back after each, so a later process (a notebook restart, the
+        next sweep point, the next CLI run) does not simulate again what this
+        one did; an unreadable or outdated file is replaced, with a warning.
         """
+        path = self._fast_run_path()
+        if path is not None and not self._cache_loaded:
+            self._cache_loaded = True
+            if path.is_file():
+                try:
+                    self.reuse_cache.load(path, self.engine.inner)
+                except ValueError as exc:  # written by another version: start afresh
+                    warnings.warn(f"{exc}; starting a new cache there", stacklevel=2)
         while not self.is_finished and (until is None or self.now < until):
             try:
                 self._advance(with_graph=False)
@@ -401,7 +417,14 @@ class Simulator:
                 break
             if progress is not None:
                 progress(self.scheduler.num_finished)
+        if path is not None:
+            self.reuse_cache.save(path, self.engine.inner)
         return self.results()
+
+    def _fast_run_path(self):
+        if not self.config.fast_run or self.reuse_cache is None:
+            return None
+        return cache_path(self.engine.inner)
 
     def results(self) -> xr.Dataset:
         """The Dataset of every iteration simulated so far and every request."""

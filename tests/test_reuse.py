@@ -174,6 +174,21 @@ def test_fast_run_keeps_the_cache_between_cli_runs(tmp_path, monkeypatch, capsys
     assert sim.reuse_cache.load(files[0], sim.engine.inner) > 1000
 
 
+def test_fast_run_in_python_lets_a_later_simulator_skip_the_engine(tmp_path, monkeypatch):
+    """A notebook restart or the next sweep point: a new process-level Simulator."""
+    monkeypatch.setenv("LLMSIM_CACHE_DIR", str(tmp_path))
+    trace = small_trace(12)
+    config = SimConfig.from_flags(model_name="gpt2", fast_run=True, npu_mode="detailed")
+    first = Simulator(config, trace).run()
+    assert int(first.reuse_misses.sum()) > 0 and len(list(tmp_path.glob("reuse-*.pkl"))) == 1
+    again = Simulator(config, trace).run()
+    assert int(again.reuse_misses.sum()) == 0
+    xr.testing.assert_identical(simulated(first), simulated(again))
+    # Without fast_run nothing is read or written.
+    plain = Simulator(SimConfig.from_flags(model_name="gpt2", npu_mode="detailed"), trace).run()
+    assert int(plain.reuse_misses.sum()) == int(first.reuse_misses.sum())
+
+
 def test_detailed_mode_runs_with_and_without_reuse_identically():
     trace = small_trace(6, max_prompt=40, max_output=8)
     flags = dict(model_name="gpt2", npu_mode="detailed")

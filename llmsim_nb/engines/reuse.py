@@ -44,7 +44,9 @@ refused, so a cache never answers for another configuration.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
+import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -59,6 +61,13 @@ CACHE_FORMAT = 2  # 2: tables beside entries; keys include op names
 ROW_CHUNK = 128
 #: Attention instance shapes kept in tables (see ``ReuseEngine._shape_table``).
 DECODE, PROMPT = 0, 1
+
+
+def cache_path(engine: Engine) -> Path:
+    """Where ``fast_run`` keeps ``engine``'s cache: one file per engine
+    configuration under ``$LLMSIM_CACHE_DIR`` (default ``~/.cache/llmsim_nb``)."""
+    root = Path(os.environ.get("LLMSIM_CACHE_DIR", Path.home() / ".cache" / "llmsim_nb"))
+    return root / f"reuse-{engine_hash(engine)}.pkl"
 
 
 def engine_hash(engine: Engine) -> str:
@@ -142,13 +151,23 @@ class ReuseCache:
         self.memo.clear()
 
     def save(self, path: str | Path, engine: Engine) -> Path:
-        """Write the entries and tables, tagged with ``engine``'s hash."""
+        """Write the entries and tables, tagged with ``engine``'s hash.
+
+        The file is written beside its destination and renamed over it, so
+        processes sharing a cache file (sweep workers) never read half a file.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as f:
-            pickle.dump({"format": CACHE_FORMAT, "engine_hash": engine_hash(engine),
-                         "entries": list(self._entries.items()),
-                         "tables": list(self._tables.items())}, f)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump({"format": CACHE_FORMAT, "engine_hash": engine_hash(engine),
+                             "entries": list(self._entries.items()),
+                             "tables": list(self._tables.items())}, f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     def load(self, path: str | Path, engine: Engine) -> int:
