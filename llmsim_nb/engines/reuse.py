@@ -345,16 +345,27 @@ class ReuseEngine(Engine):
         the lengths asked for (it may count what it times, as the profiled
         engine counts its fallbacks).
         """
-        key = ("attention", shape, dtype_bytes, tuple(templates[i] for i in positions))
-        table = self.cache.get_table(key)
-        if table is None:
-            table = np.empty((len(positions), 0))
+        # The table by identity first (memo: no hashing of templates), else by
+        # its stable key in the cache (a loaded file, or after a memo eviction).
+        cache = self.cache
+        hot = ("table", id(templates), dtype_bytes, shape)
+        entry = cache.memo.get(hot)
+        if entry is not None and entry[0] is templates:
+            table = entry[1]
+        else:
+            key = ("attention", shape, dtype_bytes, tuple(templates[i] for i in positions))
+            table = cache.get_table(key)
+            if table is None:
+                table = np.empty((len(positions), 0))
+            cache.remember(hot, (templates, table, key))
         size = int(lengths.max()) + 1
         if table.shape[1] < size:
             grown = np.full((len(positions), max(size, 2 * table.shape[1], 256)), np.nan)
             grown[:, :table.shape[1]] = table
             table = grown
-            self.cache.put_table(key, table)
+            key = cache.memo[hot][2]
+            cache.put_table(key, table)
+            cache.remember(hot, (templates, table, key))
         latency = table[:, lengths]
         missing = np.isnan(latency[0])
         if not missing.any():

@@ -22,7 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,12 +65,16 @@ class BatchShape:
     num_logit_tokens : ndarray of int64
         Tokens for which the LM head runs (1 where the request emits a token
         this iteration, else 0).
+    num_tokens : int
+        Tokens computed by the non-attention ops (rows of every weight GEMM):
+        ``num_query_tokens.sum()``, computed once on construction.
     """
 
     request_ids: np.ndarray
     num_query_tokens: np.ndarray
     num_context_tokens: np.ndarray
     num_logit_tokens: np.ndarray
+    num_tokens: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.request_ids)
@@ -82,6 +86,7 @@ class BatchShape:
             raise ValueError("BatchShape.num_query_tokens must all be >= 1")
         if n and self.num_context_tokens.min() < 0:
             raise ValueError("BatchShape.num_context_tokens must all be >= 0")
+        object.__setattr__(self, "num_tokens", int(self.num_query_tokens.sum()))
 
     @classmethod
     def from_lists(cls, num_query_tokens, num_context_tokens, request_ids=None,
@@ -98,11 +103,6 @@ class BatchShape:
     @property
     def num_requests(self) -> int:
         return len(self.request_ids)
-
-    @property
-    def num_tokens(self) -> int:
-        """Tokens computed by the non-attention ops (rows of every weight GEMM)."""
-        return int(self.num_query_tokens.sum())
 
 
 @dataclass(frozen=True, slots=True)
