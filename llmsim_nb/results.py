@@ -35,7 +35,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "num_reloaded": ("1", "requests reloaded from host memory for the iteration"),
     "evicted_bytes": ("B", "KV bytes stored to host memory"),
     "reloaded_bytes": ("B", "KV bytes loaded from host memory"),
-    "num_finished": ("1", "requests that finished at the end of the iteration"),
+    "num_finished": ("1", "requests that finished at the end of the iteration (a request "
+                          "with nothing to compute, gen with zero outputs, finishes on "
+                          "arrival, in no iteration)"),
     "reuse_hits": ("1", "operator instances whose timing came from the reuse cache "
                         "(simulation effort, not a simulated quantity)"),
     "reuse_misses": ("1", "operator instances the engine had to simulate "
