@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class NodeType(str, enum.Enum):
@@ -49,9 +50,9 @@ class CollectiveType(str, enum.Enum):
     ALL_TO_ALL = "ALL_TO_ALL"
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
-    """One node of an execution graph.
+class Node(NamedTuple):
+    """One node of an execution graph (immutable; a named tuple because a
+    graph of a few hundred nodes is built every iteration).
 
     Attributes
     ----------
@@ -131,8 +132,15 @@ class ExecutionGraph:
         """Append a node; return its id. Dependencies must already exist."""
         node_id = len(self.nodes)
         # Most nodes have one dependency: skip the sort and the set for them.
-        deps = tuple(sorted({int(d) for d in deps})) if len(deps) > 1 \
-            else tuple(int(d) for d in deps)
+        if not isinstance(deps, (list, tuple)):
+            deps = list(deps)  # any iterable of ids
+        count = len(deps)
+        if count == 1:
+            deps = (int(deps[0]),)
+        elif count:
+            deps = tuple(sorted({int(d) for d in deps}))
+        else:
+            deps = ()
         if deps and (deps[0] < 0 or deps[-1] >= node_id):
             raise ValueError(f"node {name!r} depends on ids {deps} not yet in the graph")
         self.nodes.append(Node(node_id, name, type, device, data_deps=deps, **fields))
