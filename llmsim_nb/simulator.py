@@ -180,6 +180,8 @@ class Simulator:
         self.last_graph = None
         self.last_schedule = None
         self._cache_loaded = False
+        self._kv_share = (self.layout.stage_layers[0] / sum(self.layout.stage_layers)
+                          / self.layout.tp)
 
     def _check_lengths(self, trace: Trace) -> None:
         """Refuse requests longer than the model serves, before anything runs."""
@@ -312,43 +314,53 @@ class Simulator:
         layout, network, conv = self.layout, self.network, self.converter
         tp = layout.tp
         transfer, host_bytes = 0.0, 0.0
-        share = layout.stage_layers[0] / sum(layout.stage_layers) / tp  # the converter's
+        share = self._kv_share  # the converter's share of a stage-0 rank
         for moved in (plan.evicted_bytes, plan.reloaded_bytes):
             if moved:
                 size = moved * share
                 transfer = max(transfer, network.host_time(size))
                 host_bytes += size * tp
         links: dict[str, float] = {"host": host_bytes} if host_bytes else {}
-        group = tuple(layout.stage_devices(0))
+        group = range(tp)  # stage 0's devices
 
         def collective(kind, size) -> float:
-            cost = network.collectives.cost(kind, float(size), group)
+            cost = network.collectives.cost(kind, float(size), tuple(group))
             for link, moved in cost.link_bytes.items():
                 links[link] = links.get(link, 0.0) + moved
             return cost.duration
 
         mb = trace.micro_batches[0]
-        tokens = mb.batch.num_tokens
         t = transfer + mb.embedding_latency
         busy = 0.0 + mb.embedding_latency
         if tp > 1:
-            t += collective(CollectiveType.ALL_REDUCE, tokens * conv.hidden * conv.dtype)
-        cum = np.concatenate(([0.0], np.cumsum(mb.layer_op_latency))).tolist()
+            t += collective(CollectiveType.ALL_REDUCE, mb.batch.num_tokens * conv.hidden * conv.dtype)
+        # Segment durations as the converter takes them: differences of the
+        # running sum of one layer's op latencies (from 0.0).
+        cum = [0.0, *np.cumsum(mb.layer_op_latency).tolist()]
         segments = [(cum[b] - cum[a], reduce_after) for a, b, reduce_after in conv.segments]
-        reduce_size = tokens * conv.hidden * conv.dtype
-        for _ in range(layout.stage_layers[0]):
-            for duration, reduce_after in segments:
+        if tp == 1:  # one segment, no collectives
+            duration = segments[0][0]
+            for _ in range(layout.stage_layers[0]):
                 t += duration
                 busy += duration
-                if reduce_after:
-                    t += collective(CollectiveType.ALL_REDUCE, reduce_size)
+        else:
+            reduce_size = mb.batch.num_tokens * conv.hidden * conv.dtype
+            for _ in range(layout.stage_layers[0]):
+                for duration, reduce_after in segments:
+                    t += duration
+                    busy += duration
+                    if reduce_after:
+                        t += collective(CollectiveType.ALL_REDUCE, reduce_size)
         if mb.has_head:
             t += mb.head_latency
             busy += mb.head_latency
             if tp > 1:
                 rows = int(mb.batch.num_logit_tokens.sum())
                 t += collective(CollectiveType.ALL_GATHER, rows * conv.vocab * conv.dtype)
-        self._device_busy[list(group)] += busy
+        if tp == 1:
+            self._device_busy[0] += busy
+        else:
+            self._device_busy[:tp] += busy
         for link, moved in links.items():
             self._link_bytes[link] = self._link_bytes.get(link, 0.0) + moved
         return t, transfer
