@@ -271,15 +271,15 @@ class Scheduler:
             i = int(run[k])
             if table.status[i] != RUNNING:
                 break  # evicted for an earlier request; so is everything after it
-            need = int(hold[k])
-            while not self.kv.can_allocate(i, need):
+            tokens = int(hold[k])
+            while not self.kv.can_allocate(i, tokens):
                 victim = int(self._running[-1])
                 self._evict(victim)
                 if victim == i:
                     break
             if table.status[i] != RUNNING:
                 break  # it evicted itself; everything admitted after it is gone too
-            self._allocate(i, need)
+            self._allocate(i, tokens)
         # Eviction only shortens running from the back, and never below the
         # request that caused it, so the batch is a prefix of the old order.
         count = min(count, len(self._running))
