@@ -104,6 +104,10 @@ class Simulator:
     scheduler : Scheduler
     engine : Engine
     kv_cache : KVCacheManager
+    last_graph, last_schedule : ExecutionGraph, GraphSchedule or None
+        The last iteration's execution graph and its schedule. ``step()``
+        always builds them; ``run()`` leaves None where the graph is a chain
+        it adds up without building (:meth:`_is_chain`).
     """
 
     def __init__(self, config: SimConfig | None = None, trace: Trace | None = None, *,
