@@ -89,6 +89,9 @@ _SUPPORTED = {"ring": ("Ring", "FullyConnected", "Switch"),
               "direct": ("FullyConnected", "Switch"),
               "halving_doubling": ("FullyConnected", "Switch")}
 
+#: Collective costs kept per (kind, size, group); cleared when full.
+MAX_MEMOISED_COSTS = 65_536
+
 
 @dataclass(frozen=True, slots=True)
 class Phase:
@@ -336,6 +339,8 @@ class CollectiveModel:
         key = (kind, size, tuple(group))
         cost = self._costs.get(key)
         if cost is None:
+            if len(self._costs) >= MAX_MEMOISED_COSTS:  # one per message size: bound it
+                self._costs.clear()
             cost = self._costs[key] = self._compute(_as_kind(kind), size, key[2])
         return cost
 
