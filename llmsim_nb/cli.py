@@ -131,9 +131,11 @@ def _run(args: argparse.Namespace) -> int:
         def progress(done: int) -> None:
             bar.update(done - bar.n)
 
-        ds = sim.run(progress=progress)  # with --fast_run it reads and writes the cache
-    for warning in caught:  # one line each, not Python's two-line format
-        print(f"llmsim: warning: {warning.message}", file=sys.stderr)
+        try:
+            ds = sim.run(progress=progress)  # with --fast_run it reads and writes the cache
+        finally:
+            for warning in caught:  # one line each, not Python's two-line format
+                print(f"llmsim: warning: {warning.message}", file=sys.stderr)
     wall = time.perf_counter() - start
     if args.output:
         paths = write_outputs(ds, args.output)

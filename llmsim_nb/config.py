@@ -283,6 +283,9 @@ class SimConfig:
                              f"packaged trace), got {self.dataset!r}")
         if not isinstance(self.fast_run, bool):
             raise ValueError(f"SimConfig.fast_run must be a bool, got {self.fast_run!r}")
+        if self.fast_run and self.reuse is False:
+            raise ValueError("SimConfig.fast_run=True keeps the reuse cache on disk, but "
+                             "reuse=False switches the cache off; turn reuse on or fast_run off")
         if not isinstance(self.reuse, bool):
             raise ValueError(f"SimConfig.reuse must be on/off (a bool), got {self.reuse!r}")
         _check_int("SimConfig", "reuse_cache_size", self.reuse_cache_size, 1)

@@ -184,6 +184,7 @@ class Simulator:
         self.last_graph = None
         self.last_schedule = None
         self._cache_loaded = False
+        self._saved_misses = 0
         self._kv_share = (self.layout.stage_layers[0] / sum(self.layout.stage_layers)
                           / self.layout.tp)
 
@@ -298,6 +299,8 @@ class Simulator:
         (they overlap the NPU), when every tensor-parallel rank does the same
         work (heads placement: one class, one representative) and, with more
         than one rank, without congestion (whose flows the chain does not model).
+        One device with congestion is a chain too: its only transfers, the KV
+        store and load, use the host link's two directions and never share.
         """
         layout = self.layout
         if self.pim is not None or layout.pp > 1 or len(trace.micro_batches) > 1:
@@ -414,18 +417,22 @@ class Simulator:
 
         With ``fast_run`` the reuse cache is read from its file
         (:func:`~llmsim_nb.engines.reuse.cache_path`) before the first run and
-        written back after each, so a later process (a notebook restart, the
-        next sweep point, the next CLI run) does not simulate again what this
-        one did; an unreadable or outdated file is replaced, with a warning.
+        written back after a run that simulated something new, so a later
+        process (a notebook restart, the next sweep point, the next CLI run)
+        does not simulate again what this one did. An unreadable or outdated
+        file is replaced, and a file that cannot be written is skipped, each
+        with a warning: the cache never costs a result.
         """
         path = self._fast_run_path()
+        cache = self.reuse_cache
         if path is not None and not self._cache_loaded:
             self._cache_loaded = True
-            if path.is_file():
+            if path.exists():
                 try:
-                    self.reuse_cache.load(path, self.engine.inner)
+                    cache.load(path, self.engine.inner)
                 except ValueError as exc:  # written by another version: start afresh
                     warnings.warn(f"{exc}; starting a new cache there", stacklevel=2)
+            self._saved_misses = cache.misses
         while not self.is_finished and (until is None or self.now < until):
             try:
                 self._advance(with_graph=False)
@@ -433,8 +440,13 @@ class Simulator:
                 break
             if progress is not None:
                 progress(self.scheduler.num_finished)
-        if path is not None:
-            self.reuse_cache.save(path, self.engine.inner)
+        if path is not None and cache.misses > self._saved_misses:
+            try:
+                cache.save(path, self.engine.inner)
+                self._saved_misses = cache.misses
+            except OSError as exc:
+                warnings.warn(f"the reuse cache was not saved to {str(path)!r}: {exc}",
+                              stacklevel=2)
         return self.results()
 
     def _fast_run_path(self):

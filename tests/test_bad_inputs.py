@@ -128,6 +128,8 @@ API_CASES = [
     ("congestion not bool", lambda t: F(congestion="yes"), r"congestion must be a bool, got 'yes'"),
     ("gen not bool", lambda t: F(gen=1), r"gen must be a bool, got 1"),
     ("fast_run not bool", lambda t: F(fast_run="yes"), r"fast_run must be a bool, got 'yes'"),
+    ("fast_run without reuse", lambda t: F(fast_run=True, reuse="off"),
+     r"fast_run=True keeps the reuse cache on disk, but reuse=False"),
     ("dataset empty", lambda t: F(dataset=""), r"dataset must be a trace file path or None"),
     ("dataset not a path", lambda t: F(dataset=3), r"dataset must be .*got 3"),
     ("network empty", lambda t: F(network=""), r"network must be a file path or preset name"),

@@ -1,5 +1,7 @@
 """Computation reuse: identical results, hit rates, bounded size, persistence."""
 
+import pickle
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -8,7 +10,7 @@ from llmsim_nb import SimConfig, Simulator
 from llmsim_nb.engines.hardware import make_engine
 from llmsim_nb.engines.npu import NPUEngine, NPUSpec
 from llmsim_nb.engines.npu_detailed import DetailedNPUEngine
-from llmsim_nb.engines.reuse import ReuseCache, ReuseEngine, engine_hash
+from llmsim_nb.engines.reuse import ReuseCache, ReuseEngine, cache_path, engine_hash
 from llmsim_nb.models import BatchShape, decoder_template, get_model
 from llmsim_nb.models.ops import OpKind
 from llmsim_nb.results import SIMULATION_EFFORT_VARS
@@ -187,6 +189,51 @@ def test_fast_run_in_python_lets_a_later_simulator_skip_the_engine(tmp_path, mon
     # Without fast_run nothing is read or written.
     plain = Simulator(SimConfig.from_flags(model_name="gpt2", npu_mode="detailed"), trace).run()
     assert int(plain.reuse_misses.sum()) == int(first.reuse_misses.sum())
+
+
+def test_fast_run_never_costs_a_result(tmp_path, monkeypatch):
+    trace = small_trace(6)
+    config = SimConfig.from_flags(model_name="gpt2", fast_run=True)
+    # A cache directory that cannot exist: the run still returns, with a warning.
+    monkeypatch.setenv("LLMSIM_CACHE_DIR", "/dev/null/not-a-directory")
+    with pytest.warns(UserWarning, match="reuse cache was not saved"):
+        ds = Simulator(config, trace).run()
+    assert int(ds.num_finished.sum()) == 6
+    # Files that are not caches (another version's, a directory) are replaced, with a warning.
+    monkeypatch.setenv("LLMSIM_CACHE_DIR", str(tmp_path))
+    path = cache_path(Simulator(config, trace).engine.inner)
+    for bad in (pickle.dumps({"format": 2}), pickle.dumps([1, 2])):
+        path.write_bytes(bad)
+        with pytest.warns(UserWarning, match="cannot be read"):
+            Simulator(config, trace).run()
+        assert Simulator(config, trace).reuse_cache.load(path, make_engine("npu-128x128")) > 0
+    # Nothing new simulated: the file is not rewritten.
+    before = path.stat().st_mtime_ns
+    Simulator(config, trace).run()
+    assert path.stat().st_mtime_ns == before
+
+
+def test_a_cache_file_is_all_or_nothing(tmp_path):
+    engine = make_engine("npu-128x128")
+    cache = ReuseCache()
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(pickle.dumps({"format": 2, "engine_hash": engine_hash(engine),
+                                  "entries": [(("k",), (1.0, 1.0, 1.0))],
+                                  "tables": [("t", "not an array")]}))
+    with pytest.raises(ValueError, match="cannot be read: TypeError"):
+        cache.load(bad, engine)
+    with pytest.raises(ValueError, match="cannot be read"):
+        cache.load(tmp_path, engine)  # a directory
+    assert len(cache) == 0
+
+
+def test_tables_stay_within_the_cache_bound():
+    trace = small_trace(25, max_prompt=200, max_output=60, rate=300.0)
+    sim = Simulator(SimConfig.from_flags(model_name="gpt2", reuse_cache_size=3000), trace)
+    bounded = sim.run()
+    assert len(sim.reuse_cache) <= 3000
+    off = Simulator(SimConfig.from_flags(model_name="gpt2", reuse="off"), trace).run()
+    xr.testing.assert_identical(simulated(bounded), simulated(off))
 
 
 def test_detailed_mode_runs_with_and_without_reuse_identically():

@@ -46,7 +46,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
+import secrets
 from collections import OrderedDict
 from pathlib import Path
 
@@ -61,6 +61,30 @@ CACHE_FORMAT = 2  # 2: tables beside entries; keys include op names
 ROW_CHUNK = 128
 #: Attention instance shapes kept in tables (see ``ReuseEngine._shape_table``).
 DECODE, PROMPT = 0, 1
+
+
+class TableKey:
+    """A hashable key that computes its hash once (its parts hold templates,
+    whose hashes walk every field). Equal parts make equal keys; it pickles
+    as its parts, so a saved cache answers another process's keys."""
+
+    __slots__ = ("parts", "_hash")
+
+    def __init__(self, parts: tuple) -> None:
+        self.parts = parts
+        self._hash = hash(parts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (isinstance(other, TableKey) and self.parts == other.parts)
+
+    def __reduce__(self):
+        return (TableKey, (self.parts,))
+
+    def __repr__(self) -> str:
+        return f"TableKey({self.parts!r})"
 
 
 def cache_path(engine: Engine) -> Path:
@@ -154,19 +178,20 @@ class ReuseCache:
         """Write the entries and tables, tagged with ``engine``'s hash.
 
         The file is written beside its destination and renamed over it, so
-        processes sharing a cache file (sweep workers) never read half a file.
+        processes sharing a cache file (sweep workers) never read half a file;
+        the last one to save wins.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
-            with os.fdopen(fd, "wb") as f:
+            with tmp.open("wb") as f:  # created with the umask's mode, as the file was
                 pickle.dump({"format": CACHE_FORMAT, "engine_hash": engine_hash(engine),
                              "entries": list(self._entries.items()),
                              "tables": list(self._tables.items())}, f)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return path
 
@@ -174,15 +199,19 @@ class ReuseCache:
         """Add the entries and tables saved at ``path``; return the timings added.
 
         Raises ValueError if the file was saved for a different engine
-        configuration or is not a cache file.
+        configuration or is not a cache file; nothing is added then.
         """
         path = Path(path)
         try:
             with path.open("rb") as f:
                 data = pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
-            raise ValueError(f"reuse cache {str(path)!r} cannot be read: {exc}") from None
-        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            entries, tables = list(data["entries"]), list(data["tables"])
+            if not all(isinstance(t, np.ndarray) for _, t in tables):
+                raise TypeError("a table is not an array")
+        except Exception as exc:  # unreadable, truncated, or pickled by another version
+            raise ValueError(f"reuse cache {str(path)!r} cannot be read: "
+                             f"{type(exc).__name__}: {exc}") from None
+        if data.get("format") != CACHE_FORMAT:
             raise ValueError(f"reuse cache {str(path)!r} is not a llmsim_nb reuse cache "
                              f"(format {CACHE_FORMAT})")
         expected = engine_hash(engine)
@@ -190,11 +219,11 @@ class ReuseCache:
             raise ValueError(f"reuse cache {str(path)!r} was made for engine configuration "
                              f"{data.get('engine_hash')}, not this one ({expected}); it "
                              "would give another configuration's timings")
-        for key, value in data["entries"]:
+        for key, value in entries:
             self.put(key, value)
-        for key, table in data["tables"]:
+        for key, table in tables:
             self.put_table(key, table)
-        return len(data["entries"]) + sum(table.size for _, table in data["tables"])
+        return len(entries) + sum(table.size for _, table in tables)
 
 
 class ReuseEngine(Engine):
@@ -345,27 +374,27 @@ class ReuseEngine(Engine):
         the lengths asked for (it may count what it times, as the profiled
         engine counts its fallbacks).
         """
-        # The table by identity first (memo: no hashing of templates), else by
-        # its stable key in the cache (a loaded file, or after a memo eviction).
+        # The table's stable key (equal templates give equal keys, whichever
+        # objects hold them) is built once per templates object; it carries its
+        # hash, so the lookup that keeps the cache's LRU order is cheap.
         cache = self.cache
-        hot = ("table", id(templates), dtype_bytes, shape)
+        hot = ("key", id(templates), dtype_bytes, shape)
         entry = cache.memo.get(hot)
         if entry is not None and entry[0] is templates:
-            table = entry[1]
+            key = entry[1]
         else:
-            key = ("attention", shape, dtype_bytes, tuple(templates[i] for i in positions))
-            table = cache.get_table(key)
-            if table is None:
-                table = np.empty((len(positions), 0))
-            cache.remember(hot, (templates, table, key))
+            key = TableKey(("attention", shape, dtype_bytes,
+                            tuple(templates[i] for i in positions)))
+            cache.remember(hot, (templates, key))
+        table = cache.get_table(key)
+        if table is None:
+            table = np.empty((len(positions), 0))
         size = int(lengths.max()) + 1
         if table.shape[1] < size:
             grown = np.full((len(positions), max(size, 2 * table.shape[1], 256)), np.nan)
             grown[:, :table.shape[1]] = table
             table = grown
-            key = cache.memo[hot][2]
             cache.put_table(key, table)
-            cache.remember(hot, (templates, table, key))
         latency = table[:, lengths]
         missing = np.isnan(latency[0])
         if not missing.any():
