@@ -67,7 +67,8 @@ class BatchShape:
         this iteration, else 0).
     num_tokens : int
         Tokens computed by the non-attention ops (rows of every weight GEMM):
-        ``num_query_tokens.sum()``, computed once on construction.
+        ``num_query_tokens.sum()``, computed once on construction (the arrays
+        are not to be changed in place: make a new BatchShape).
     """
 
     request_ids: np.ndarray
