@@ -185,8 +185,7 @@ class Simulator:
         self.last_schedule = None
         self._cache_loaded = False
         self._saved_misses = 0
-        self._kv_share = (self.layout.stage_layers[0] / sum(self.layout.stage_layers)
-                          / self.layout.tp)
+        self._kv_share = self.converter.kv_share(0)
 
     def _check_lengths(self, trace: Trace) -> None:
         """Refuse requests longer than the model serves, before anything runs."""
@@ -321,7 +320,7 @@ class Simulator:
         layout, network, conv = self.layout, self.network, self.converter
         tp = layout.tp
         transfer, host_bytes = 0.0, 0.0
-        share = self._kv_share  # the converter's share of a stage-0 rank
+        share = self._kv_share
         for moved in (plan.evicted_bytes, plan.reloaded_bytes):
             if moved:
                 size = moved * share
@@ -337,10 +336,11 @@ class Simulator:
             return cost.duration
 
         mb = trace.micro_batches[0]
+        reduce_size = mb.batch.num_tokens * conv.hidden * conv.dtype  # every all-reduce's
         t = transfer + mb.embedding_latency
         busy = 0.0 + mb.embedding_latency
         if tp > 1:
-            t += collective(CollectiveType.ALL_REDUCE, mb.batch.num_tokens * conv.hidden * conv.dtype)
+            t += collective(CollectiveType.ALL_REDUCE, reduce_size)
         # Segment durations as the converter takes them: differences of the
         # running sum of one layer's op latencies (from 0.0).
         cum = [0.0, *np.cumsum(mb.layer_op_latency).tolist()]
@@ -351,7 +351,6 @@ class Simulator:
                 t += duration
                 busy += duration
         else:
-            reduce_size = mb.batch.num_tokens * conv.hidden * conv.dtype
             for _ in range(layout.stage_layers[0]):
                 for duration, reduce_after in segments:
                     t += duration

@@ -134,15 +134,20 @@ class GraphConverter:
                     recv = self._send(g, mb, j, s, ranks, prev)
         return g
 
+    def kv_share(self, stage: int) -> float:
+        """Fraction of the KV bytes moved to or from host that one rank of
+        ``stage`` stores or loads (its layers' share, split over TP ranks)."""
+        layout = self.layout
+        return layout.stage_layers[stage] / sum(layout.stage_layers) / layout.tp
+
     def _memory_nodes(self, g: ExecutionGraph, evicted: float, reloaded: float
                       ) -> dict[int, list[int]]:
         """KV bytes each device stores / loads: its share of every token's KV."""
         deps: dict[int, list[int]] = {}
         if not (evicted or reloaded):
             return deps
-        layers = sum(self.layout.stage_layers)
         for s in range(self.layout.pp):
-            share = self.layout.stage_layers[s] / layers / self.layout.tp
+            share = self.kv_share(s)
             for r in self.ranks(s):
                 for kind, moved, label in ((NodeType.MEM_STORE, evicted, "kv_store"),
                                            (NodeType.MEM_LOAD, reloaded, "kv_load")):

@@ -42,6 +42,12 @@ _INT_FIELDS = ("num_prompt_tokens", "num_output_tokens", "num_computed_tokens",
 _FLOAT_FIELDS = ("arrival_at", "admitted_at", "first_token_at", "finished_at")
 
 
+def max_kv_tokens(num_prompt_tokens: int, num_output_tokens: int, gen: bool = False) -> int:
+    """Tokens a request holds in the KV cache at the largest: its prompt and
+    every output but the last (never fed back); with ``gen``, every output."""
+    return num_prompt_tokens + (num_output_tokens if gen else max(num_output_tokens - 1, 0))
+
+
 class RequestTable:
     """Every request's scheduling state, one array per field (row = request id).
 
@@ -84,8 +90,7 @@ class RequestTable:
         self.num_prompt_tokens[i] = num_prompt_tokens
         self.num_output_tokens[i] = num_output_tokens
         self.num_computed_tokens[i] = num_prompt_tokens if gen else 0
-        self.max_kv_tokens[i] = num_prompt_tokens + (
-            num_output_tokens if gen else max(num_output_tokens - 1, 0))
+        self.max_kv_tokens[i] = max_kv_tokens(num_prompt_tokens, num_output_tokens, gen)
         self._size = i + 1
         return i
 

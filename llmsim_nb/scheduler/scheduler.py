@@ -50,7 +50,8 @@ from ..config import SchedulerConfig
 from ..models.ops import BatchShape
 from .kv_cache import KVCacheManager
 from .plan import IterationPlan
-from .request_state import (EVICTED, FINISHED, RUNNING, WAITING, RequestState, RequestTable)
+from .request_state import (EVICTED, FINISHED, RUNNING, WAITING, RequestState, RequestTable,
+                            max_kv_tokens)
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
 
@@ -106,7 +107,7 @@ class Scheduler:
             raise ValueError(f"request {request_id} arrives at {arrival_at} s, before the "
                              f"previous request ({table.arrival_at[len(table) - 1]} s)")
         gen = self.config.gen
-        max_kv = num_prompt_tokens + (num_output_tokens if gen else max(num_output_tokens - 1, 0))
+        max_kv = max_kv_tokens(num_prompt_tokens, num_output_tokens, gen)
         need = self.kv.blocks_for(max_kv)
         if need > self.kv.num_blocks:
             raise ValueError(
