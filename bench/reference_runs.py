@@ -40,20 +40,31 @@ def _head(n: int) -> Trace:
                  num_output_tokens=t.num_output_tokens[:n], source=f"default[:{n}]")
 
 
+def _burst(n: int) -> Trace:
+    """The first n requests of the packaged trace, arriving 100x faster (evictions)."""
+    t = _head(n)
+    return Trace(arrival_at=t.arrival_at * 0.01, num_prompt_tokens=t.num_prompt_tokens,
+                 num_output_tokens=t.num_output_tokens, source=f"burst[:{n}]")
+
+
 # name -> (flags, trace factory)
 RUNS: dict[str, tuple[dict, object]] = {
     "single-orca": ({}, default_trace),
     "single-vllm": ({"scheduling": "vllm", "max_batch": 16}, default_trace),
     "single-chunked": ({"scheduling": "chunked", "max_num_batched_tokens": 512}, default_trace),
     "single-gen-max": ({"gen": True, "kv_manage": "max"}, default_trace),
-    "evictions-gpt2": ({"model_name": "gpt2", "npu_mem": 0.5, "batch_delay": 0.01},
-                       default_trace),
+    "evictions-gpt2": ({"model_name": "gpt2", "npu_mem": 0.3}, lambda: _burst(100)),
+    "delay-gpt2": ({"model_name": "gpt2", "batch_delay": 0.01}, lambda: _head(40)),
     "reuse-off": ({"model_name": "gpt2", "reuse": False}, lambda: _head(40)),
     "tp4": ({"model_name": "gpt2", "npu_num": 4, "npu_group": 1}, lambda: _head(40)),
     "tp4-congestion": ({"model_name": "gpt2", "npu_num": 4, "congestion": True},
                        lambda: _head(30)),
     "pp4": ({"model_name": "gpt2", "npu_num": 4, "npu_group": 4, "parallel": "pipeline"},
             lambda: _head(40)),
+    "tp4-evicting": ({"model_name": "gpt2", "npu_num": 4, "parallel": "tensor",
+                      "npu_mem": 0.07}, lambda: _burst(100)),
+    "pp2-evicting": ({"model_name": "gpt2", "npu_num": 2, "npu_group": 2, "npu_mem": 0.2},
+                     lambda: _burst(100)),
     "hybrid-8x2": ({"model_name": "llama-7b", "npu_num": 8, "npu_group": 2}, lambda: _head(30)),
     "requests-placement": ({"model_name": "gpt2", "npu_num": 4,
                             "attention_placement": "requests"}, lambda: _head(30)),
