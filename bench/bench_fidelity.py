@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from llmsim_nb import SimConfig, Simulator, load_trace
-from llmsim_nb.validate import compare_curves, load_throughput_curve, simulated_curve
+from llmsim_nb.fidelity.validate import compare_curves, load_throughput_curve, simulated_curve
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FIG = DATA / "paper" / "fig_numbers" / "evaluation1"

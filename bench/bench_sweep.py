@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from llmsim_nb import SimConfig, Simulator, sweep
-from llmsim_nb.sweep_spec import SweepSpec
+from llmsim_nb.sweeps.spec import SweepSpec
 from llmsim_nb.workload import Trace
 
 AXES = dict(npu_num=[1, 2, 4, 8], max_batch=[0, 4, 8, 16], block_size=[16, 32],

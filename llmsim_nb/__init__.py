@@ -10,9 +10,9 @@ The public API::
 
 from ._version import __version__
 from .config import MemoryConfig, SchedulerConfig, SimConfig, SystemConfig
-from .results import summarize
-from .simulator import SimulationFinished, Simulator
-from .sweep import sweep  # the function; the module stays importable as llmsim_nb.sweep
+from .results.dataset import summarize
+from .instance.simulator import SimulationFinished, Simulator
+from .sweeps.sweep import sweep  # the function; the module stays importable as llmsim_nb.sweeps.sweep
 from .workload import Trace, load_trace
 
 __all__ = ["__version__", "Simulator", "SimulationFinished", "SimConfig", "SchedulerConfig",

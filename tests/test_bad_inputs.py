@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from llmsim_nb import SimConfig, Simulator, sweep
-from llmsim_nb.cli import main
+from llmsim_nb.cli.main import main
 from llmsim_nb.config import MemoryConfig, SchedulerConfig, SystemConfig
 from llmsim_nb.engines.hardware import get_hardware
 from llmsim_nb.models.catalog import get_model
@@ -410,7 +410,7 @@ def test_cli_refuses_with_one_line(case, make_args, message, tmp_path, capsys):
     (["sweep"], "the following arguments are required: --config"),
 ])
 def test_cli_process_exits_2_without_traceback(args, message):
-    result = subprocess.run([sys.executable, "-m", "llmsim_nb.cli", *args], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "llmsim_nb.cli.main", *args], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr

@@ -6,13 +6,13 @@ import sys
 import pytest
 import xarray as xr
 
-from llmsim_nb.cli import main
+from llmsim_nb.cli.main import main
 
 SEED_TRACE = "share-gpt-req100-rate10.tsv"
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "llmsim_nb.cli", *args],
+    return subprocess.run([sys.executable, "-m", "llmsim_nb.cli.main", *args],
                           capture_output=True, text=True, timeout=120)
 
 

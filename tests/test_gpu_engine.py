@@ -10,7 +10,7 @@ import pytest
 from llmsim_nb import SimConfig, Simulator
 from llmsim_nb.engines.gpu import EFFICIENCY_FIELDS, GPUEngine, GPUSpec
 from llmsim_nb.engines.hardware import get_hardware, list_hardware, make_engine
-from llmsim_nb.memory import MemoryPlan
+from llmsim_nb.system.memory_plan import MemoryPlan
 from llmsim_nb.models.ops import BatchShape, OpKind
 from llmsim_nb.models.template import OpTemplate, decoder_template
 from llmsim_nb.models.catalog import get_model

@@ -11,8 +11,8 @@ from llmsim_nb.engines.hardware import make_engine
 from llmsim_nb.engines.stack import ExecutionStack
 from llmsim_nb.graph import CollectiveType, GraphConverter, NodeType, graph_to_dict
 from llmsim_nb.models import BatchShape, ModelSpec, decoder_template
-from llmsim_nb.models.sharding import shard_template
-from llmsim_nb.parallel import ParallelLayout
+from llmsim_nb.parallel.sharding import shard_template
+from llmsim_nb.parallel.layout import ParallelLayout
 
 TINY = ModelSpec("tiny-8l", num_layers=8, hidden_size=256, num_heads=8, num_kv_heads=8,
                  ffn_hidden_size=1024, vocab_size=1000)

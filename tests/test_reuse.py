@@ -13,7 +13,7 @@ from llmsim_nb.engines.npu_detailed import DetailedNPUEngine
 from llmsim_nb.engines.reuse import ReuseCache, ReuseEngine, cache_path, engine_hash
 from llmsim_nb.models import BatchShape, decoder_template, get_model
 from llmsim_nb.models.ops import OpKind
-from llmsim_nb.results import SIMULATION_EFFORT_VARS
+from llmsim_nb.results.dataset import SIMULATION_EFFORT_VARS
 from llmsim_nb.testing import check_engine
 
 from .test_simulator import small_trace
@@ -157,7 +157,7 @@ def test_reuse_flag_values():
 
 
 def test_fast_run_keeps_the_cache_between_cli_runs(tmp_path, monkeypatch, capsys):
-    from llmsim_nb.cli import main
+    from llmsim_nb.cli.main import main
 
     monkeypatch.setenv("LLMSIM_CACHE_DIR", str(tmp_path))
     assert main(["run", "--model_name", "gpt2", "--fast_run", "--quiet"]) == 0

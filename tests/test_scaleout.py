@@ -11,7 +11,7 @@ from llmsim_nb.engines.stack import ExecutionStack
 from llmsim_nb.graph import GraphConverter, NodeType
 from llmsim_nb.models import BatchShape, get_model, decoder_template
 from llmsim_nb.network import Network, default_topology, load_topology
-from llmsim_nb.parallel import ParallelLayout
+from llmsim_nb.parallel.layout import ParallelLayout
 from llmsim_nb.workload import Trace
 
 from .test_simulator import check_invariants, small_trace

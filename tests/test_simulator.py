@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmsim_nb import SimConfig, SimulationFinished, Simulator, summarize
-from llmsim_nb.results import VARIABLES
+from llmsim_nb.results.dataset import VARIABLES
 from llmsim_nb.workload import Trace
 
 

@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from llmsim_nb import SimConfig, Simulator, summarize, sweep
-from llmsim_nb.sweep import SUMMARY_UNITS, SweepWarning
+from llmsim_nb.sweeps.sweep import SUMMARY_UNITS, SweepWarning
 from llmsim_nb.workload import Trace
 
 BASE = SimConfig.from_flags(model_name="gpt2")
@@ -172,7 +172,7 @@ def test_points_list_and_trace_axis(tmp_path):
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "llmsim_nb.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "llmsim_nb.cli.main", *args], capture_output=True,
                           text=True, timeout=300, cwd=cwd)
 
 

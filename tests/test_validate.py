@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from llmsim_nb import SimConfig, Simulator, load_trace
-from llmsim_nb.cli import main
-from llmsim_nb.output import write_outputs
-from llmsim_nb.validate import (Curve, compare_curves, compare_requests, curves_side_by_side,
+from llmsim_nb.cli.main import main
+from llmsim_nb.results.files import write_outputs
+from llmsim_nb.fidelity.validate import (Curve, compare_curves, compare_requests, curves_side_by_side,
                                 load_measured_requests, load_throughput_curve, request_metrics,
                                 simulated_curve, simulated_requests)
 

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 
 from llmsim_nb import SimConfig, Simulator  # noqa: E402
 from llmsim_nb.models.ops import BatchShape, OpKind  # noqa: E402
-from llmsim_nb.output import throughput_over_time  # noqa: E402
+from llmsim_nb.results.files import throughput_over_time  # noqa: E402
 from llmsim_nb.workload import Trace  # noqa: E402
 from llmsim_nb import viz  # noqa: E402
 

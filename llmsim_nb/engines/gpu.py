@@ -4,7 +4,7 @@ Every latency is built from datasheet quantities (peak tensor FLOP/s, SM
 count, DRAM and L2 bandwidth, shared memory per SM) and a handful of
 *efficiencies*: fractions in ``(0, 1]`` of a peak that a class of kernels
 reaches on real silicon. The efficiencies are the only numbers that are not
-on a datasheet; :func:`llmsim_nb.calibration.calibrate` fits them to measured
+on a datasheet; :func:`llmsim_nb.fidelity.calibration.calibrate` fits them to measured
 operator timings (least squares in log space, bounded by 1), and the same
 values serve every model, batch and context.
 
@@ -154,7 +154,7 @@ VECTOR_OVERHEADS = {OpKind.NORM: "norm_overhead", OpKind.ACTIVATION: "activation
                     OpKind.ELEMENTWISE: "elementwise_overhead",
                     OpKind.EMBEDDING: "embedding_overhead", OpKind.SOFTMAX: "softmax_overhead"}
 
-#: The fields :func:`~llmsim_nb.calibration.calibrate` may fit.
+#: The fields :func:`~llmsim_nb.fidelity.calibration.calibrate` may fit.
 EFFICIENCY_FIELDS = ("gemm_efficiency", "memory_efficiency", "attention_efficiency",
                      "kv_bandwidth_efficiency", "vector_efficiency",
                      "norm_bandwidth_efficiency", "activation_bandwidth_efficiency",

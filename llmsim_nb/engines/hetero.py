@@ -4,7 +4,7 @@ This is Algorithm 1 of the paper for a system with NPUs and PIMs. For each
 micro-batch of an iteration:
 
 1. ``Split_batch``: cut it into ``sub_batches`` sub-batches balanced on a
-   criterion (:mod:`llmsim_nb.scheduler.partition`); one sub-batch when
+   criterion (:mod:`llmsim_nb.parallel.partition`); one sub-batch when
    interleaving is off, so the batch runs serially;
 2. ``Profile_ops`` / ``Map_ops``: build one decoder layer's operators of each
    sub-batch on one device's shard and let the mapping policy
@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.ops import BatchShape, Op, OpKind
-from ..models.sharding import row_parallel_ops
+from ..parallel.sharding import row_parallel_ops
 from ..models.template import BlockTemplate
-from ..parallel import ParallelLayout, subset
-from ..scheduler.partition import split_batch
+from ..parallel.layout import ParallelLayout, subset
+from ..parallel.partition import split_batch
 from .base import Engine, OpTiming
 from .mapping import MappingPolicy, apply_policy, take
 from .op_schedule import OperatorSchedule, Task, schedule_tasks

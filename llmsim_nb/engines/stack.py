@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.ops import BatchShape
-from ..models.sharding import shard_template
+from ..parallel.sharding import shard_template
 from ..models.template import BlockTemplate
-from ..parallel import ParallelLayout, subset
+from ..parallel.layout import ParallelLayout, subset
 from .base import Engine
 
 

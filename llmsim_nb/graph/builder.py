@@ -38,9 +38,9 @@ import numpy as np
 
 from ..engines.stack import IterationTrace, MicroBatchTiming
 from ..models.ops import OpKind
-from ..models.sharding import row_parallel_ops
+from ..parallel.sharding import row_parallel_ops
 from ..models.template import BlockTemplate
-from ..parallel import ParallelLayout
+from ..parallel.layout import ParallelLayout
 from .nodes import CollectiveType, ExecutionGraph, NodeType
 
 

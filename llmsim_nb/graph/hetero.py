@@ -31,7 +31,7 @@ from __future__ import annotations
 from ..engines.op_schedule import Task, repeat_layers, schedule_tasks
 from ..engines.stack import IterationTrace
 from ..models.template import BlockTemplate
-from ..parallel import ParallelLayout
+from ..parallel.layout import ParallelLayout
 from .builder import GraphConverter
 from .nodes import CollectiveType, ExecutionGraph, NodeType
 

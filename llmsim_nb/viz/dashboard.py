@@ -176,7 +176,7 @@ class Dashboard:
         return out
 
     def _build(self):
-        from ..simulator import Simulator
+        from ..instance.simulator import Simulator
 
         flags, workload = split_values(self.values())
         config = SimConfig.from_flags(**flags)
@@ -225,7 +225,7 @@ class Dashboard:
         self._refresh()
 
     def _advance(self, n: int) -> None:
-        from ..simulator import SimulationFinished
+        from ..instance.simulator import SimulationFinished
 
         if self.sim is None:  # the controls are invalid; the message says why
             return

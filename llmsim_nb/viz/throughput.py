@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..output import THROUGHPUT_INTERVAL, throughput_over_time
+from ..results.files import THROUGHPUT_INTERVAL, throughput_over_time
 from ._axes import get_axes, note, require
 
 
@@ -13,7 +13,7 @@ def plot_throughput(ds: xr.Dataset, ax=None, interval: float = THROUGHPUT_INTERV
     """Prompt and generation tokens/s per interval of simulated time.
 
     The same buckets as ``llmsim run --output`` writes (the original's 0.5 s,
-    :func:`llmsim_nb.output.throughput_over_time`): an iteration's tokens count
+    :func:`llmsim_nb.results.files.throughput_over_time`): an iteration's tokens count
     in the interval its end falls in.
 
     Parameters

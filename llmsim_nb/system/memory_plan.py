@@ -29,12 +29,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import GIB
-from .models.ops import OpKind
-from .models.sharding import attention_geometry
-from .models.spec import ModelSpec
-from .models.template import BlockTemplate, OpTemplate
-from .parallel import ParallelLayout
+from ..config import GIB
+from ..models.ops import OpKind
+from ..parallel.sharding import attention_geometry
+from ..models.spec import ModelSpec
+from ..models.template import BlockTemplate, OpTemplate
+from ..parallel.layout import ParallelLayout
 
 
 def _template_weights(t: OpTemplate) -> int:

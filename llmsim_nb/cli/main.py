@@ -17,9 +17,9 @@ import sys
 import time
 import warnings
 
-from .config import SimConfig
-from .sweep_cli import add_sweep_parser, run_sweep_command
-from .validate_cli import add_validate_parser, run_validate_command
+from ..config import SimConfig
+from .sweep import add_sweep_parser, run_sweep_command
+from .validate import add_validate_parser, run_validate_command
 
 _FLAGS: list[tuple[str, type | None, str]] = [
     ("model_name", str, "model name, e.g. gpt3-6.7b, llama-7b, llama-2-70b"),
@@ -116,9 +116,9 @@ def _format_summary(summary: dict, wall: float, ds) -> str:
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .output import write_outputs
-    from .results import summarize
-    from .simulator import Simulator
+    from ..results.files import write_outputs
+    from ..results.dataset import summarize
+    from ..instance.simulator import Simulator
 
     flags = {name: getattr(args, name) for name, _, _ in _FLAGS}
     start = time.perf_counter()

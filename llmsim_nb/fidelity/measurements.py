@@ -4,7 +4,7 @@ A :class:`Measurements` holds rows of "this operator, at this shape, took this
 long on this device". Each row carries the :class:`~llmsim_nb.models.ops.Op`
 objects it measured (built with the same template as a simulation, so the
 shapes, FLOPs and bytes follow one convention), which is what
-:func:`~llmsim_nb.calibration.calibrate`, the ``profiled`` engine and the
+:func:`~llmsim_nb.fidelity.calibration.calibrate`, the ``profiled`` engine and the
 op-level benchmark consume.
 
 Our CSV schema (``load_measurements`` reads it; extra columns are ignored)
@@ -45,11 +45,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .models.catalog import get_model
-from .models.ops import BatchShape, Op, OpKind
-from .models.sharding import shard_template
-from .models.spec import ModelSpec
-from .models.template import BlockTemplate, OpTemplate, decoder_template
+from ..models.catalog import get_model
+from ..models.ops import BatchShape, Op, OpKind
+from ..parallel.sharding import shard_template
+from ..models.spec import ModelSpec
+from ..models.template import BlockTemplate, OpTemplate, decoder_template
 
 #: Op name that stands for the three attention ops timed as one kernel.
 ATTENTION = "attention"

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .ops import OpKind
-from .template import BlockTemplate, OpTemplate
+from ..models.ops import OpKind
+from ..models.template import BlockTemplate, OpTemplate
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..models.ops import BatchShape, OpKind
 from ..models.template import BlockTemplate
-from ..parallel import subset
+from .layout import subset
 
 CRITERIA = ("compute", "memory")
 

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import GIB, SimConfig
-from .engines.base import Engine
-from .engines.hetero import HeteroStack
-from .engines.mapping import MappingPolicy, get_policy
-from .engines.pim import PIMEngine, PIMSpec, get_pim
-from .graph.hetero import HeteroGraphConverter
-from .memory import MemoryPlan
-from .models.template import BlockTemplate
-from .parallel import ParallelLayout
+from ..config import GIB, SimConfig
+from ..engines.base import Engine
+from ..engines.hetero import HeteroStack
+from ..engines.mapping import MappingPolicy, get_policy
+from ..engines.pim import PIMEngine, PIMSpec, get_pim
+from ..graph.hetero import HeteroGraphConverter
+from .memory_plan import MemoryPlan
+from ..models.template import BlockTemplate
+from ..parallel.layout import ParallelLayout
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ._version import __version__
-from .config import FLAG_FIELDS, SimConfig, read_yaml_file
-from .workload import Trace, default_trace, load_trace
+from .._version import __version__
+from ..config import FLAG_FIELDS, SimConfig, read_yaml_file
+from ..workload import Trace, default_trace, load_trace
 
 #: The axis a mapping of traces adds.
 TRACE_AXIS = "trace"
@@ -264,7 +264,7 @@ class SweepSpec:
 
     # -------------------------------------------------------------- points
     def _build(self, raw, validate: bool) -> list[SweepPoint]:
-        from .simulator import Simulator  # the simulator imports nothing of the sweep
+        from ..instance.simulator import Simulator  # the simulator imports nothing of the sweep
 
         built, errors = [], []
         fingerprints: dict[str | None, str] = {}

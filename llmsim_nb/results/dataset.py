@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .scheduler.plan import IterationPlan
-from .scheduler.request_state import RequestTable
+from ..scheduler.plan import IterationPlan
+from ..scheduler.request_state import RequestTable
 
 # name: (units, long_name) of every variable the simulator writes.
 VARIABLES: dict[str, tuple[str, str]] = {

@@ -40,9 +40,9 @@ def run_validate_command(args: argparse.Namespace, flags) -> int:
     """Simulate with the run flags, load the measurements, print the comparison."""
     import pandas as pd
 
-    from .config import SimConfig
-    from .simulator import Simulator
-    from .validate import (compare_curves, compare_requests, curves_side_by_side,
+    from ..config import SimConfig
+    from ..instance.simulator import Simulator
+    from ..fidelity.validate import (compare_curves, compare_requests, curves_side_by_side,
                            load_measured_requests, load_throughput_curve, simulated_curve)
 
     if args.measured is None and args.curve is None:

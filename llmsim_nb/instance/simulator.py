@@ -25,27 +25,27 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from ._version import __version__
-from .config import GIB, SimConfig
-from .engines.base import Engine, get_engine_class
-from .engines.hardware import get_hardware
-from .engines.npu_detailed import DetailedNPUEngine  # noqa: F401  registers "npu-detailed"
-from .engines.reuse import ReuseCache, ReuseEngine, cache_path
-from .engines.stack import ExecutionStack
-from .graph.builder import GraphConverter
-from .graph.nodes import CollectiveType, NodeType
-from .memory import MemoryPlan
-from .models.catalog import get_model
-from .models.template import decoder_template
-from .network import Network, default_topology, load_topology
-from .network.interconnect import interconnect_topology
-from .parallel import ParallelLayout
-from .pim_system import PIMSystem
-from .results import (COMPONENTS, IterationRecord, Recorder, _var, iteration_dataset,
+from .._version import __version__
+from ..config import GIB, SimConfig
+from ..engines.base import Engine, get_engine_class
+from ..engines.hardware import get_hardware
+from ..engines.npu_detailed import DetailedNPUEngine  # noqa: F401  registers "npu-detailed"
+from ..engines.reuse import ReuseCache, ReuseEngine, cache_path
+from ..engines.stack import ExecutionStack
+from ..graph.builder import GraphConverter
+from ..graph.nodes import CollectiveType, NodeType
+from ..system.memory_plan import MemoryPlan
+from ..models.catalog import get_model
+from ..models.template import decoder_template
+from ..network import Network, default_topology, load_topology
+from ..network.interconnect import interconnect_topology
+from ..parallel.layout import ParallelLayout
+from ..system.pim import PIMSystem
+from ..results.dataset import (COMPONENTS, IterationRecord, Recorder, _var, iteration_dataset,
                       request_variables)
-from .scheduler.kv_cache import KVCacheManager
-from .scheduler.scheduler import Scheduler
-from .workload import Trace, default_trace, load_trace
+from ..scheduler.kv_cache import KVCacheManager
+from ..scheduler.scheduler import Scheduler
+from ..workload import Trace, default_trace, load_trace
 
 
 class SimulationFinished(Exception):

@@ -15,7 +15,7 @@ its trace and the package version. A later sweep over the same ``out_dir``
 loads the points already written instead of running them again, so an
 interrupted sweep resumes where it stopped. A point that raises is recorded
 with its error and config while the others run on; bad points are found
-before anything runs (see :class:`~llmsim_nb.sweep_spec.SweepSpec`).
+before anything runs (see :class:`~llmsim_nb.sweeps.spec.SweepSpec`).
 
 On a multi-machine cluster ``out_dir`` must be a filesystem the workers and
 the client share.
@@ -36,15 +36,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._version import __version__
-from .config import SimConfig
-from .results import summarize
-from .sweep_spec import SweepPoint, SweepSpec
-from .workload import Trace
+from .._version import __version__
+from ..config import SimConfig
+from ..results.dataset import summarize
+from .spec import SweepPoint, SweepSpec
+from ..workload import Trace
 
 __all__ = ["sweep", "run_point", "SweepWarning", "SUMMARY_UNITS"]
 
-#: Figures kept per point: the keys of :func:`~llmsim_nb.results.summarize`
+#: Figures kept per point: the keys of :func:`~llmsim_nb.results.dataset.summarize`
 #: with their units, plus the simulator's host wall time.
 SUMMARY_UNITS: dict[str, tuple[str, str]] = {
     "num_requests": ("1", "requests in the trace"),
@@ -79,7 +79,7 @@ def run_point(config_json: str, trace: Trace, path: str) -> dict[str, Any]:
     ``failed`` with the error and traceback) so one bad point never stops a
     sweep; anything that kills the worker itself is caught by the client.
     """
-    from .simulator import Simulator
+    from ..instance.simulator import Simulator
 
     try:
         config = SimConfig.from_json(config_json)
@@ -195,7 +195,7 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
         Show a progress bar (a widget in notebooks, text in a terminal).
     validate : bool
         Check every point can be built before running any (see
-        :class:`~llmsim_nb.sweep_spec.SweepSpec`).
+        :class:`~llmsim_nb.sweeps.spec.SweepSpec`).
     **axes : list
         Flag name -> values, e.g. ``npu_num=[1, 2, 4]``; the cartesian
         product is run, the first axis varying slowest.

@@ -1,6 +1,6 @@
 """``llmsim sweep --config sweep.yaml``: the sweep's command line.
 
-The YAML file (see :func:`~llmsim_nb.sweep_spec.read_sweep_yaml`)::
+The YAML file (see :func:`~llmsim_nb.sweeps.spec.read_sweep_yaml`)::
 
     base:                 # llmsim run flags every point starts from
       model_name: gpt2
@@ -55,8 +55,8 @@ def _label(ds, index: tuple[int, ...]) -> str:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    from .sweep import SweepWarning, sweep
-    from .sweep_spec import read_sweep_yaml
+    from ..sweeps.sweep import SweepWarning, sweep
+    from ..sweeps.spec import read_sweep_yaml
 
     spec = read_sweep_yaml(args.config)
     out_dir = args.out_dir or spec.get("out_dir") or "llmsim-sweep"

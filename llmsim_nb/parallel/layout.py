@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import ATTENTION_PLACEMENTS, SystemConfig
-from .models.ops import BatchShape
+from ..config import ATTENTION_PLACEMENTS, SystemConfig
+from ..models.ops import BatchShape
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ turns a predicted latency into a p10-p90 band from their spread (a latency of
 
 Example
 -------
->>> from llmsim_nb.calibration import calibrate
->>> from llmsim_nb.measurements import load_measurements
+>>> from llmsim_nb.fidelity.calibration import calibrate
+>>> from llmsim_nb.fidelity.measurements import load_measurements
 >>> fit = calibrate(make_engine("a100-80gb"), load_measurements("vidur_a100/"))
 >>> fit.table            # median / p90 absolute percentage error per op label
 >>> fit.engine           # an engine with the fitted spec
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .engines.base import Engine
+from ..engines.base import Engine
 from .measurements import Measurements
-from .models.ops import Op
+from ..models.ops import Op
 
 #: Bounds of fitted parameters that are not fractions (seconds).
 OVERHEAD_BOUNDS = (0.0, 100e-6)
@@ -174,7 +174,7 @@ def calibrate(engine: Engine, measurements: Measurements,
     engine : Engine
         Its class is re-instantiated with candidate specs; its spec is the start.
     measurements : Measurements
-        Measured latencies (see :mod:`llmsim_nb.measurements`).
+        Measured latencies (see :mod:`llmsim_nb.fidelity.measurements`).
     params : tuple of str, optional
         Spec fields to fit. Fields whose name ends in ``efficiency`` are bounded
         to ``[0.01, 1]`` (fitted as logs), ``fraction`` to ``[0, 1]`` and

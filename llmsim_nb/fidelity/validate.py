@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .output import THROUGHPUT_INTERVAL, throughput_over_time
+from ..results.files import THROUGHPUT_INTERVAL, throughput_over_time
 
 _REQUEST_ALIASES = {"arrival": ("arrival", "arrival_at", "arrival_time"),
                     "first_token": ("first_token", "first_token_at", "first_token_time"),
