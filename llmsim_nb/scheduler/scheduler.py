@@ -145,6 +145,12 @@ class Scheduler:
     def has_unfinished(self) -> bool:
         return self.num_finished < len(self.table)
 
+    @property
+    def num_active(self) -> int:
+        """Requests released to the scheduler and not finished: running,
+        waiting or evicted (not the pending ones, which have not arrived)."""
+        return len(self._running) + len(self._waiting) + len(self._evicted)
+
     def next_event_at(self) -> float | None:
         """When the next pending request becomes schedulable (None if none is)."""
         if not self._pending:

@@ -1,0 +1,380 @@
+"""Instance: one serving instance's iteration loop. ``run()`` is repeated ``step()``.
+
+One iteration flows one way::
+
+    Scheduler.step(now)            -> IterationPlan
+    ExecutionStack.simulate(batch) -> IterationTrace   (the engine times each
+                                      micro-batch's operators on one device's
+                                      shard; one decoder layer is timed and
+                                      replicated: "compile one block and
+                                      replicate it")
+    GraphConverter.build(trace)    -> ExecutionGraph   (TP collectives, PP
+                                      send/recv, KV store/load to host)
+    Network.run(graph)             -> GraphSchedule    (makespan = latency)
+    Scheduler.update(plan, now + latency)
+
+Requests come in through :meth:`Instance.submit` (a router, a notebook) or
+all at once from a trace (:class:`~llmsim_nb.instance.simulator.Simulator`).
+:attr:`Instance.next_event_at` says when the instance next has something to
+do, so a cluster can advance the instance whose next event is earliest.
+
+When nothing is schedulable the clock jumps to the next submitted request's
+arrival; idle time is not an iteration. The clock never goes back.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import xarray as xr
+
+from .._version import __version__
+from ..engines.reuse import ReuseCache, ReuseEngine, cache_path
+from ..graph.nodes import NodeType
+from ..results.dataset import (COMPONENTS, IterationRecord, Recorder, _var, iteration_dataset,
+                               request_variables)
+from ..system.builder import InstanceParts
+from ..workload.request import Request
+from .chain import ChainShortcut
+from .usage import Usage
+
+
+class SimulationFinished(Exception):
+    """Raised by :meth:`Instance.step` when every submitted request has finished."""
+
+
+class Instance:
+    """One serving instance, stepped one iteration at a time.
+
+    Parameters
+    ----------
+    parts : InstanceParts
+        What :func:`~llmsim_nb.system.builder.build_instance` assembled. The
+        instance owns them from here on (their scheduler and KV cache hold
+        its state).
+
+    Attributes
+    ----------
+    now : float
+        The instance's clock, s.
+    parts : InstanceParts
+    config, model, template, layout, engine, pim, stack, converter, topology,
+    network, memory, kv_cache, scheduler
+        The parts, by name.
+    last_graph, last_schedule : ExecutionGraph, GraphSchedule or None
+        The last iteration's execution graph and its schedule. :meth:`step`
+        always builds them; :meth:`run` leaves None where the graph is a
+        chain it adds up without building (:mod:`.chain`).
+    request_ids : list of int
+        The caller's id of each submitted request (``Request.request_id``), by
+        the instance's own request index (the ``request`` dim of results).
+
+    Examples
+    --------
+    >>> from llmsim_nb.system import build_instance
+    >>> from llmsim_nb.workload import Request
+    >>> inst = Instance(build_instance(SimConfig.from_flags(model_name="gpt2")))
+    >>> inst.submit(Request(7, arrival_at=0.5, num_prompt_tokens=100, num_output_tokens=4))
+    0
+    >>> inst.next_event_at
+    0.5
+    >>> ds = inst.run()          # until every submitted request has finished
+    """
+
+    def __init__(self, parts: InstanceParts) -> None:
+        self.parts = parts
+        self.config = parts.config
+        self.model = parts.model
+        self.template = parts.template
+        self.layout = parts.layout
+        self.engine = parts.engine
+        self.pim = parts.pim
+        self.stack = parts.stack
+        self.converter = parts.converter
+        self.topology = parts.topology
+        self.network = parts.network
+        self.memory = parts.memory
+        self.kv_cache = parts.kv_cache
+        self.scheduler = parts.scheduler
+        self.now = 0.0
+        self.op_names = self.template.op_names
+        self.request_ids: list[int] = []
+        self.last_graph = None
+        self.last_schedule = None
+        self._trace_source = ""
+        self._recorder = Recorder(self.op_names)
+        self._wall = dict.fromkeys(COMPONENTS, 0.0)
+        self._usage = Usage(self.topology.num_devices)
+        self._chain = ChainShortcut(self.layout, self.network, self.converter,
+                                    has_pim=self.pim is not None,
+                                    congestion=self.config.system.congestion)
+        self._cache_loaded = False
+        self._saved_misses = 0
+
+    # -------------------------------------------------------------- requests
+    def submit(self, request: Request, at: float | None = None) -> int:
+        """Hand a request to this instance; return its index in the instance.
+
+        Parameters
+        ----------
+        request : Request
+        at : float, optional
+            When the request reaches the instance, s (default: its
+            ``arrival_at``; later when a router or a KV transfer delayed it).
+            It must not be before the previous submitted request's; it may be
+            before :attr:`now` (the request then waits for the running
+            iteration to end, as on a real server).
+
+        Raises
+        ------
+        ValueError
+            The request is longer than ``max_model_len``, could never fit in
+            the KV cache, or arrives before the previous one.
+        """
+        arrival = request.arrival_at if at is None else float(at)
+        if not np.isfinite(arrival) or arrival < 0:
+            raise ValueError(f"submit(at={at!r}): the time must be finite and >= 0 s")
+        self.check_lengths(np.array([request.num_prompt_tokens]),
+                           np.array([request.num_output_tokens]),
+                           ids=np.array([request.request_id]))
+        index = len(self.scheduler.table)
+        self.scheduler.add(index, arrival, request.num_prompt_tokens, request.num_output_tokens)
+        self.request_ids.append(request.request_id)
+        return index
+
+    def _submit_arrays(self, arrival_at, num_prompt_tokens, num_output_tokens) -> None:
+        """Submit many requests given as arrays (a trace), ids 0, 1, 2, ..."""
+        add = self.scheduler.add
+        start = len(self.scheduler.table)
+        for i in range(len(arrival_at)):
+            add(start + i, float(arrival_at[i]), int(num_prompt_tokens[i]),
+                int(num_output_tokens[i]))
+        self.request_ids.extend(range(start, start + len(arrival_at)))
+
+    def check_lengths(self, num_prompt_tokens, num_output_tokens, ids=None) -> None:
+        """Refuse requests longer than the model serves (``max_model_len``).
+
+        Raises
+        ------
+        ValueError
+            Naming how many are too long and the first of them.
+        """
+        given = self.config.scheduler.max_model_len
+        limit = given or self.model.max_seq_len
+        total = num_prompt_tokens + num_output_tokens
+        over = np.flatnonzero(total > limit)
+        if len(over):
+            i = int(over[0])
+            name = int(ids[i]) if ids is not None else i
+            source = "as given" if given else f"{self.model.name}'s context"
+            raise ValueError(
+                f"{len(over)} of {len(total)} requests are longer than max_model_len={limit} "
+                f"tokens ({source}); the "
+                f"first is request {name} with {int(num_prompt_tokens[i])} prompt + "
+                f"{int(num_output_tokens[i])} output tokens. Filter the trace, or pass "
+                f"max_model_len >= {int(total.max())} to serve them beyond the model's "
+                f"context")
+
+    # ------------------------------------------------------------------ state
+    @property
+    def reuse_cache(self) -> ReuseCache | None:
+        """The engine's reuse cache (None with ``reuse=False``)."""
+        return self.engine.cache if isinstance(self.engine, ReuseEngine) else None
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether every submitted request has finished."""
+        return not self.scheduler.has_unfinished
+
+    @property
+    def num_iterations(self) -> int:
+        return self._recorder.num_iterations
+
+    @property
+    def next_event_at(self) -> float | None:
+        """When the instance next has work, s: :attr:`now` while requests are
+        running, waiting, evicted or already schedulable; else when the next
+        submitted request becomes schedulable (its arrival plus
+        ``batch_delay``); None when every submitted request has finished."""
+        if self.is_finished:
+            return None
+        sched = self.scheduler
+        if sched.num_active:
+            return self.now
+        next_at = sched.next_event_at()
+        return self.now if next_at is None else max(self.now, next_at)
+
+    def attrs(self) -> dict[str, object]:
+        """Dataset attributes: how the result was made."""
+        return {"config": self.config.to_json(), "seed": self.config.seed,
+                "llmsim_nb_version": __version__, "model": self.model.name,
+                "hardware": self.config.hardware, "engine": self.engine.name,
+                "trace_source": self._trace_source,
+                "num_kv_blocks": self.kv_cache.num_blocks,
+                "tensor_parallel": self.layout.tp, "pipeline_parallel": self.layout.pp,
+                "attention_placement": self.layout.attention,
+                "network": self.topology.name,
+                "kv_block_bytes": self.config.scheduler.block_size
+                * self.model.kv_bytes_per_token(),
+                "time_units": "s"}
+
+    # ------------------------------------------------------------------- step
+    def _advance(self, with_graph: bool = True) -> IterationRecord:
+        """Simulate one iteration and record it (the body of step and run).
+
+        With ``with_graph=False`` a chain graph (:mod:`.chain`) is added up
+        without being built; the result is bit-identical (tested).
+        """
+        if self.is_finished:
+            raise SimulationFinished(f"all {len(self.scheduler.table)} requests have finished")
+        t0 = time.perf_counter()
+        sched = self.scheduler
+        plan = sched.step(self.now)
+        while plan.is_empty:
+            sched.update(plan, self.now)
+            next_at = sched.next_event_at()
+            if next_at is None:
+                if not sched.has_unfinished:  # zero-work requests finished on arrival
+                    self._wall["scheduler"] += time.perf_counter() - t0
+                    raise SimulationFinished(
+                        f"all {len(self.scheduler.table)} requests have finished")
+                raise RuntimeError("scheduler made no progress with requests left; "
+                                   "this is a bug, please report it with the config")
+            self.now = max(self.now, next_at)
+            plan = sched.step(self.now)
+        t1 = time.perf_counter()
+        cache = self.reuse_cache
+        hits, misses = (cache.hits, cache.misses) if cache is not None else (0, 0)
+        trace = self.stack.simulate(plan.batch)
+        t2 = time.perf_counter()
+        if with_graph or not self._chain.applies(trace):
+            graph = self.converter.build(trace, plan.evicted_bytes, plan.reloaded_bytes)
+            t3 = time.perf_counter()
+            schedule = self.network.run(graph)
+            makespan, transfer = schedule.makespan, _host_transfer_latency(graph, schedule)
+            self._usage.add_schedule(graph, schedule)
+            self.last_graph, self.last_schedule = graph, schedule
+        else:
+            t3 = t2
+            makespan, transfer = self._chain.run(trace, plan, self._usage)
+            self.last_graph = self.last_schedule = None
+        t4 = time.perf_counter()
+        t_start, t_end = self.now, self.now + makespan
+        finished = sched.update(plan, t_end)
+        self.now = t_end
+        record = IterationRecord(plan, t_start, t_end, trace.compute_latency, transfer,
+                                 trace.op_latency, tuple(s.request_id for s in finished),
+                                 cache.hits - hits if cache is not None else 0,
+                                 cache.misses - misses if cache is not None else 0)
+        self._recorder.append(record)
+        t5 = time.perf_counter()
+        self._wall["scheduler"] += (t1 - t0) + (t5 - t4)
+        self._wall["execution_engine"] += t2 - t1
+        self._wall["graph_converter"] += t3 - t2
+        self._wall["network"] += t4 - t3
+        return record
+
+    def step(self) -> xr.Dataset:
+        """Simulate the next iteration; return its Dataset (dims iteration, op,
+        request, node).
+
+        Raises
+        ------
+        SimulationFinished
+            When every submitted request has finished.
+        """
+        record = self._advance()
+        return iteration_dataset(record, self.op_names, self.attrs(), self.last_graph,
+                                 self.last_schedule)
+
+    def run(self, until: float | None = None, *,
+            progress: Callable[[int], None] | None = None) -> xr.Dataset:
+        """Repeat :meth:`step` and return the Dataset of the whole run so far.
+
+        Parameters
+        ----------
+        until : float, optional
+            Stop once the clock reaches this time (s): no iteration starts at
+            or after it (the last one may end after it). None runs until every
+            submitted request has finished.
+        progress : callable, optional
+            Called with the number of requests finished after each iteration.
+
+        With ``fast_run`` the reuse cache is read from its file
+        (:func:`~llmsim_nb.engines.reuse.cache_path`) before the first run and
+        written back after a run that simulated something new, so a later
+        process (a notebook restart, the next sweep point, the next CLI run)
+        does not simulate again what this one did. An unreadable or outdated
+        file is replaced, and a file that cannot be written is skipped, each
+        with a warning: the cache never costs a result.
+        """
+        path = self._fast_run_path()
+        cache = self.reuse_cache
+        if path is not None and not self._cache_loaded:
+            self._cache_loaded = True
+            if path.exists():
+                try:
+                    cache.load(path, self.engine.inner)
+                except ValueError as exc:  # written by another version: start afresh
+                    warnings.warn(f"{exc}; starting a new cache there", stacklevel=2)
+            self._saved_misses = cache.misses
+        while not self.is_finished and (until is None or self.now < until):
+            if until is not None:
+                next_at = self.next_event_at
+                if next_at is not None and next_at >= until:
+                    break  # idle until after `until`: do not jump the clock there
+            try:
+                self._advance(with_graph=False)
+            except SimulationFinished:
+                break
+            if progress is not None:
+                progress(self.scheduler.num_finished)
+        if path is not None and cache.misses > self._saved_misses:
+            try:
+                cache.save(path, self.engine.inner)
+                self._saved_misses = cache.misses
+            except OSError as exc:
+                warnings.warn(f"the reuse cache was not saved to {str(path)!r}: {exc}",
+                              stacklevel=2)
+        return self.results()
+
+    def _fast_run_path(self):
+        if not self.config.fast_run or self.reuse_cache is None:
+            return None
+        return cache_path(self.engine.inner)
+
+    def results(self) -> xr.Dataset:
+        """The Dataset of every iteration simulated so far and every request."""
+        usage = self._usage
+        data = self._recorder.iteration_variables()
+        data.update(request_variables(self.scheduler.table))
+        data["wall_time"] = _var("wall_time", ("component",),
+                                 np.array([self._wall[c] for c in COMPONENTS]))
+        data["device_busy_time"] = _var("device_busy_time", ("device",),
+                                        usage.device_busy.copy())
+        if self.pim is not None:
+            data["pim_busy_time"] = _var("pim_busy_time", ("device",), usage.pim_busy.copy())
+        links = sorted(usage.link_bytes)
+        data["link_bytes"] = _var("link_bytes", ("link",),
+                                  np.array([usage.link_bytes[k] for k in links], dtype=float))
+        coords = {"iteration": np.arange(self.num_iterations), "op": list(self.op_names),
+                  "request": np.arange(len(self.scheduler.table)),
+                  "component": list(COMPONENTS), "device": np.arange(len(usage.device_busy)),
+                  "link": np.array(links, dtype=str)}
+        return xr.Dataset(data, coords=coords, attrs=self.attrs())
+
+
+def _host_transfer_latency(graph, schedule) -> float:
+    """Time device 0 spends storing / loading KV over its host link (both
+    directions run at once, so this is the longer of the two)."""
+    longest = 0.0
+    for node in graph.nodes:
+        if node.type in (NodeType.MEM_STORE, NodeType.MEM_LOAD) and node.device == 0:
+            longest = max(longest, schedule.end_at[node.id] - schedule.start_at[node.id])
+    return longest
+
+
+__all__ = ["Instance", "SimulationFinished"]

@@ -1,0 +1,236 @@
+"""The system builder: one function that assembles a serving instance's parts.
+
+:func:`build_instance` turns a :class:`~llmsim_nb.config.SimConfig` into an
+:class:`InstanceParts`: the model and its decoder-layer template, the parallel
+layout, the hardware spec, the timing engine (wrapped by the reuse cache), the
+PIM system, the execution stack that times a batch, the graph converter, the
+network topology and its simulator, the memory plan, the paged KV cache and
+the scheduler. Nothing is simulated; every part can be inspected on its own
+in a notebook::
+
+    parts = build_instance(SimConfig.from_flags(model_name="llama-7b", npu_num=4))
+    parts.memory.weight_bytes, parts.kv_cache.num_blocks, parts.topology.name
+
+:class:`~llmsim_nb.instance.Instance` wires the parts into the iteration loop;
+a cluster builds one set of parts per instance. Each call builds fresh
+mutable state (KV cache, scheduler), so parts are never shared between
+instances.
+
+The order of assembly is the order in which configuration errors are found:
+the model, the layout, the hardware, the PIM system, the network, the memory
+plan and the KV cache; the first impossible one raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..config import GIB, SimConfig
+from ..engines.base import Engine, get_engine_class
+from ..engines.hardware import get_hardware
+from ..engines.npu_detailed import DetailedNPUEngine  # noqa: F401  registers "npu-detailed"
+from ..engines.reuse import ReuseCache, ReuseEngine
+from ..engines.stack import ExecutionStack
+from ..graph.builder import GraphConverter
+from ..models.catalog import get_model
+from ..models.spec import ModelSpec
+from ..models.template import BlockTemplate, decoder_template
+from ..network import Network, Topology, default_topology, load_topology
+from ..network.interconnect import interconnect_topology
+from ..parallel.layout import ParallelLayout
+from ..scheduler.kv_cache import KVCacheManager
+from ..scheduler.scheduler import Scheduler
+from .memory_plan import MemoryPlan
+from .pim import PIMSystem
+
+
+@dataclass(frozen=True, eq=False)
+class InstanceParts:
+    """Everything one serving instance is made of, assembled but not run.
+
+    Attributes
+    ----------
+    config : SimConfig
+    model : ModelSpec
+    template : BlockTemplate
+        One decoder layer's operators ("compile one block and replicate it").
+    layout : ParallelLayout
+        Tensor / pipeline degrees and attention placement.
+    hardware : object
+        The device spec the engine times on (the preset's, with ``npu_mem``
+        applied), e.g. :class:`~llmsim_nb.engines.npu.NPUSpec`.
+    engine : Engine
+        The timing engine; a :class:`~llmsim_nb.engines.reuse.ReuseEngine`
+        around it with ``reuse=True``.
+    pim : PIMSystem or None
+        The PIM side (``pim_type`` local or pool).
+    stack : ExecutionStack
+        Times a batch: micro-batches, shards, one layer replicated.
+    converter : GraphConverter
+        Turns a timed iteration into an execution graph.
+    topology : Topology
+    network : Network
+        Runs execution graphs on the topology.
+    memory : MemoryPlan
+        Weights, activation reserve and KV bytes per device.
+    kv_cache : KVCacheManager
+        The paged block pool (fresh, empty).
+    scheduler : Scheduler
+        The iteration-level scheduler over ``kv_cache`` (fresh, no requests).
+    """
+
+    config: SimConfig
+    model: ModelSpec
+    template: BlockTemplate
+    layout: ParallelLayout
+    hardware: object
+    engine: Engine
+    pim: PIMSystem | None
+    stack: ExecutionStack
+    converter: GraphConverter
+    topology: Topology
+    network: Network
+    memory: MemoryPlan
+    kv_cache: KVCacheManager
+    scheduler: Scheduler
+
+    @property
+    def num_devices(self) -> int:
+        """Devices in the network (NPUs plus a PIM pool's devices)."""
+        return self.topology.num_devices
+
+
+def build_instance(config: SimConfig | None = None, *, engine: Engine | None = None,
+                   pim_mapping=None, longest_request: int = 0) -> InstanceParts:
+    """Assemble the parts of one serving instance from ``config``.
+
+    Parameters
+    ----------
+    config : SimConfig, optional
+        Defaults to ``SimConfig()``.
+    engine : Engine, optional
+        A ready engine to use instead of the ``config.hardware`` preset's (it
+        is wrapped by the reuse cache when ``config.reuse``).
+    pim_mapping : callable, optional
+        With ``pim_type`` local or pool, an operator mapping policy
+        (``policy(op) -> bool array``, True = PIM) instead of
+        ``config.system.pim_mapping``.
+    longest_request : int, optional
+        Prompt + output tokens of the longest request the instance must hold.
+        With PIM the KV cache lives in the PIMs, which are checked to hold it
+        (0: no check here; the scheduler still refuses a request that could
+        never fit when it is submitted).
+
+    Returns
+    -------
+    InstanceParts
+
+    Raises
+    ------
+    ValueError
+        The first part the configuration makes impossible, with the reason.
+    """
+    config = SimConfig() if config is None else config
+    model = get_model(config.model)
+    template = decoder_template(model)
+    layout = ParallelLayout.from_config(config.system, model.num_layers, model.num_heads)
+    preset = get_hardware(config.hardware)
+    spec = preset.spec
+    if config.memory.npu_mem is not None:
+        spec = dataclasses.replace(spec, memory_bytes=int(config.memory.npu_mem * GIB))
+    if engine is None:
+        engine_name = preset.engine
+        if config.npu_mode == "detailed":
+            if engine_name != "npu":
+                raise ValueError(f"npu_mode='detailed' needs an NPU hardware preset; "
+                                 f"{config.hardware!r} uses the {engine_name!r} engine")
+            engine_name = "npu-detailed"
+        engine = get_engine_class(engine_name)(spec)
+    if config.reuse:
+        engine = ReuseEngine(engine, ReuseCache(config.reuse_cache_size))
+    pim = (PIMSystem.from_config(config, engine, pim_mapping)
+           if config.system.pim_type != "none" else None)
+    if pim is None:
+        stack = ExecutionStack(engine, template, layout)
+        converter = GraphConverter(layout, stack.sharded)
+    else:
+        stack = pim.stack(engine, template, layout, config)
+        converter = pim.converter(layout, stack.sharded)
+    topology = choose_topology(config, pim.num_devices if pim else None)
+    collective = config.system.collective
+    network = Network(topology, congestion=config.system.congestion,
+                      algorithms=None if collective == "auto" else collective,
+                      host_bandwidth=config.memory.host_bandwidth,
+                      host_latency=config.memory.host_latency)
+    memory = _memory_plan(config, model, stack, layout, engine)
+    block_size = config.scheduler.block_size
+    num_blocks = (pim.num_kv_blocks(memory, block_size, model.name, longest_request)
+                  if pim is not None else memory.num_kv_blocks(block_size, model.name))
+    kv_cache = KVCacheManager(num_blocks, block_size)
+    scheduler = Scheduler(config.scheduler, kv_cache, model.kv_bytes_per_token())
+    return InstanceParts(config, model, template, layout, engine.spec, engine, pim, stack,
+                         converter, topology, network, memory, kv_cache, scheduler)
+
+
+def _memory_plan(config: SimConfig, model: ModelSpec, stack: ExecutionStack,
+                 layout: ParallelLayout, engine: Engine) -> MemoryPlan:
+    """Weights, activation reserve and KV bytes per device of the instance."""
+    mem, sched = config.memory, config.scheduler
+    return MemoryPlan.build(
+        model, stack.sharded, layout, int(engine.spec.memory_bytes),
+        mem.activation_reserve, gpu_memory_utilization=mem.gpu_memory_utilization,
+        # vLLM profiles one forward of max_num_batched_tokens tokens whose
+        # max_num_seqs sequences each sample one row of logits.
+        activation_bytes=MemoryPlan.activation_peak_bytes(
+            stack.sharded, sched.max_num_batched_tokens, model.dtype_bytes,
+            min(sched.max_batch or sched.max_num_batched_tokens,
+                sched.max_num_batched_tokens))
+        if mem.gpu_memory_utilization is not None else 0,
+        num_kv_blocks=mem.num_kv_blocks)
+
+
+def choose_topology(config: SimConfig, num_devices: int | None = None) -> Topology:
+    """The instance's network topology.
+
+    The ``network`` file or preset when given; else the hardware preset's
+    interconnect (GPUs: NVLink / PCIe, :mod:`llmsim_nb.network.interconnect`);
+    else the original's default fully connected one (a power-of-two number of
+    pipeline groups becomes its second dimension).
+
+    Parameters
+    ----------
+    config : SimConfig
+    num_devices : int, optional
+        Devices the system needs: NPUs plus a PIM pool's devices (default
+        ``npu_num``).
+
+    Raises
+    ------
+    ValueError
+        The topology has another number of devices.
+    """
+    system = config.system
+    expected = system.npu_num if num_devices is None else num_devices
+    link = get_hardware(config.hardware).interconnect
+    if system.network is not None:
+        topology = load_topology(system.network)
+    elif link:
+        topology = interconnect_topology(link, system.npu_num)
+    elif expected != system.npu_num:  # a PIM pool beside the NPUs: one flat network
+        topology = default_topology(expected, 1)
+    elif system.npu_group & (system.npu_group - 1) == 0:
+        topology = default_topology(system.npu_num, system.npu_group)
+    else:  # the original's default needs a power-of-two group count
+        topology = default_topology(system.npu_num, 1)
+    if topology.num_devices != expected:
+        pool = (f" + {expected - system.npu_num} pooled PIM devices"
+                if expected != system.npu_num else "")
+        raise ValueError(f"network {topology.name or system.network!r} has "
+                         f"{topology.num_devices} devices but npu_num={system.npu_num}{pool} "
+                         f"(its dimension sizes {list(topology.sizes)} multiply to "
+                         f"{topology.num_devices})")
+    return topology
+
+
+__all__ = ["InstanceParts", "build_instance", "choose_topology"]
