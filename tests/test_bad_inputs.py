@@ -252,7 +252,7 @@ API_CASES = [
      r"arrival_at\[1\] = 0\.5 is earlier than arrival_at\[0\]"),
     # ------------------------------------------------------------ ONNX
     ("ONNX unsupported op", lambda t: __import__(
-        "llmsim_nb.models.onnx_io", fromlist=["x"]).import_block_onnx(onnx_with(t, "Conv")),
+        "llmsim_nb.models.onnx", fromlist=["x"]).import_block_onnx(onnx_with(t, "Conv")),
      r"ONNX op type 'Conv' \(node 'odd', domain 'ai\.onnx'\) is not supported .*supported op "
      r"types are \["),
     # ------------------------------------------------------------ sweeps

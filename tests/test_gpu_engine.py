@@ -240,3 +240,17 @@ def test_in_place_rotary_and_gathers():
 def test_bad_l2_values_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=field):
         GPUSpec(**{field: value})
+
+
+def test_split_modules_keep_the_gpu_names_and_registration():
+    import llmsim_nb.engines.gpu as gpu
+    from llmsim_nb.engines.base import ENGINES
+    from llmsim_nb.fidelity.calibration import default_parameters
+
+    assert ENGINES["gpu"] is GPUEngine
+    for name in gpu.__all__ + ["GIB", "SOFTMAX_FLOPS_PER_SCORE", "VECTOR_KINDS",
+                               "VECTOR_OVERHEADS"]:
+        assert hasattr(gpu, name), name
+    # calibrate() finds EFFICIENCY_FIELDS in the module of the engine's class.
+    assert GPUEngine.__module__ == "llmsim_nb.engines.gpu"
+    assert set(EFFICIENCY_FIELDS) <= set(default_parameters(GPUEngine()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -12,7 +14,7 @@ from onnx.reference import ReferenceEvaluator
 
 from llmsim_nb.models import (BatchShape, ModelSpec, OpKind, decoder_template,
                               export_block_onnx, get_model, import_block_onnx, list_models)
-from llmsim_nb.models.onnx_io import SUPPORTED_OPS, spec_from_onnx_metadata
+from llmsim_nb.models.onnx import SUPPORTED_OPS, spec_from_onnx_metadata
 
 ROUND_TRIP = ["gpt3-6.7b", "llama-2-70b", "llama-7b", "opt-1.3b", "llama-3.1-8b", "gpt2"]
 BATCH = BatchShape.from_lists([512, 1, 1, 37], [0, 1023, 7, 100],
@@ -367,3 +369,22 @@ def test_supported_ops_cover_the_export():
     for name in ("llama-2-70b", "gpt3-6.7b", "opt-1.3b"):
         ops = {n.op_type for n in export_block_onnx(name).graph.node}
         assert ops <= SUPPORTED_OPS
+
+
+# ------------------------------------------------------------------- packaging
+def test_importing_models_does_not_import_onnx():
+    # A fresh interpreter: this one imported onnx at the top of this file.
+    code = ("import llmsim_nb.models, sys; assert 'onnx' not in sys.modules, "
+            "sorted(m for m in sys.modules if 'onnx' in m)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_onnx_names_resolve_lazily_from_models():
+    import llmsim_nb.models as models
+    from llmsim_nb.models import onnx as onnx_pkg
+    for name in ("export_block_onnx", "import_block_onnx"):
+        assert name in models.__all__ and name in dir(models)
+        assert getattr(models, name) is getattr(onnx_pkg, name)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        models.no_such_name  # noqa: B018
+

@@ -4,7 +4,7 @@ A :class:`BlockTemplate` is what the paper "compiles once": the operators of a
 single decoder block with their weight shapes but without batch dimensions.
 :meth:`BlockTemplate.instantiate` turns it into an :class:`~.ops.OpBlock` for a
 given :class:`~.ops.BatchShape`. Templates come from a :class:`~.spec.ModelSpec`
-(:func:`decoder_template`) or from an ONNX file (:mod:`llmsim_nb.models.onnx_io`),
+(:func:`decoder_template`) or from an ONNX file (:mod:`llmsim_nb.models.onnx`),
 so a user-exported block is simulated by exactly the same path.
 
 Cost conventions (per token row unless noted; ``dt`` = bytes per element):
