@@ -1,68 +1,22 @@
-"""The ``llmsim`` command line.
+"""The ``llmsim`` command line: one parser, one module per subcommand.
 
-``llmsim run`` takes the original LLMServingSim's parameter names
-(``--model_name --npu_num --max_batch --batch_delay --scheduling --parallel
---npu_group --npu_mem --kv_manage --block_size --pim_type --sub_batch --dataset
---network --output --gen --fast_run``) plus ``--hardware``,
-``--max_num_batched_tokens``, ``--seed`` and ``--config file.yaml``. With no
-arguments it simulates GPT3-6.7B on the paper's NPU over the packaged
-100-request ShareGPT-like trace. Bad input ends with one line on stderr and
-exit status 2, before anything is simulated.
+- ``llmsim run`` (:mod:`.run`): simulate a trace and print a summary.
+- ``llmsim sweep`` (:mod:`.sweep`): a design-space sweep from a YAML file.
+- ``llmsim validate`` (:mod:`.validate`): a run against measured results.
+
+Bad input ends with one line on stderr and exit status 2, before anything is
+simulated. Building the parser imports nothing heavy (no numpy, no xarray), so
+``llmsim --help`` answers at once; each command imports what it needs.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
-import warnings
 
-from ..config import SimConfig
+from .run import RUN_FLAGS, add_run_parser, run_run_command
 from .sweep import add_sweep_parser, run_sweep_command
 from .validate import add_validate_parser, run_validate_command
-
-_FLAGS: list[tuple[str, type | None, str]] = [
-    ("model_name", str, "model name, e.g. gpt3-6.7b, llama-7b, llama-2-70b"),
-    ("hardware", str, "engine hardware preset (default npu-128x128, the paper's NPU)"),
-    ("npu_num", int, "number of NPUs"),
-    ("npu_group", int, "pipeline groups"),
-    ("parallel", str, "tensor | pipeline | hybrid"),
-    ("npu_mem", float, "device memory per NPU in GiB (default: the preset's)"),
-    ("max_batch", int, "most requests per batch; 0 = unlimited"),
-    ("batch_delay", float, "seconds a request waits after arrival before it can be batched"),
-    ("scheduling", str, "orca | vllm | chunked"),
-    ("max_num_batched_tokens", int, "token budget per iteration (chunked)"),
-    ("max_model_len", int, "longest request served, prompt + output tokens (default: the "
-                           "model's context length)"),
-    ("kv_manage", str, "vllm (paged, on demand) | max (reserve the maximum length)"),
-    ("block_size", int, "tokens per KV block"),
-    ("gpu_memory_utilization", float,
-     "fraction of device memory for weights + activations + KV (as vLLM)"),
-    ("num_kv_blocks", int, "explicit KV blocks (overrides gpu_memory_utilization)"),
-    ("pim_type", str, "none | local | pool"),
-    ("sub_batch", None, "NeuPIMs sub-batch interleaving"),
-    ("pim_hardware", str, "PIM device preset (neupims-hbm2 | newton-hbm2)"),
-    ("pim_channels", int, "channels per PIM device (0 = the preset's 32); 1 GiB of KV each"),
-    ("pim_num", int, "PIM devices in the pool (pim_type pool; 0 = one per NPU)"),
-    ("pim_mapping", str, "decode-attention | attention | fastest (operator mapping)"),
-    ("num_sub_batches", int, "sub-batches with --sub_batch (default 2)"),
-    ("sub_batch_criterion", str, "memory | compute: what sub-batches balance"),
-    ("dataset", str, "trace file (TSV/CSV/JSONL or Azure CSV); default: packaged trace"),
-    ("network", str, "network topology file or preset (e.g. gpu_n4.json)"),
-    ("micro_batches", int, "most micro-batches per iteration (pipeline); 0 = one per stage"),
-    ("attention_placement", str, "auto | heads | requests (selective batching)"),
-    ("collective", str, "auto | ring | direct | halving_doubling"),
-    ("congestion", None, "congestion-aware network (shared links slow transfers)"),
-    ("gen", None, "skip prefill: prompts start in the KV cache"),
-    ("fast_run", None, "the original's compile bypass: keep the reuse cache on disk between "
-                       "runs ($LLMSIM_CACHE_DIR, default ~/.cache/llmsim_nb)"),
-    ("reuse", str, "on | off: reuse operator timings (results identical; default on)"),
-    ("reuse_cache_size", int, "most cached operator timings"),
-    ("npu_mode", str, "analytical | detailed (tile-level GEMM schedule, slower)"),
-    ("seed", int, "random seed"),
-    ("config", str, "YAML file of flag names and values"),
-    ("output", str, "write PREFIX-throughput.tsv, -simulation-time.tsv, -requests.csv, .nc"),
-]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,77 +27,10 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="llmsim", description="Simulate LLM inference serving.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="simulate a trace and print a summary")
-    for name, kind, text in _FLAGS:
-        if kind is None:
-            run.add_argument(f"--{name}", action="store_true", default=None, help=text)
-        else:
-            run.add_argument(f"--{name}", type=kind, default=None, help=text)
-    run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_run_parser(sub)
     add_sweep_parser(sub)
-    add_validate_parser(sub, _FLAGS)
+    add_validate_parser(sub, RUN_FLAGS)
     return parser
-
-
-def _format_summary(summary: dict, wall: float, ds) -> str:
-    def ms(x: float) -> str:
-        return f"{x * 1e3:9.1f} ms"
-
-    lines = [
-        "-" * 60,
-        f"llmsim_nb {ds.attrs['llmsim_nb_version']}: {ds.attrs['model']} on "
-        f"{ds.attrs['hardware']} ({ds.attrs['engine']} engine)",
-        f"trace: {ds.attrs['trace_source']}",
-        f"requests finished   {summary['num_finished']} / {summary['num_requests']}",
-        f"iterations          {summary['num_iterations']}",
-        f"simulated time      {summary['simulated_time']:.3f} s",
-        f"prompt throughput   {summary['prompt_throughput']:.1f} tokens/s",
-        f"generation thrpt.   {summary['generation_throughput']:.1f} tokens/s",
-        f"TTFT  mean {ms(summary['ttft_mean'])}  p50 {ms(summary['ttft_p50'])}  "
-        f"p99 {ms(summary['ttft_p99'])}",
-        f"TPOT  mean {ms(summary['tpot_mean'])}  p50 {ms(summary['tpot_p50'])}  "
-        f"p99 {ms(summary['tpot_p99'])}",
-        f"E2E   mean {ms(summary['e2e_mean'])}  p50 {ms(summary['e2e_p50'])}  "
-        f"p99 {ms(summary['e2e_p99'])}",
-        f"KV cache            {ds.attrs['num_kv_blocks']} blocks, peak usage "
-        f"{summary['kv_usage_peak']:.1%}, {summary['num_evictions']} evictions",
-        f"wall time           {wall:.3f} s",
-        "-" * 60,
-    ]
-    return "\n".join(lines)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..results.files import write_outputs
-    from ..results.dataset import summarize
-    from ..instance.simulator import Simulator
-
-    flags = {name: getattr(args, name) for name, _, _ in _FLAGS}
-    start = time.perf_counter()
-    config = SimConfig.from_flags(**flags)
-    sim = Simulator(config)
-    total = len(sim.trace)
-    with tqdm(total=total, unit="req", delay=2.0, disable=True if args.quiet else None,
-              desc="simulating", file=sys.stderr) as bar, \
-            warnings.catch_warnings(record=True) as caught:
-        def progress(done: int) -> None:
-            bar.update(done - bar.n)
-
-        try:
-            ds = sim.run(progress=progress)  # with --fast_run it reads and writes the cache
-        finally:
-            for warning in caught:  # one line each, not Python's two-line format
-                print(f"llmsim: warning: {warning.message}", file=sys.stderr)
-    wall = time.perf_counter() - start
-    if args.output:
-        paths = write_outputs(ds, args.output)
-        if not args.quiet:
-            print("wrote " + ", ".join(str(p) for p in paths))
-    if not args.quiet:
-        print(_format_summary(summarize(ds), wall, ds))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,11 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return _run(args)
+            return run_run_command(args)
         if args.command == "sweep":
             return run_sweep_command(args)
         if args.command == "validate":
-            return run_validate_command(args, _FLAGS)
+            return run_validate_command(args, RUN_FLAGS)
     except (ValueError, OSError) as exc:
         print(f"llmsim: error: {exc}", file=sys.stderr)
         return 2

@@ -23,8 +23,6 @@ import argparse
 import sys
 import warnings
 
-import numpy as np
-
 _COLUMNS = (("generation_throughput", "gen tok/s", 1.0, "{:10.1f}"),
             ("ttft_p50", "TTFT p50 ms", 1e3, "{:11.2f}"),
             ("tpot_p50", "TPOT p50 ms", 1e3, "{:11.2f}"),
@@ -55,6 +53,8 @@ def _label(ds, index: tuple[int, ...]) -> str:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..sweeps.sweep import SweepWarning, sweep
     from ..sweeps.spec import read_sweep_yaml
 

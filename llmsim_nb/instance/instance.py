@@ -34,8 +34,8 @@ import xarray as xr
 from .._version import __version__
 from ..engines.reuse import ReuseCache, ReuseEngine, cache_path
 from ..graph.nodes import NodeType
-from ..results.dataset import (COMPONENTS, IterationRecord, Recorder, _var, iteration_dataset,
-                               request_variables)
+from ..results.dataset import (COMPONENTS, IterationRecord, Recorder, _var, coords_of,
+                               iteration_dataset, request_variables)
 from ..system.builder import InstanceParts
 from ..workload.request import Request
 from .chain import ChainShortcut
@@ -364,7 +364,7 @@ class Instance:
                   "request": np.arange(len(self.scheduler.table)),
                   "component": list(COMPONENTS), "device": np.arange(len(usage.device_busy)),
                   "link": np.array(links, dtype=str)}
-        return xr.Dataset(data, coords=coords, attrs=self.attrs())
+        return xr.Dataset(data, coords=coords_of(coords), attrs=self.attrs())
 
 
 def _host_transfer_latency(graph, schedule) -> float:

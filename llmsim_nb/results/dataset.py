@@ -122,7 +122,24 @@ class IterationRecord:
 
 def _var(name: str, dims: tuple[str, ...], data: np.ndarray) -> xr.Variable:
     units, long_name = VARIABLES[name]
-    return xr.Variable(dims, data, attrs={"units": units, "long_name": long_name})
+    # fastpath: ``data`` is always a plain numpy array here, so xarray need not
+    # check whether it is a dask or pandas object (that check imports
+    # dask.array, half a second of every CLI run). Anything else (a list) has
+    # no ``ndim`` and takes xarray's normal path.
+    return xr.Variable(dims, data, attrs={"units": units, "long_name": long_name},
+                       fastpath=True)
+
+
+def _coord(dim: str, values) -> xr.Variable:
+    """A coordinate along ``dim`` as a Variable (fastpath: see :func:`_var`)."""
+    return xr.Variable((dim,), np.asarray(values), fastpath=True)
+
+
+def coords_of(coords: dict) -> dict[str, xr.Variable]:
+    """``{name: values}`` (a dimension's own coordinate) or ``{name: (dim,
+    values)}`` as Variables, so building the Dataset imports no dask."""
+    return {name: _coord(*value) if isinstance(value, tuple) else _coord(name, value)
+            for name, value in coords.items()}
 
 
 class Recorder:
@@ -213,7 +230,7 @@ def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...], attrs:
         coords["node"] = np.arange(len(nodes))
         coords["node_name"] = ("node", np.array([n.name for n in nodes], dtype=str))
         coords["node_type"] = ("node", np.array([n.type.value for n in nodes], dtype=str))
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return xr.Dataset(data, coords=coords_of(coords), attrs=attrs)
 
 
 def summarize(ds: xr.Dataset) -> dict[str, float]:
@@ -221,8 +238,10 @@ def summarize(ds: xr.Dataset) -> dict[str, float]:
 
     Prompt / generation throughput are prompt tokens and decode tokens over the
     whole simulated time, as LLMServingSim's "Average throughput" line.
+    Computed on the numpy values (NaN-skipping, as xarray's reductions), which
+    keeps the CLI from importing dask.array for xarray's reductions.
     """
-    duration = float(ds["t_end"].max()) if ds.sizes.get("iteration", 0) else 0.0
+    duration = float(np.nanmax(ds["t_end"].values)) if ds.sizes.get("iteration", 0) else 0.0
 
     def pct(name: str, q: float) -> float:
         values = ds[name].values
@@ -234,8 +253,8 @@ def summarize(ds: xr.Dataset) -> dict[str, float]:
         values = values[np.isfinite(values)]
         return float(values.mean()) if len(values) else math.nan
 
-    prompt = float(ds["num_prefill_tokens"].sum())
-    decode = float(ds["num_decode_tokens"].sum())
+    prompt = float(ds["num_prefill_tokens"].values.sum())
+    decode = float(ds["num_decode_tokens"].values.sum())
     return {
         "num_requests": int(ds.sizes["request"]),
         "num_finished": int(np.isfinite(ds["finished_at"].values).sum()),
@@ -247,6 +266,6 @@ def summarize(ds: xr.Dataset) -> dict[str, float]:
         "tpot_mean": mean("tpot"), "tpot_p50": pct("tpot", 50), "tpot_p99": pct("tpot", 99),
         "e2e_mean": mean("e2e_latency"), "e2e_p50": pct("e2e_latency", 50),
         "e2e_p99": pct("e2e_latency", 99),
-        "kv_usage_peak": float(ds["kv_usage"].max()) if duration else 0.0,
-        "num_evictions": int(ds["num_evicted"].sum()),
+        "kv_usage_peak": float(np.nanmax(ds["kv_usage"].values)) if duration else 0.0,
+        "num_evictions": int(ds["num_evicted"].values.sum()),
     }
