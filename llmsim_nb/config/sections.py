@@ -1,0 +1,181 @@
+"""The sections of a simulation's configuration: scheduler, memory, system.
+
+Frozen dataclasses validated in ``__post_init__``; variants with
+:func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .fields import (ATTENTION_PLACEMENTS, COLLECTIVES, KV_MANAGE, PARALLEL, PIM_MAPPINGS,
+                     PIM_TYPES, SCHEDULING_POLICIES, SUB_BATCH_CRITERIA, _check_choice,
+                     _check_int, _check_real, _meta)
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """How requests are batched and how the KV cache is managed."""
+
+    policy: str = field(default="orca", metadata=_meta(
+        "Scheduling policy: orca (iteration-level, whole prompts mixed with decodes), "
+        "vllm (prefill-first, as vLLM v0), chunked (token budget mixing prefill chunks "
+        "with decodes, as Sarathi-Serve / vLLM v1)", flag="scheduling"))
+    max_batch: int = field(default=0, metadata=_meta(
+        "Most requests in one batch (vLLM's max_num_seqs); 0 = unlimited", flag="max_batch"))
+    batch_delay: float = field(default=0.0, metadata=_meta(
+        "A request becomes schedulable this long after it arrives", "s", flag="batch_delay"))
+    block_size: int = field(default=16, metadata=_meta(
+        "Tokens per paged KV-cache block", "token", flag="block_size"))
+    kv_manage: str = field(default="vllm", metadata=_meta(
+        "KV management: vllm (blocks on demand) or max (reserve prompt+output at admission)",
+        flag="kv_manage"))
+    max_num_batched_tokens: int = field(default=2048, metadata=_meta(
+        "Token budget per iteration of the chunked policy", "token",
+        flag="max_num_batched_tokens"))
+    gen: bool = field(default=False, metadata=_meta(
+        "Skip prefill: requests start with their prompt already in the KV cache", flag="gen"))
+    max_model_len: int | None = field(default=None, metadata=_meta(
+        "Longest request served (prompt + output tokens, vLLM's max_model_len); None = the "
+        "model's context length. A longer request is refused before the run", "token",
+        flag="max_model_len"))
+
+    def __post_init__(self) -> None:
+        owner = "SchedulerConfig"
+        if self.max_model_len is not None:
+            _check_int(owner, "max_model_len", self.max_model_len, 1)
+        _check_choice(owner, "policy", self.policy, SCHEDULING_POLICIES)
+        _check_int(owner, "max_batch", self.max_batch, 0)
+        _check_real(owner, "batch_delay", self.batch_delay, 0.0)
+        _check_int(owner, "block_size", self.block_size, 1)
+        _check_choice(owner, "kv_manage", self.kv_manage, KV_MANAGE)
+        _check_int(owner, "max_num_batched_tokens", self.max_num_batched_tokens, 1)
+        if not isinstance(self.gen, bool):
+            raise ValueError(f"{owner}.gen must be a bool, got {self.gen!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryConfig:
+    """Device memory and the host link KV blocks are evicted over."""
+
+    npu_mem: float | None = field(default=None, metadata=_meta(
+        "Device memory per NPU; None takes the hardware preset's", "GiB", flag="npu_mem"))
+    host_bandwidth: float = field(default=512e9, metadata=_meta(
+        "Device-to-host bandwidth for KV eviction and reload (the original's "
+        "memory-expansion setting, 512 GB/s)", "B/s"))
+    host_latency: float = field(default=1e-6, metadata=_meta(
+        "Fixed latency of one host transfer", "s"))
+    activation_reserve: float = field(default=0.05, metadata=_meta(
+        "Fraction of device memory kept for activations, not KV blocks"))
+    gpu_memory_utilization: float | None = field(default=None, metadata=_meta(
+        "Fraction of device memory for weights + activations + KV blocks, as vLLM's "
+        "gpu_memory_utilization (replaces activation_reserve: the peak activations of "
+        "a max_num_batched_tokens forward are kept out instead); None = use "
+        "activation_reserve", flag="gpu_memory_utilization"))
+    num_kv_blocks: int | None = field(default=None, metadata=_meta(
+        "Explicit KV-cache blocks (vLLM's num_gpu_blocks_override); takes precedence "
+        "over gpu_memory_utilization and activation_reserve; must fit beside the "
+        "weights", "block", flag="num_kv_blocks"))
+
+    def __post_init__(self) -> None:
+        owner = "MemoryConfig"
+        if self.npu_mem is not None:
+            _check_real(owner, "npu_mem", self.npu_mem, 0.0, strict=True)
+        _check_real(owner, "host_bandwidth", self.host_bandwidth, 0.0, strict=True)
+        _check_real(owner, "host_latency", self.host_latency, 0.0)
+        _check_real(owner, "activation_reserve", self.activation_reserve, 0.0, maximum=0.9)
+        if self.gpu_memory_utilization is not None:
+            _check_real(owner, "gpu_memory_utilization", self.gpu_memory_utilization, 0.0,
+                        strict=True, maximum=1.0)
+        if self.num_kv_blocks is not None:
+            _check_int(owner, "num_kv_blocks", self.num_kv_blocks, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemConfig:
+    """Devices, parallelism and heterogeneity (the seed's system flags)."""
+
+    npu_num: int = field(default=1, metadata=_meta("Number of NPUs", flag="npu_num"))
+    npu_group: int = field(default=1, metadata=_meta(
+        "Pipeline groups (the seed's npu_group)", flag="npu_group"))
+    parallel: str = field(default="hybrid", metadata=_meta(
+        "Parallelism: tensor, pipeline or hybrid", flag="parallel"))
+    pim_type: str = field(default="none", metadata=_meta(
+        "Processing-in-memory: none, local or pool", flag="pim_type"))
+    sub_batch: bool = field(default=False, metadata=_meta(
+        "NeuPIMs sub-batch interleaving", flag="sub_batch"))
+    network: str | None = field(default=None, metadata=_meta(
+        "Network topology file or preset name; None builds the original's default "
+        "(fully connected, 64 GB/s links)", flag="network"))
+    micro_batches: int = field(default=0, metadata=_meta(
+        "Most micro-batches per iteration for pipeline overlap; 0 = one per stage",
+        flag="micro_batches"))
+    attention_placement: str = field(default="auto", metadata=_meta(
+        "Attention across a tensor-parallel group: heads (each rank a share of every "
+        "request's heads, Megatron), requests (Orca's selective batching, as the original: "
+        "each rank all heads of its own requests) or auto (heads when the group size "
+        "divides the heads, else requests)", flag="attention_placement"))
+    collective: str = field(default="auto", metadata=_meta(
+        "Collective algorithm on every network dimension: auto (ring on Ring "
+        "dimensions, direct on FullyConnected and Switch), ring (the original's system "
+        "setting), direct or halving_doubling", flag="collective"))
+    congestion: bool = field(default=False, metadata=_meta(
+        "Congestion-aware network (links shared by concurrent transfers slow them)",
+        flag="congestion"))
+    pim_hardware: str = field(default="neupims-hbm2", metadata=_meta(
+        "PIM device preset (llmsim_nb.engines.pim.list_pim())", flag="pim_hardware"))
+    pim_channels: int = field(default=0, metadata=_meta(
+        "Channels per PIM device; 0 = the preset's (32). The KV cache lives in the PIM, "
+        "channels x 1 GiB per device", flag="pim_channels"))
+    pim_num: int = field(default=0, metadata=_meta(
+        "PIM devices in the pool (pim_type pool); 0 = one per NPU; must divide npu_num",
+        flag="pim_num"))
+    pim_mapping: str = field(default="decode-attention", metadata=_meta(
+        "Operator mapping: decode-attention (score/context of decode tokens on PIM, "
+        "NeuPIMs), attention (all attention on PIM), fastest (whichever engine's model "
+        "is faster per op)", flag="pim_mapping"))
+    num_sub_batches: int = field(default=2, metadata=_meta(
+        "Sub-batches per micro-batch with sub_batch on (NeuPIMs uses 2)",
+        flag="num_sub_batches"))
+    sub_batch_criterion: str = field(default="memory", metadata=_meta(
+        "What sub-batches balance: memory (KV bytes read, the PIM's work) or compute "
+        "(FLOPs)", flag="sub_batch_criterion"))
+
+    def __post_init__(self) -> None:
+        owner = "SystemConfig"
+        _check_int(owner, "npu_num", self.npu_num, 1)
+        _check_int(owner, "npu_group", self.npu_group, 1)
+        if self.npu_num % self.npu_group:
+            raise ValueError(f"SystemConfig.npu_group={self.npu_group} must divide "
+                             f"npu_num={self.npu_num}")
+        _check_choice(owner, "parallel", self.parallel, PARALLEL)
+        _check_choice(owner, "pim_type", self.pim_type, PIM_TYPES)
+        _check_int(owner, "micro_batches", self.micro_batches, 0)
+        _check_choice(owner, "attention_placement", self.attention_placement,
+                      ATTENTION_PLACEMENTS)
+        _check_choice(owner, "collective", self.collective, COLLECTIVES)
+        if not isinstance(self.congestion, bool):
+            raise ValueError(f"{owner}.congestion must be a bool, got {self.congestion!r}")
+        if self.network is not None and (not isinstance(self.network, str) or not self.network):
+            raise ValueError(f"{owner}.network must be a file path or preset name, "
+                             f"got {self.network!r}")
+        if not isinstance(self.sub_batch, bool):
+            raise ValueError(f"{owner}.sub_batch must be a bool, got {self.sub_batch!r}")
+        if not isinstance(self.pim_hardware, str) or not self.pim_hardware:
+            raise ValueError(f"{owner}.pim_hardware must be a PIM preset name, "
+                             f"got {self.pim_hardware!r}")
+        _check_int(owner, "pim_channels", self.pim_channels, 0)
+        _check_int(owner, "pim_num", self.pim_num, 0)
+        _check_choice(owner, "pim_mapping", self.pim_mapping, PIM_MAPPINGS)
+        _check_int(owner, "num_sub_batches", self.num_sub_batches, 2)
+        _check_choice(owner, "sub_batch_criterion", self.sub_batch_criterion,
+                      SUB_BATCH_CRITERIA)
+        if self.pim_num and self.pim_type != "pool":
+            raise ValueError(f"SystemConfig.pim_num={self.pim_num} sizes a PIM pool; it needs "
+                             f"pim_type='pool', got {self.pim_type!r}")
+        if self.pim_num and self.npu_num % self.pim_num:
+            raise ValueError(f"SystemConfig.pim_num={self.pim_num} must divide "
+                             f"npu_num={self.npu_num} (each PIM device serves the same "
+                             f"number of NPUs)")
+        if self.sub_batch and self.pim_type == "none":
+            raise ValueError("SystemConfig.sub_batch=True needs pim_type 'local' or 'pool' "
+                             "(sub-batch interleaving overlaps NPU and PIM)")

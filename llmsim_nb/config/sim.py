@@ -1,0 +1,174 @@
+"""SimConfig: everything that determines a simulation's result, and its flags.
+
+:meth:`SimConfig.from_flags` takes exactly the ``llmsim run`` flag names and
+builds the nested config; :data:`FLAG_FIELDS` maps each flag to its section
+and field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .fields import NPU_MODES, _check_choice, _check_int, _meta
+from .sections import MemoryConfig, SchedulerConfig, SystemConfig
+from .yaml_file import read_yaml_flags
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything that determines a simulation's result (with the trace).
+
+    Parameters
+    ----------
+    model : str
+        Catalog model name (``llmsim_nb.models.list_models()``).
+    hardware : str
+        Engine preset (``llmsim_nb.engines.list_hardware()``).
+    scheduler, memory, system : nested configs
+    seed : int
+        Seed of the ``numpy.random.Generator`` used for generated traces.
+    dataset : str or None
+        Trace file; None simulates the packaged 100-request ShareGPT-like trace.
+    fast_run : bool
+        The original's flag to bypass model compilation. Our engines are
+        analytical and never compile, so results are the same with or without
+        it; it is kept so the original's command lines run unchanged.
+    """
+
+    model: str = field(default="gpt3-6.7b", metadata=_meta("Model name", flag="model_name"))
+    hardware: str = field(default="npu-128x128", metadata=_meta(
+        "Engine hardware preset", flag="hardware"))
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    seed: int = field(default=0, metadata=_meta("Random seed", flag="seed"))
+    dataset: str | None = field(default=None, metadata=_meta("Trace file", flag="dataset"))
+    fast_run: bool = field(default=False, metadata=_meta(
+        "The original's compile bypass: Simulator.run (so the CLI and sweeps too) keeps "
+        "the reuse cache on disk between runs, one file per engine configuration; "
+        "results are the same either way",
+        flag="fast_run"))
+    reuse: bool = field(default=True, metadata=_meta(
+        "Reuse operator timings across layers and iterations (on/off); results are "
+        "identical either way, only simulation time changes", flag="reuse"))
+    reuse_cache_size: int = field(default=1_000_000, metadata=_meta(
+        "Most cached operator timings (least recently used are dropped)", "entry",
+        flag="reuse_cache_size"))
+    npu_mode: str = field(default="analytical", metadata=_meta(
+        "NPU model: analytical (closed form) or detailed (walks every GEMM's tile "
+        "schedule; slower)", flag="npu_mode"))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"SimConfig.model must be a model name, got {self.model!r}")
+        if not isinstance(self.hardware, str) or not self.hardware:
+            raise ValueError(f"SimConfig.hardware must be a preset name, got {self.hardware!r}")
+        _check_int("SimConfig", "seed", self.seed, 0)
+        if self.dataset is not None and (not isinstance(self.dataset, str) or not self.dataset):
+            raise ValueError(f"SimConfig.dataset must be a trace file path or None (the "
+                             f"packaged trace), got {self.dataset!r}")
+        if not isinstance(self.fast_run, bool):
+            raise ValueError(f"SimConfig.fast_run must be a bool, got {self.fast_run!r}")
+        if self.fast_run and self.reuse is False:
+            raise ValueError("SimConfig.fast_run=True keeps the reuse cache on disk, but "
+                             "reuse=False switches the cache off; turn reuse on or fast_run off")
+        if not isinstance(self.reuse, bool):
+            raise ValueError(f"SimConfig.reuse must be on/off (a bool), got {self.reuse!r}")
+        _check_int("SimConfig", "reuse_cache_size", self.reuse_cache_size, 1)
+        _check_choice("SimConfig", "npu_mode", self.npu_mode, NPU_MODES)
+        for name, cls in (("scheduler", SchedulerConfig), ("memory", MemoryConfig),
+                          ("system", SystemConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(f"SimConfig.{name} must be a {cls.__name__}, "
+                                 f"got {type(getattr(self, name)).__name__}")
+
+    # ----------------------------------------------------------------- flags
+    @classmethod
+    def flag_names(cls) -> tuple[str, ...]:
+        """Every flag :meth:`from_flags` accepts (the CLI's, without dashes)."""
+        return tuple(FLAG_FIELDS) + ("output", "config")
+
+    @classmethod
+    def from_flags(cls, **flags: Any) -> "SimConfig":
+        """Build a config from ``llmsim run`` flag names.
+
+        ``config=`` names a YAML file whose keys are flag names too; explicit
+        flags override it. ``output`` is accepted (it is where the CLI writes
+        files) and does not affect the config. Unknown names raise, listing the
+        known ones. A value of None means "use the default".
+        """
+        unknown = sorted(set(flags) - set(cls.flag_names()))
+        if unknown:
+            raise ValueError(f"unknown flag(s) {unknown}; known flags: {sorted(cls.flag_names())}")
+        values: dict[str, Any] = {}
+        path = flags.pop("config", None)
+        if path is not None:
+            values.update(read_yaml_flags(path, FLAG_FIELDS))
+        flags.pop("output", None)
+        values.update({k: v for k, v in flags.items() if v is not None})
+        return _build_from_flags(cls, values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SimConfig":
+        """Read a YAML file of flag names (see :meth:`from_flags`)."""
+        return cls.from_flags(config=str(path))
+
+    def to_flags(self) -> dict[str, Any]:
+        """The inverse of :meth:`from_flags` (``from_flags(**c.to_flags()) == c``)."""
+        out: dict[str, Any] = {}
+        for flag, (section, name) in FLAG_FIELDS.items():
+            owner = self if section is None else getattr(self, section)
+            out[flag] = getattr(owner, name)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SimConfig":
+        data = json.loads(text)
+        return cls(**{**data, "scheduler": SchedulerConfig(**data["scheduler"]),
+                      "memory": MemoryConfig(**data["memory"]),
+                      "system": SystemConfig(**data["system"])})
+
+
+def _flag_fields() -> dict[str, tuple[str | None, str]]:
+    table: dict[str, tuple[str | None, str]] = {}
+    for section, cls in ((None, SimConfig), ("scheduler", SchedulerConfig),
+                         ("memory", MemoryConfig), ("system", SystemConfig)):
+        for f in dataclasses.fields(cls):
+            flag = f.metadata.get("flag")
+            if flag:
+                table[flag] = (section, f.name)
+    return table
+
+
+FLAG_FIELDS = _flag_fields()
+
+# Flags whose Python type is float but that users reasonably pass as ints.
+_FLOAT_FLAGS = {"batch_delay", "npu_mem", "gpu_memory_utilization"}
+
+
+def _build_from_flags(cls: type[SimConfig], values: dict[str, Any]) -> SimConfig:
+    sections: dict[str | None, dict[str, Any]] = {None: {}, "scheduler": {}, "memory": {},
+                                                   "system": {}}
+    for flag, value in values.items():
+        if flag not in FLAG_FIELDS:
+            raise ValueError(f"unknown flag {flag!r}; known flags: {sorted(cls.flag_names())}")
+        if flag in _FLOAT_FLAGS and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if flag == "reuse" and isinstance(value, str):
+            if value not in ("on", "off"):
+                raise ValueError(f"reuse={value!r} is not one of ['on', 'off']")
+            value = value == "on"
+        section, name = FLAG_FIELDS[flag]
+        sections[section][name] = value
+    return cls(**sections[None], scheduler=SchedulerConfig(**sections["scheduler"]),
+               memory=MemoryConfig(**sections["memory"]),
+               system=SystemConfig(**sections["system"]))
