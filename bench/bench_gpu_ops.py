@@ -32,7 +32,7 @@ import pandas as pd
 from llmsim_nb.fidelity.calibration import calibrate, error_table, predict
 from llmsim_nb.engines.gpu import GPUEngine, GPUSpec
 from llmsim_nb.engines.hardware import get_hardware
-from llmsim_nb.fidelity.measurements import load_llmcompass, load_vidur
+from llmsim_nb.engines.measurements import load_llmcompass, load_vidur
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "calibration"
 TARGET = 0.10

@@ -12,7 +12,7 @@ import pytest
 from llmsim_nb.fidelity.calibration import calibrate, error_table, predict
 from llmsim_nb.engines.gpu import EFFICIENCY_FIELDS, GPUEngine, GPUSpec
 from llmsim_nb.engines.hardware import get_hardware
-from llmsim_nb.fidelity.measurements import Measurements, load_measurements, load_vidur
+from llmsim_nb.engines.measurements import Measurements, load_measurements, load_vidur
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "calibration"
 FIT = ("gemm_efficiency", "memory_efficiency", "norm_bandwidth_efficiency", "kernel_overhead",

@@ -13,7 +13,7 @@ from llmsim_nb import SimConfig, Simulator
 from llmsim_nb.engines.gpu import GPUEngine
 from llmsim_nb.engines.hardware import get_hardware
 from llmsim_nb.engines.profiled import ProfiledEngine
-from llmsim_nb.fidelity.measurements import load_measurements
+from llmsim_nb.engines.measurements import load_measurements
 from llmsim_nb.models.catalog import get_model
 from llmsim_nb.models.ops import OpKind
 from llmsim_nb.models.template import decoder_template

@@ -1,7 +1,7 @@
 """Profiled engine: measured operator latencies, interpolated, with a GPU fallback.
 
 The ``profiled`` engine times an op from a table of measurements
-(:mod:`llmsim_nb.fidelity.measurements`: our documented CSV schema, Vidur's profiles,
+(:mod:`llmsim_nb.engines.measurements`: our documented CSV schema, Vidur's profiles,
 LLMServingSim 2.0's ``perf_model_*.csv``) and falls back to the analytical
 ``gpu`` engine where the table has nothing to say, counting every fallback
 (:attr:`ProfiledEngine.fallbacks`) and warning once per op name. It never
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..fidelity.measurements import ATTENTION, Measurements
+from .measurements import ATTENTION, Measurements
 from ..models.ops import Op, OpKind
 from .base import Engine, OpTiming, register_engine
 from .gpu import GPUEngine, GPUSpec
@@ -204,8 +204,8 @@ class ProfiledEngine(Engine):
 
     @classmethod
     def from_files(cls, *paths, fallback: str | GPUSpec = "a100-80gb") -> "ProfiledEngine":
-        """Read measurement files (:func:`~llmsim_nb.fidelity.measurements.load_measurements`)."""
-        from ..fidelity.measurements import load_measurements
+        """Read measurement files (:func:`~llmsim_nb.engines.measurements.load_measurements`)."""
+        from .measurements import load_measurements
         from .hardware import get_hardware
 
         if isinstance(fallback, str):

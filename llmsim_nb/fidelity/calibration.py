@@ -16,7 +16,7 @@ turns a predicted latency into a p10-p90 band from their spread (a latency of
 Example
 -------
 >>> from llmsim_nb.fidelity.calibration import calibrate
->>> from llmsim_nb.fidelity.measurements import load_measurements
+>>> from llmsim_nb.engines.measurements import load_measurements
 >>> fit = calibrate(make_engine("a100-80gb"), load_measurements("vidur_a100/"))
 >>> fit.table            # median / p90 absolute percentage error per op label
 >>> fit.engine           # an engine with the fitted spec
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..engines.base import Engine
-from .measurements import Measurements
+from ..engines.measurements import Measurements
 from ..models.ops import Op
 
 #: Bounds of fitted parameters that are not fractions (seconds).
@@ -174,7 +174,7 @@ def calibrate(engine: Engine, measurements: Measurements,
     engine : Engine
         Its class is re-instantiated with candidate specs; its spec is the start.
     measurements : Measurements
-        Measured latencies (see :mod:`llmsim_nb.fidelity.measurements`).
+        Measured latencies (see :mod:`llmsim_nb.engines.measurements`).
     params : tuple of str, optional
         Spec fields to fit. Fields whose name ends in ``efficiency`` are bounded
         to ``[0.01, 1]`` (fitted as logs), ``fraction`` to ``[0, 1]`` and

@@ -243,21 +243,6 @@ def curves_side_by_side(measured: Curve, simulated: Curve) -> pd.DataFrame:
                          "generation_simulated": pad(simulated.generation)}).set_index("start")
 
 
-def plot_curves(measured: Curve, simulated: Curve, ax=None):
-    """Plot both curves (matplotlib, imported here); returns the axes."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(2, 1, sharex=True, figsize=(7, 5))
-    for axis, name in zip(ax, ("prompt", "generation")):
-        axis.step(measured.start, getattr(measured, name), where="post", label="measured")
-        axis.step(simulated.start, getattr(simulated, name), where="post", label="simulated")
-        axis.set_ylabel(f"{name} tokens/s")
-        axis.legend()
-    ax[-1].set_xlabel("time (s)")
-    return ax
-
-
 __all__ = ["Curve", "compare_curves", "compare_requests", "curves_side_by_side",
-           "load_measured_requests", "load_throughput_curve", "plot_curves", "request_metrics",
+           "load_measured_requests", "load_throughput_curve", "request_metrics",
            "simulated_curve", "simulated_requests"]

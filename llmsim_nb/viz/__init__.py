@@ -20,6 +20,7 @@ The interactive :class:`~llmsim_nb.viz.dashboard.Dashboard` (ipywidgets) is in
 """
 
 from .batch import plot_batch_composition
+from .curves import plot_curves
 from .gantt import gantt_rows, plot_gantt
 from .graph import graph_layout, plot_execution_graph
 from .kv import block_owner_grid, plot_block_table, plot_kv_usage
@@ -29,6 +30,6 @@ from .roofline import plot_roofline, roofline_points
 from .throughput import plot_throughput
 
 __all__ = ["block_owner_grid", "gantt_rows", "graph_layout", "latency_cdf",
-           "plot_batch_composition", "plot_block_table", "plot_execution_graph", "plot_gantt",
+           "plot_batch_composition", "plot_curves", "plot_block_table", "plot_execution_graph", "plot_gantt",
            "plot_kv_usage", "plot_latency_cdf", "plot_npu_pim_overlap", "plot_roofline",
            "plot_throughput", "roofline_points", "npu_pim_intervals", "overlap_fraction"]
