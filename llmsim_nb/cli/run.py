@@ -106,9 +106,9 @@ def run_run_command(args: argparse.Namespace) -> int:
     """Run ``llmsim run``; return the exit status."""
     from tqdm import tqdm
 
-    from ..results.files import write_outputs
-    from ..results.dataset import summarize
     from ..instance.simulator import Simulator
+    from ..results.dataset import summarize
+    from ..results.files import write_outputs
 
     flags = {name: getattr(args, name) for name, _, _ in RUN_FLAGS}
     start = time.perf_counter()

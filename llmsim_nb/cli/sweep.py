@@ -55,8 +55,8 @@ def _label(ds, index: tuple[int, ...]) -> str:
 def run_sweep_command(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..sweeps.sweep import SweepWarning, sweep
     from ..sweeps.spec import read_sweep_yaml
+    from ..sweeps.sweep import SweepWarning, sweep
 
     spec = read_sweep_yaml(args.config)
     out_dir = args.out_dir or spec.get("out_dir") or "llmsim-sweep"

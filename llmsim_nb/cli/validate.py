@@ -41,9 +41,9 @@ def run_validate_command(args: argparse.Namespace, flags) -> int:
     import pandas as pd
 
     from ..config import SimConfig
-    from ..instance.simulator import Simulator
     from ..fidelity.validate import (compare_curves, compare_requests, curves_side_by_side,
                            load_measured_requests, load_throughput_curve, simulated_curve)
+    from ..instance.simulator import Simulator
 
     if args.measured is None and args.curve is None:
         raise ValueError("validate needs --measured (per-request results) and/or --curve "

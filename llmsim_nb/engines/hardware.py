@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from . import npu as _npu  # noqa: F401  (registers the "npu" engine)
 from .._presets import preset_entries
+from . import npu as _npu  # noqa: F401  (registers the "npu" engine)
 from .base import ENGINES, Engine, get_engine_class
 
 #: Name of the preset used when none is given.

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.ops import BatchShape, Op, OpKind
-from ..parallel.sharding import row_parallel_ops
 from ..models.template import BlockTemplate
 from ..parallel.layout import ParallelLayout, subset
 from ..parallel.partition import split_batch
+from ..parallel.sharding import row_parallel_ops
 from .base import Engine, OpTiming
 from .mapping import MappingPolicy, apply_policy, take
 from .op_schedule import OperatorSchedule, Task, schedule_tasks

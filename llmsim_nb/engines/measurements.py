@@ -47,9 +47,9 @@ import pandas as pd
 
 from ..models.catalog import get_model
 from ..models.ops import BatchShape, Op, OpKind
-from ..parallel.sharding import shard_template
 from ..models.spec import ModelSpec
 from ..models.template import BlockTemplate, OpTemplate, decoder_template
+from ..parallel.sharding import shard_template
 
 #: Op name that stands for the three attention ops timed as one kernel.
 ATTENTION = "attention"

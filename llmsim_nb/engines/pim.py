@@ -86,8 +86,8 @@ from functools import cache
 
 import numpy as np
 
-from ..models.ops import Op, OpKind
 from .._presets import preset_entries
+from ..models.ops import Op, OpKind
 from .base import Engine, OpTiming, register_engine
 from .hardware import parse_quantity
 

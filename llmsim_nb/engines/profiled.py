@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .measurements import ATTENTION, Measurements
 from ..models.ops import Op, OpKind
 from .base import Engine, OpTiming, register_engine
 from .gpu import GPUEngine, GPUSpec
+from .measurements import ATTENTION, Measurements
 
 
 def _monotone(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,8 +205,8 @@ class ProfiledEngine(Engine):
     @classmethod
     def from_files(cls, *paths, fallback: str | GPUSpec = "a100-80gb") -> "ProfiledEngine":
         """Read measurement files (:func:`~llmsim_nb.engines.measurements.load_measurements`)."""
-        from .measurements import load_measurements
         from .hardware import get_hardware
+        from .measurements import load_measurements
 
         if isinstance(fallback, str):
             preset = get_hardware(fallback)

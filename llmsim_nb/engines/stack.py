@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.ops import BatchShape
-from ..parallel.sharding import shard_template
 from ..models.template import BlockTemplate
 from ..parallel.layout import ParallelLayout, subset
+from ..parallel.sharding import shard_template
 from .base import Engine
 
 

@@ -38,9 +38,9 @@ import numpy as np
 
 from ..engines.stack import IterationTrace, MicroBatchTiming
 from ..models.ops import OpKind
-from ..parallel.sharding import row_parallel_ops
 from ..models.template import BlockTemplate
 from ..parallel.layout import ParallelLayout
+from ..parallel.sharding import row_parallel_ops
 from .nodes import CollectiveType, ExecutionGraph, NodeType
 
 

@@ -39,8 +39,8 @@ import xarray as xr
 from .._version import __version__
 from ..config import SimConfig
 from ..results.dataset import summarize
-from .spec import SweepPoint, SweepSpec
 from ..workload import Trace
+from .spec import SweepPoint, SweepSpec
 
 __all__ = ["sweep", "run_point", "SweepWarning", "SUMMARY_UNITS"]
 

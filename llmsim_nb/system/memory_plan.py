@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 from ..config import GIB
 from ..models.ops import OpKind
-from ..parallel.sharding import attention_geometry
 from ..models.spec import ModelSpec
 from ..models.template import BlockTemplate, OpTemplate
 from ..parallel.layout import ParallelLayout
+from ..parallel.sharding import attention_geometry
 
 
 def _template_weights(t: OpTemplate) -> int:

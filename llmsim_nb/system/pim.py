@@ -32,9 +32,9 @@ from ..engines.hetero import HeteroStack
 from ..engines.mapping import MappingPolicy, get_policy
 from ..engines.pim import PIMEngine, PIMSpec, get_pim
 from ..graph.hetero import HeteroGraphConverter
-from .memory_plan import MemoryPlan
 from ..models.template import BlockTemplate
 from ..parallel.layout import ParallelLayout
+from .memory_plan import MemoryPlan
 
 
 @dataclass(frozen=True, eq=False)
