@@ -7,19 +7,36 @@ and :meth:`Network.run` executes an
 :class:`~llmsim_nb.graph.nodes.ExecutionGraph` and returns a
 :class:`GraphSchedule`.
 
+Modules
+-------
+- :mod:`.topology`: the topology data model (numbering, routing, links);
+- :mod:`.topology_files`: ASTRA-sim JSON / YAML files, presets, the default;
+- :mod:`.interconnect`: GPU interconnect presets (NVLink, PCIe);
+- :mod:`.groups`, :mod:`.phases`, :mod:`.collectives`: collective groups,
+  per-dimension algorithms and the hierarchical collective cost;
+- :mod:`.network`: :class:`Network`, which prices and runs a graph;
+- :mod:`.event_loop`: the one discrete-event loop behind :meth:`Network.run`;
+- :mod:`.link_model`, :mod:`.fair_share`: how concurrent transfers share
+  links (:class:`UnloadedLinks`, :class:`FairShareLinks`);
+- :mod:`.schedule`: :class:`GraphSchedule`, the result of a run.
+
 Example
 -------
 >>> from llmsim_nb.network import Network, default_topology
 >>> net = Network(default_topology(npu_num=8, npu_group=2))
 """
 
-from .collectives import (ALGORITHMS, DEFAULT_ALGORITHMS, CollectiveCost, CollectiveModel, Phase,
-                          collective_cost, collective_link_bytes, collective_time)
-from .network import GraphSchedule, Network
-from .topology import (Dimension, LinkId, Topology, default_topology, list_network_presets,
-                       load_topology)
+from .collectives import CollectiveCost, CollectiveModel, collective_cost, collective_link_bytes, \
+    collective_time
+from .fair_share import FairShareLinks
+from .link_model import LinkModel, UnloadedLinks
+from .network import Network
+from .phases import ALGORITHMS, DEFAULT_ALGORITHMS, Phase
+from .schedule import GraphSchedule
+from .topology import Dimension, LinkId, Topology
+from .topology_files import default_topology, list_network_presets, load_topology
 
 __all__ = ["ALGORITHMS", "DEFAULT_ALGORITHMS", "CollectiveCost", "CollectiveModel", "Dimension",
-           "GraphSchedule", "LinkId", "Network", "Phase", "Topology", "collective_cost",
-           "collective_link_bytes", "collective_time", "default_topology",
-           "list_network_presets", "load_topology"]
+           "FairShareLinks", "GraphSchedule", "LinkId", "LinkModel", "Network", "Phase",
+           "Topology", "UnloadedLinks", "collective_cost", "collective_link_bytes",
+           "collective_time", "default_topology", "list_network_presets", "load_topology"]

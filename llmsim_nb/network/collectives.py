@@ -27,49 +27,9 @@ The collective's time is the sum of its phases' times (phases run one after
 the other; each phase runs all rows of its dimension in parallel on disjoint
 links).
 
-Per-dimension algorithms
-------------------------
-Notation for one phase on dimension ``d`` with ``p`` members and a buffer of
-``S`` bytes: ``alpha`` is the latency of one step (link latency + NIC
-latency; a switch step costs two link latencies + the router latency), and
-
-- ``B_ring``: bandwidth a device feeds into a ring -- ``bandwidth *
-  num_links`` on a Ring dimension (the buffer is split over both directions /
-  all parallel rings), twice the pair-link capacity on a FullyConnected
-  dimension (the links to the two ring neighbours; once if ``p = 2``), the
-  port ``bandwidth * num_links`` on a Switch;
-- ``B_pair``: capacity of the direct link to one peer on a FullyConnected
-  dimension, ``bandwidth * num_links / (size - 1)``;
-- ``B_port``: a Switch port, ``bandwidth * num_links``.
-
-``ring`` (any kind)
-    reduce-scatter / all-gather: ``p - 1`` steps, each moving ``S / p`` to the
-    next device: ``T = (p - 1) (alpha + S / (p B_ring))``; each device sends
-    ``(p - 1) S / p`` bytes. An all-reduce is both: ``2 (p - 1)`` steps,
-    ``T = 2 (p - 1) (alpha + S / (p B_ring))``, ``2 (p - 1) S / p`` bytes per
-    device (the textbook bandwidth-optimal figure).
-    all-to-all: store-and-forward round the ring; at step ``j`` each device
-    forwards the ``(p - j) S / p`` bytes not yet delivered:
-    ``T = (p - 1) alpha + (p - 1) S / (2 B_ring)``.
-``direct`` (FullyConnected, Switch)
-    One step in which every device sends its ``S / p`` share to each of the
-    ``p - 1`` peers at once. On a full mesh each share has its own link:
-    ``T = alpha + S / (p B_pair)``; through a switch the shares queue on the
-    port: ``T = alpha + (p - 1) S / (p B_port)``. Same bytes per device as the
-    ring. An all-reduce takes two such steps (reduce-scatter + all-gather);
-    an all-to-all is one step with the same formula.
-``halving_doubling`` (FullyConnected, Switch; ``p`` a power of two)
-    ``log2 p`` steps; at step ``k`` a device exchanges ``S / 2^k`` bytes with
-    one partner: ``T = log2(p) alpha + (p - 1) S / (p B)`` with ``B =
-    B_pair`` or ``B_port``. all-to-all (Bruck-style): ``log2 p`` steps of
-    ``S / 2``: ``T = log2(p) (alpha + S / (2 B))``.
-
-Defaults: ``ring`` on Ring dimensions (only neighbour links exist, and the
-ring is bandwidth-optimal on them without forwarding); ``direct`` on
-FullyConnected dimensions (every pair has its own link, so one step uses all
-of them in parallel and pays one latency instead of ``p - 1``) and on Switch
-dimensions (a non-blocking switch gives the same bandwidth term as a ring
-but in a single step).
+How one phase is priced (``ring``, ``direct``, ``halving_doubling``, and the
+default per dimension kind) is :mod:`llmsim_nb.network.phases`; which groups
+are valid is :mod:`llmsim_nb.network.groups`.
 """
 
 from __future__ import annotations
@@ -80,60 +40,12 @@ from functools import lru_cache
 from typing import Any
 
 from ..graph.nodes import CollectiveType
-from .topology import Dimension, Topology
-
-ALGORITHMS = ("ring", "direct", "halving_doubling")
-#: Default algorithm per dimension kind (see the module docstring for why).
-DEFAULT_ALGORITHMS = {"Ring": "ring", "FullyConnected": "direct", "Switch": "direct"}
-_SUPPORTED = {"ring": ("Ring", "FullyConnected", "Switch"),
-              "direct": ("FullyConnected", "Switch"),
-              "halving_doubling": ("FullyConnected", "Switch")}
+from .groups import GroupShape, group_shape
+from .phases import ALGORITHMS, DEFAULT_ALGORITHMS, Phase, phase_cost, resolve_algorithm
+from .topology import Topology
 
 #: Collective costs kept per (kind, size, group); cleared when full.
 MAX_MEMOISED_COSTS = 65_536
-
-
-@dataclass(frozen=True, slots=True)
-class Phase:
-    """One per-dimension phase of a collective.
-
-    Attributes
-    ----------
-    dim : int
-        Dimension it runs on.
-    op : str
-        ``"reduce_scatter"``, ``"all_gather"`` or ``"all_to_all"``.
-    algorithm : str
-    peers : int
-        Group members along ``dim`` (``p``).
-    size : float
-        Buffer the phase works on, bytes.
-    steps : int
-    latency : float
-        ``steps * alpha``, seconds.
-    transfer : float
-        Bandwidth term, seconds (time at full link speed).
-    bytes_per_device : float
-        Bytes each member sends in this phase.
-    link_bytes : float
-        Bytes carried by all links of ``dim`` together, over the whole group
-        (a switch crossing counts on the up- and the down-port).
-    """
-
-    dim: int
-    op: str
-    algorithm: str
-    peers: int
-    size: float
-    steps: int
-    latency: float
-    transfer: float
-    bytes_per_device: float
-    link_bytes: float
-
-    @property
-    def duration(self) -> float:
-        return self.latency + self.transfer
 
 
 @dataclass(frozen=True)
@@ -178,22 +90,6 @@ class CollectiveCost:
         object.__setattr__(self, "link_bytes", loads)
 
 
-@dataclass(frozen=True, slots=True)
-class GroupShape:
-    """A validated group: its members and the dimensions it spans.
-
-    Attributes
-    ----------
-    members : tuple of int
-        Sorted device ids.
-    spanned : tuple of (int, int)
-        ``(dim, p)`` for every dimension with ``p > 1`` members, ascending.
-    """
-
-    members: tuple[int, ...]
-    spanned: tuple[tuple[int, int], ...]
-
-
 def _as_kind(kind: Any) -> CollectiveType:
     if isinstance(kind, CollectiveType):
         return kind
@@ -202,105 +98,6 @@ def _as_kind(kind: Any) -> CollectiveType:
     except ValueError:
         raise ValueError(f"collective kind={kind!r} is not one of "
                          f"{[k.value for k in CollectiveType]}") from None
-
-
-def group_shape(topology: Topology, group) -> GroupShape:
-    """Validate ``group`` against ``topology`` (see the module docstring).
-
-    Raises
-    ------
-    ValueError
-        Empty group, repeated or out-of-range devices, a group that is not a
-        Cartesian product of per-dimension coordinate sets, or a partial row
-        of a Ring dimension.
-    """
-    members = tuple(sorted(int(g) for g in group))
-    if not members:
-        raise ValueError("collective group is empty; it needs at least one device")
-    n = topology.num_devices
-    if members[0] < 0 or members[-1] >= n:
-        bad = [g for g in members if not 0 <= g < n]
-        raise ValueError(f"collective group has devices {bad} outside topology "
-                         f"{topology.name!r} (0..{n - 1})")
-    if len(set(members)) != len(members):
-        raise ValueError(f"collective group {members} repeats devices")
-    spanned, product = [], 1
-    for i, (d, stride) in enumerate(zip(topology.dimensions, topology.strides)):
-        coords = {(g // stride) % d.size for g in members}
-        p = len(coords)
-        product *= p
-        if p == 1:
-            continue
-        if p < d.size and d.kind == "Ring":
-            raise ValueError(f"collective group {_short(members)} uses {p} of the {d.size} "
-                             f"devices of Ring dimension {i}; a group must span whole rings")
-        spanned.append((i, p))
-    if product != len(members):
-        raise ValueError(f"collective group {_short(members)} is not aligned to the topology's "
-                         f"dimensions: it must be a full product of per-dimension coordinate "
-                         f"sets (e.g. whole rows), but it has {len(members)} of the {product} "
-                         f"devices such a product would hold")
-    return GroupShape(members, tuple(spanned))
-
-
-def _short(members: tuple[int, ...]) -> str:
-    return str(members) if len(members) <= 8 else f"({members[0]}, {members[1]}, ..., {members[-1]})"
-
-
-def _resolve_algorithm(algorithms: Any, dim: int, d: Dimension) -> str:
-    """The algorithm to use on dimension ``dim`` (see :class:`CollectiveModel`)."""
-    if algorithms is None or algorithms == "hierarchical":
-        alg = DEFAULT_ALGORITHMS[d.kind]
-    elif isinstance(algorithms, str):
-        alg = algorithms
-    else:
-        alg = algorithms.get(dim, algorithms.get(d.kind, DEFAULT_ALGORITHMS[d.kind]))
-    if alg not in ALGORITHMS:
-        raise ValueError(f"collective algorithm={alg!r} for dimension {dim} is not one of "
-                         f"{list(ALGORITHMS)} (or 'hierarchical' for the defaults)")
-    if d.kind not in _SUPPORTED[alg]:
-        raise ValueError(f"collective algorithm {alg!r} does not run on {d.kind} dimension "
-                         f"{dim}; it needs one of {list(_SUPPORTED[alg])}")
-    return alg
-
-
-def _phase(d: Dimension, dim: int, op: str, alg: str, p: int, size: float) -> Phase:
-    """Cost of one phase; formulas in the module docstring."""
-    switch = d.kind == "Switch"
-    alpha = (2 * d.latency + d.router_latency if switch else d.latency) + d.nic_latency
-    b_pair = d.link_capacity                    # FC: bandwidth * num_links / (size - 1)
-    b_port = d.injection_bandwidth              # Switch port: bandwidth * num_links
-    if alg == "ring":
-        if d.kind == "Ring":
-            bw = d.injection_bandwidth
-        elif switch:
-            bw = b_port
-        else:
-            bw = b_pair * (2 if p > 2 else 1)
-        if op == "all_to_all":
-            steps, transfer = p - 1, (p - 1) * size / (2 * bw)
-            sent = (p - 1) * size / 2
-        else:
-            steps, transfer = p - 1, (p - 1) * size / (p * bw)
-            sent = (p - 1) * size / p
-    elif alg == "direct":
-        steps = 1
-        sent = (p - 1) * size / p
-        transfer = sent / b_port if switch else size / (p * b_pair)
-    else:  # halving_doubling
-        if p & (p - 1):
-            raise ValueError(f"halving_doubling needs a power-of-two group along dimension "
-                             f"{dim}, got {p} devices")
-        steps = p.bit_length() - 1
-        bw = b_port if switch else b_pair
-        if op == "all_to_all":
-            sent = steps * size / 2
-        else:
-            sent = (p - 1) * size / p
-        transfer = sent / bw
-    hops = 2 if switch else 1
-    return Phase(dim, op, alg, p, size, steps, steps * alpha, transfer, sent,
-                 sent * p * hops)  # per-row figure; scaled to all rows by the caller
 
 
 class CollectiveModel:
@@ -354,19 +151,19 @@ class CollectiveModel:
         shape = self.shape(group)
         n = len(shape.members)
         dims = self.topology.dimensions
-        plan = [(i, p, _resolve_algorithm(self.algorithms, i, dims[i])) for i, p in shape.spanned]
+        plan = [(i, p, resolve_algorithm(self.algorithms, i, dims[i])) for i, p in shape.spanned]
         phases: list[Phase] = []
         if kind is CollectiveType.ALL_TO_ALL:
             for i, p, alg in plan:
-                phases.append(_phase(dims[i], i, "all_to_all", alg, p, size))
+                phases.append(phase_cost(dims[i], i, "all_to_all", alg, p, size))
         else:
             sizes, s = [], float(size)
             for i, p, alg in plan:
                 sizes.append(s)
                 s /= p
-            rs = [_phase(dims[i], i, "reduce_scatter", alg, p, sz)
+            rs = [phase_cost(dims[i], i, "reduce_scatter", alg, p, sz)
                   for (i, p, alg), sz in zip(plan, sizes)]
-            ag = [_phase(dims[i], i, "all_gather", alg, p, sz)
+            ag = [phase_cost(dims[i], i, "all_gather", alg, p, sz)
                   for (i, p, alg), sz in reversed(list(zip(plan, sizes)))]
             if kind is CollectiveType.REDUCE_SCATTER:
                 phases = rs
@@ -374,7 +171,7 @@ class CollectiveModel:
                 phases = ag
             else:
                 phases = rs + ag
-        # _phase gives link bytes for one row; a phase on dim i runs n / p_i rows.
+        # phase_cost gives link bytes for one row; a phase on dim i runs n / p_i rows.
         phases = [Phase(ph.dim, ph.op, ph.algorithm, ph.peers, ph.size, ph.steps, ph.latency,
                         ph.transfer, ph.bytes_per_device, ph.link_bytes * (n // ph.peers))
                   for ph in phases]
@@ -424,5 +221,7 @@ def collective_link_bytes(topology: Topology, kind: Any, size: float, group,
     return dict(collective_cost(topology, kind, size, group, algorithm).link_bytes)
 
 
+# ALGORITHMS, DEFAULT_ALGORITHMS, Phase, GroupShape and group_shape are defined in
+# .phases / .groups and stay importable from here, where they used to live.
 __all__ = ["ALGORITHMS", "DEFAULT_ALGORITHMS", "CollectiveCost", "CollectiveModel", "GroupShape",
            "Phase", "collective_cost", "collective_link_bytes", "collective_time", "group_shape"]
