@@ -134,7 +134,7 @@ def test_cache_round_trips_and_refuses_another_engine(tmp_path):
     block = decoder_template(get_model("gpt2")).instantiate(
         BatchShape.from_lists([16, 1], [0, 40]))[1]
     first = engine.simulate(block)
-    path = engine.cache.save(tmp_path / "cache.pkl", engine.inner)
+    path = engine.cache.save(tmp_path / "cache.npz", engine.inner)
     fresh = ReuseEngine(make_engine("npu-128x128"))
     assert fresh.cache.load(path, fresh.inner) == len(engine.cache)
     again = fresh.simulate(block)
@@ -144,9 +144,9 @@ def test_cache_round_trips_and_refuses_another_engine(tmp_path):
     assert engine_hash(other) != engine_hash(engine.inner)
     with pytest.raises(ValueError, match="made for engine configuration"):
         ReuseCache().load(path, other)
-    (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
+    (tmp_path / "junk.npz").write_bytes(b"not a cache")
     with pytest.raises(ValueError, match="cannot be read"):
-        ReuseCache().load(tmp_path / "junk.pkl", engine.inner)
+        ReuseCache().load(tmp_path / "junk.npz", engine.inner)
 
 
 def test_reuse_flag_values():
@@ -161,7 +161,7 @@ def test_fast_run_keeps_the_cache_between_cli_runs(tmp_path, monkeypatch, capsys
 
     monkeypatch.setenv("LLMSIM_CACHE_DIR", str(tmp_path))
     assert main(["run", "--model_name", "gpt2", "--fast_run", "--quiet"]) == 0
-    files = list(tmp_path.glob("reuse-*.pkl"))
+    files = list(tmp_path.glob("reuse-*.npz"))
     assert len(files) == 1
     # The saved tables answer a new run of the same workload without the engine.
     sim = Simulator(SimConfig.from_flags(model_name="gpt2"))
@@ -182,7 +182,7 @@ def test_fast_run_in_python_lets_a_later_simulator_skip_the_engine(tmp_path, mon
     trace = small_trace(12)
     config = SimConfig.from_flags(model_name="gpt2", fast_run=True, npu_mode="detailed")
     first = Simulator(config, trace).run()
-    assert int(first.reuse_misses.sum()) > 0 and len(list(tmp_path.glob("reuse-*.pkl"))) == 1
+    assert int(first.reuse_misses.sum()) > 0 and len(list(tmp_path.glob("reuse-*.npz"))) == 1
     again = Simulator(config, trace).run()
     assert int(again.reuse_misses.sum()) == 0
     xr.testing.assert_identical(simulated(first), simulated(again))
@@ -199,7 +199,7 @@ def test_fast_run_never_costs_a_result(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="reuse cache was not saved"):
         ds = Simulator(config, trace).run()
     assert int(ds.num_finished.sum()) == 6
-    # Files that are not caches (another version's, a directory) are replaced, with a warning.
+    # Files that are not caches (another version's pickle) are replaced, with a warning.
     monkeypatch.setenv("LLMSIM_CACHE_DIR", str(tmp_path))
     path = cache_path(Simulator(config, trace).engine.inner)
     for bad in (pickle.dumps({"format": 2}), pickle.dumps([1, 2])):
@@ -214,17 +214,25 @@ def test_fast_run_never_costs_a_result(tmp_path, monkeypatch):
 
 
 def test_a_cache_file_is_all_or_nothing(tmp_path):
-    engine = make_engine("npu-128x128")
+    engine = ReuseEngine(make_engine("npu-128x128"))
+    engine.cache.put(("k",), (1.0, 1.0, 1.0))  # a key of no layout: left out of the file
+    engine.simulate(decoder_template(get_model("gpt2")).instantiate(
+        BatchShape.from_lists([16, 1], [0, 40]))[1])
+    path = engine.cache.save(tmp_path / "cache.npz", engine.inner)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    assert len(arrays["entry_keys"]) == len(engine.cache._entries) - 1 > 0
+    # Every entry is fine but the last one's latency: nothing is added.
+    arrays["entry_timings"] = arrays["entry_timings"].copy()
+    arrays["entry_timings"][-1, 0] = -1.0
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
     cache = ReuseCache()
-    bad = tmp_path / "bad.pkl"
-    bad.write_bytes(pickle.dumps({"format": 2, "engine_hash": engine_hash(engine),
-                                  "entries": [(("k",), (1.0, 1.0, 1.0))],
-                                  "tables": [("t", "not an array")]}))
-    with pytest.raises(ValueError, match="cannot be read: TypeError"):
-        cache.load(bad, engine)
+    with pytest.raises(ValueError, match="1 of its entry timings are not finite numbers >= 0"):
+        cache.load(path, engine.inner)
     with pytest.raises(ValueError, match="cannot be read"):
-        cache.load(tmp_path, engine)  # a directory
-    assert len(cache) == 0
+        cache.load(tmp_path, engine.inner)  # a directory
+    assert len(cache) == 0 and cache.get(("k",)) is None
 
 
 def test_tables_stay_within_the_cache_bound():

@@ -36,194 +36,36 @@ the engine computes for the same fields, and each operator's total is summed
 over the same per-instance array in batch order (tested per engine and on
 whole runs).
 
-A cache can be saved and loaded. Its file records a hash of the wrapped
-engine's name and spec; loading it into an engine with a different spec is
-refused, so a cache never answers for another configuration.
+The pieces live in their own modules, and every name is importable from
+here: the keys in :mod:`.reuse_keys`, the bounded cache in
+:mod:`.reuse_cache`, and its file in :mod:`.reuse_file`. A cache can be saved
+and loaded; its file is data only (no pickle), records a hash of the wrapped
+engine's name and spec, and is checked before use: a file for another
+configuration, of another format, or with anything wrong in it is refused
+with a ValueError, so a cache never answers for another configuration.
 """
 
 from __future__ import annotations
-
-import hashlib
-import os
-import pickle
-import secrets
-from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 
 from ..models.ops import BatchShape, Op
 from ..models.template import OpTemplate
 from .base import Engine, OpTiming
+from .reuse_cache import ReuseCache
+from .reuse_file import CACHE_FORMAT, cache_path, engine_hash
+from .reuse_keys import (
+    DECODE,
+    PROMPT,
+    ROW_CHUNK,
+    TableKey,
+    attention_key,
+    instance_key,
+    rows_key,
+)
 
-CACHE_FORMAT = 2  # 2: tables beside entries; keys include op names
-#: Token counts a non-attention op is timed for at once (pure engines).
-ROW_CHUNK = 128
-#: Attention instance shapes kept in tables (see ``ReuseEngine._shape_table``).
-DECODE, PROMPT = 0, 1
-
-
-class TableKey:
-    """A hashable key that computes its hash once (its parts hold templates,
-    whose hashes walk every field). Equal parts make equal keys; it pickles
-    as its parts, so a saved cache answers another process's keys."""
-
-    __slots__ = ("parts", "_hash")
-
-    def __init__(self, parts: tuple) -> None:
-        self.parts = parts
-        self._hash = hash(parts)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other or (isinstance(other, TableKey) and self.parts == other.parts)
-
-    def __reduce__(self):
-        return (TableKey, (self.parts,))
-
-    def __repr__(self) -> str:
-        return f"TableKey({self.parts!r})"
-
-
-def cache_path(engine: Engine) -> Path:
-    """Where ``fast_run`` keeps ``engine``'s cache: one file per engine
-    configuration under ``$LLMSIM_CACHE_DIR`` (default ``~/.cache/llmsim_nb``)."""
-    root = Path(os.environ.get("LLMSIM_CACHE_DIR", Path.home() / ".cache" / "llmsim_nb"))
-    return root / f"reuse-{engine_hash(engine)}.pkl"
-
-
-def engine_hash(engine: Engine) -> str:
-    """A stable hash of what determines an engine's timings (its name and spec)."""
-    return hashlib.sha256(f"{engine.name}:{engine.spec!r}".encode()).hexdigest()[:16]
-
-
-class ReuseCache:
-    """Least-recently-used store of operator timings.
-
-    It holds instance timings (key -> ``(latency, compute, memory)``) and
-    tables of latencies (key -> array, see :class:`ReuseEngine`); both are
-    saved and loaded. ``memo`` holds answers derived from them for one
-    process (keyed by object identity), cleared with the rest, never saved.
-
-    Parameters
-    ----------
-    max_entries : int
-        Bound on cached timings: instance entries plus table cells (and,
-        separately, memo entries). Least recently used tables go first.
-    """
-
-    def __init__(self, max_entries: int = 1_000_000) -> None:
-        if not isinstance(max_entries, int) or max_entries < 1:
-            raise ValueError(f"ReuseCache.max_entries must be a positive integer, "
-                             f"got {max_entries!r}")
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple, tuple[float, float, float]] = OrderedDict()
-        self._tables: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._num_cells = 0
-        self.memo: OrderedDict[tuple, object] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def __len__(self) -> int:
-        """Cached timings: instance entries plus table cells."""
-        return len(self._entries) + self._num_cells
-
-    def get(self, key: tuple) -> tuple[float, float, float] | None:
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-        return value
-
-    def put(self, key: tuple, value: tuple[float, float, float]) -> None:
-        self._entries[key] = value
-        self._shrink()
-
-    def get_table(self, key: tuple) -> np.ndarray | None:
-        table = self._tables.get(key)
-        if table is not None:
-            self._tables.move_to_end(key)
-        return table
-
-    def put_table(self, key: tuple, table: np.ndarray) -> None:
-        """Store (or replace) a table; the caller keeps filling it in place."""
-        old = self._tables.pop(key, None)
-        if old is not None:
-            self._num_cells -= old.size
-        self._tables[key] = table
-        self._num_cells += table.size
-        self._shrink()
-
-    def remember(self, key: tuple, value: object) -> None:
-        """A derived answer for this process (``memo``), bounded like the rest."""
-        self.memo[key] = value
-        if len(self.memo) > self.max_entries:
-            self.memo.popitem(last=False)
-
-    def _shrink(self) -> None:
-        while len(self) > self.max_entries and self._tables:
-            _, table = self._tables.popitem(last=False)
-            self._num_cells -= table.size
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._tables.clear()
-        self._num_cells = 0
-        self.memo.clear()
-
-    def save(self, path: str | Path, engine: Engine) -> Path:
-        """Write the entries and tables, tagged with ``engine``'s hash.
-
-        The file is written beside its destination and renamed over it, so
-        processes sharing a cache file (sweep workers) never read half a file;
-        the last one to save wins.
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            with tmp.open("wb") as f:  # created with the umask's mode, as the file was
-                pickle.dump({"format": CACHE_FORMAT, "engine_hash": engine_hash(engine),
-                             "entries": list(self._entries.items()),
-                             "tables": list(self._tables.items())}, f)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
-
-    def load(self, path: str | Path, engine: Engine) -> int:
-        """Add the entries and tables saved at ``path``; return the timings added.
-
-        Raises ValueError if the file was saved for a different engine
-        configuration or is not a cache file; nothing is added then.
-        """
-        path = Path(path)
-        try:
-            with path.open("rb") as f:
-                data = pickle.load(f)
-            entries, tables = list(data["entries"]), list(data["tables"])
-            if not all(isinstance(t, np.ndarray) for _, t in tables):
-                raise TypeError("a table is not an array")
-        except Exception as exc:  # unreadable, truncated, or pickled by another version
-            raise ValueError(f"reuse cache {str(path)!r} cannot be read: "
-                             f"{type(exc).__name__}: {exc}") from None
-        if data.get("format") != CACHE_FORMAT:
-            raise ValueError(f"reuse cache {str(path)!r} is not a llmsim_nb reuse cache "
-                             f"(format {CACHE_FORMAT})")
-        expected = engine_hash(engine)
-        if data.get("engine_hash") != expected:
-            raise ValueError(f"reuse cache {str(path)!r} was made for engine configuration "
-                             f"{data.get('engine_hash')}, not this one ({expected}); it "
-                             "would give another configuration's timings")
-        for key, value in entries:
-            self.put(key, value)
-        for key, table in tables:
-            self.put_table(key, table)
-        return len(entries) + sum(table.size for _, table in tables)
+__all__ = ["CACHE_FORMAT", "DECODE", "PROMPT", "ROW_CHUNK", "ReuseCache", "ReuseEngine",
+           "TableKey", "cache_path", "engine_hash"]
 
 
 class ReuseEngine(Engine):
@@ -320,9 +162,7 @@ class ReuseEngine(Engine):
         the single-instance op's, so the float equals ``time_op(op).total``.
         """
         chunk = rows // ROW_CHUNK
-        # The template (its name included: an engine may treat an op by name,
-        # as the gpu engine does rotary embeddings) and the chunk of counts.
-        key = ("rows", template, dtype_bytes, chunk)
+        key = rows_key(template, dtype_bytes, chunk)
         table = self.cache.get_table(key)
         if table is None:
             first = chunk * ROW_CHUNK
@@ -383,8 +223,7 @@ class ReuseEngine(Engine):
         if entry is not None and entry[0] is templates:
             key = entry[1]
         else:
-            key = TableKey(("attention", shape, dtype_bytes,
-                            tuple(templates[i] for i in positions)))
+            key = attention_key(shape, dtype_bytes, tuple(templates[i] for i in positions))
             cache.remember(hot, (templates, key))
         table = cache.get_table(key)
         if table is None:
@@ -420,8 +259,8 @@ class ReuseEngine(Engine):
         kind, batch = op.kind, op.batch
         cache = self.cache
         if op.num_instances == 1:  # most ops: one key, no deduplication
-            key = (op.name, kind, batch, op.m.item(0), op.n.item(0), op.k.item(0), op.flops.item(0),
-                   op.bytes_read.item(0), op.bytes_written.item(0))
+            key = instance_key(op.name, kind, batch, op.m.item(0), op.n.item(0), op.k.item(0),
+                               op.flops.item(0), op.bytes_read.item(0), op.bytes_written.item(0))
             value = cache.get(key)
             if value is None:
                 cache.misses += 1
