@@ -15,7 +15,7 @@ from llmsim_nb import SimConfig, Simulator
 from llmsim_nb.engines.hardware import make_engine
 from llmsim_nb.engines.npu import NPUSpec
 from llmsim_nb.engines.reuse import CACHE_FORMAT, ReuseCache, ReuseEngine, cache_path
-from llmsim_nb.engines.reuse_file import read_cache_file
+from llmsim_nb.engines.reuse.file import read_cache_file
 from llmsim_nb.models import BatchShape, decoder_template, get_model
 from llmsim_nb.models.ops import OpKind
 

@@ -8,11 +8,11 @@ passes :func:`llmsim_nb.testing.check_engine`.
 - :mod:`.base`: the ``Engine`` interface, ``OpTiming`` / ``BlockTiming``, the registry.
 - :mod:`.hardware`: hardware presets (``presets/hardware.yaml``) -> an engine and its spec.
 - :mod:`.npu`, :mod:`.npu_detailed`: the systolic-array NPU, closed form and tile by tile.
-- :mod:`.gpu` (with ``gpu_spec``, ``gpu_memory``, ``gpu_gemm``, ``gpu_attention``,
-  ``gpu_vector``): the datasheet-and-efficiency GPU model.
+- :mod:`.gpu` (a package: engine, spec, memory, gemm, attention, vector): the
+  datasheet-and-efficiency GPU model.
 - :mod:`.pim`: HBM-PIM DRAM command timing; :mod:`.mapping`: which ops go to the PIM.
 - :mod:`.profiled` and :mod:`.measurements`: timing from measured tables.
-- :mod:`.reuse` (with ``reuse_cache``, ``reuse_keys``, ``reuse_file``): reuse of
+- :mod:`.reuse` (a package: engine, cache, keys, file, archive): reuse of
   operator timings across layers, iterations and runs.
 - :mod:`.stack`, :mod:`.hetero`, :mod:`.op_schedule`: time a whole batch on one
   device's shard ("compile one block and replicate it"), with NPU + PIM overlap.

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.ops import Op
-from .gpu_memory import GPUMemoryTiming
+from ...models.ops import Op
+from .memory import GPUMemoryTiming
 
 #: Thread-block tiles ``(tm, tn)`` a GEMM library chooses among: CUTLASS /
 #: cuBLAS Ampere-Hopper fp16 kernels use 256x128 down to 64x64, and skinny

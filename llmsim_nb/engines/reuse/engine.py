@@ -37,8 +37,8 @@ over the same per-instance array in batch order (tested per engine and on
 whole runs).
 
 The pieces live in their own modules, and every name is importable from
-here: the keys in :mod:`.reuse_keys`, the bounded cache in
-:mod:`.reuse_cache`, and its file in :mod:`.reuse_file`. A cache can be saved
+here: the keys in :mod:`.keys`, the bounded cache in
+:mod:`.cache`, and its file in :mod:`.file`. A cache can be saved
 and loaded; its file is data only (no pickle), records a hash of the wrapped
 engine's name and spec, and is checked before use: a file for another
 configuration, of another format, or with anything wrong in it is refused
@@ -49,12 +49,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.ops import BatchShape, Op
-from ..models.template import OpTemplate
-from .base import Engine, OpTiming
-from .reuse_cache import ReuseCache
-from .reuse_file import CACHE_FORMAT, cache_path, engine_hash
-from .reuse_keys import (
+from ...models.ops import BatchShape, Op
+from ...models.template import OpTemplate
+from ..base import Engine, OpTiming
+from .cache import ReuseCache
+from .file import CACHE_FORMAT, cache_path, engine_hash
+from .keys import (
     DECODE,
     PROMPT,
     ROW_CHUNK,

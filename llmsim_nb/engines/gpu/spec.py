@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.ops import OpKind
+from ...models.ops import OpKind
 
 #: Data types a :class:`GPUSpec` understands and their bytes per element.
 DTYPES = {"fp16": 2, "bf16": 2, "fp8": 1}
@@ -103,7 +103,7 @@ class GPUSpec:
         Fraction of DRAM bandwidth each kind of vector kernel reaches over the
         op's minimum bytes (an unfused kernel making two passes reaches half;
         ``rotary`` is the elementwise rotary embedding, see
-        :data:`~llmsim_nb.engines.gpu_vector.ROTARY_OPS`).
+        :data:`~llmsim_nb.engines.gpu.vector.ROTARY_OPS`).
     gemm_exposed_fraction : float
         Fraction in ``[0, 1]`` of the shorter of a GEMM's compute and DRAM
         phases that is not overlapped with the longer one.

@@ -1,8 +1,8 @@
 """The reuse cache: bounded, least-recently-used tables of operator timings.
 
 :class:`ReuseCache` is what :class:`~.reuse.ReuseEngine` looks timings up
-in; its keys are those of :mod:`.reuse_keys`, and it is saved to and loaded
-from the data-only file of :mod:`.reuse_file`.
+in; its keys are those of :mod:`.keys`, and it is saved to and loaded
+from the data-only file of :mod:`.file`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Engine
-from .reuse_file import read_cache_file, write_cache_file
+from ..base import Engine
+from .file import read_cache_file, write_cache_file
 
 
 class ReuseCache:
@@ -93,7 +93,7 @@ class ReuseCache:
 
     def save(self, path: str | Path, engine: Engine) -> Path:
         """Write the entries and tables, tagged with ``engine``'s hash
-        (:func:`~.reuse_file.write_cache_file`: atomic, with the umask's mode)."""
+        (:func:`~.file.write_cache_file`: atomic, with the umask's mode)."""
         return write_cache_file(path, engine, self._entries, self._tables.items())
 
     def load(self, path: str | Path, engine: Engine) -> int:

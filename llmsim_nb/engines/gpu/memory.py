@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gpu_spec import GPUSpec
+from .spec import GPUSpec
 
 
 class GPUMemoryTiming:

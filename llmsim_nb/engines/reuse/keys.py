@@ -1,6 +1,6 @@
 """Keys of the reuse cache: what a cached timing is a function of.
 
-:class:`~.reuse_cache.ReuseCache` holds two kinds of timings, and this module
+:class:`~.cache.ReuseCache` holds two kinds of timings, and this module
 is the one place that spells out their keys (the engine wrapper builds them,
 the cache file writes and rebuilds them):
 
@@ -33,9 +33,9 @@ from operator import itemgetter
 
 import numpy as np
 
-from ..models.ops import OpKind
-from ..models.template import OpTemplate
-from .reuse_archive import need
+from ...models.ops import OpKind
+from ...models.template import OpTemplate
+from .archive import need
 
 #: Token counts a non-attention op is timed for at once (pure engines).
 ROW_CHUNK = 128
@@ -129,7 +129,7 @@ def template_fields(t: object) -> dict | None:
 
 def template_from_fields(fields: object, i: int) -> OpTemplate:
     """The template of :func:`template_fields`' ``fields`` (template ``i`` of
-    a file); raises :class:`~.reuse_archive.InvalidFile` if they are not."""
+    a file); raises :class:`~.archive.InvalidFile` if they are not."""
     need(isinstance(fields, dict) and sorted(fields) == sorted(TEMPLATE_FIELDS),
          f"template {i} does not have the fields {list(TEMPLATE_FIELDS)}")
     need(type(fields["name"]) is str and type(fields["kind"]) is str

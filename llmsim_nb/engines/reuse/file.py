@@ -15,7 +15,7 @@ and it is never unpickled (arrays are read by :mod:`numpy.lib.format` with
 
 The JSON header holds ``magic`` and ``format`` (:data:`CACHE_FORMAT`), the
 wrapped engine's name and :func:`engine_hash`, ``row_chunk`` and the key
-layouts (the field names of :mod:`.reuse_keys`), the op ``names`` and
+layouts (the field names of :mod:`.keys`), the op ``names`` and
 ``kinds`` the entry indices refer to, the distinct ``templates`` (their
 fields), ``entries`` (N) and ``tables``: per table (in least-recently-used
 order) its key, either ``{"key": "rows", "template", "dtype_bytes",
@@ -49,11 +49,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.ops import OpKind
-from ..models.template import OpTemplate
-from .base import Engine
-from .reuse_archive import InvalidFile, need, read_archive, write_archive
-from .reuse_keys import (
+from ...models.ops import OpKind
+from ...models.template import OpTemplate
+from ..base import Engine
+from .archive import InvalidFile, need, read_archive, write_archive
+from .keys import (
     DECODE,
     INSTANCE_FIELDS,
     PROMPT,

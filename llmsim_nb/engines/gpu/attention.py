@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.ops import Op, OpKind
-from .gpu_gemm import ceil_div
-from .gpu_memory import GPUMemoryTiming
+from ...models.ops import Op, OpKind
+from .gemm import ceil_div
+from .memory import GPUMemoryTiming
 
 #: Query rows per FlashAttention-2 thread block (``Br`` for head size 128).
 ATTENTION_QUERY_TILE = 128

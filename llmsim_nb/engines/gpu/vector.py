@@ -3,8 +3,8 @@
 The *Vector ops* part of the model in the module docstring of
 :mod:`llmsim_nb.engines.gpu`: memory-bound streams, each kind with its own
 bandwidth efficiency and fixed time (fields named by
-:data:`~llmsim_nb.engines.gpu_spec.VECTOR_KINDS` and
-:data:`~llmsim_nb.engines.gpu_spec.VECTOR_OVERHEADS`), because fused and
+:data:`~llmsim_nb.engines.gpu.spec.VECTOR_KINDS` and
+:data:`~llmsim_nb.engines.gpu.spec.VECTOR_OVERHEADS`), because fused and
 unfused kernels of one kind make a different number of DRAM passes.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.ops import Op, OpKind
-from .base import OpTiming
-from .gpu_memory import GPUMemoryTiming
-from .gpu_spec import VECTOR_KINDS, VECTOR_OVERHEADS
+from ...models.ops import Op, OpKind
+from ..base import OpTiming
+from .memory import GPUMemoryTiming
+from .spec import VECTOR_KINDS, VECTOR_OVERHEADS
 
 #: Elementwise ops that are rotary embeddings (the block template's name for
 #: them): an in-place rotation of element pairs half a head apart, a strided

@@ -111,11 +111,11 @@ Modules
 The engine is assembled from one module per part of this model, each (but the
 spec) a mixin of :class:`GPUEngine`; their constants are re-exported here:
 
-* :mod:`~llmsim_nb.engines.gpu_spec`: :class:`GPUSpec` and the field tables;
-* :mod:`~llmsim_nb.engines.gpu_memory`: *L2 write-back* (``dram_time``);
-* :mod:`~llmsim_nb.engines.gpu_gemm`: *GEMM* compute and operand bytes;
-* :mod:`~llmsim_nb.engines.gpu_attention`: *Attention*;
-* :mod:`~llmsim_nb.engines.gpu_vector`: *Vector ops*.
+* :mod:`~llmsim_nb.engines.gpu.spec`: :class:`GPUSpec` and the field tables;
+* :mod:`~llmsim_nb.engines.gpu.memory`: *L2 write-back* (``dram_time``);
+* :mod:`~llmsim_nb.engines.gpu.gemm`: *GEMM* compute and operand bytes;
+* :mod:`~llmsim_nb.engines.gpu.attention`: *Attention*;
+* :mod:`~llmsim_nb.engines.gpu.vector`: *Vector ops*.
 
 This module keeps the formulas (above), the dispatch by op kind and the
 *Launch* rule that every non-fused kernel shares.
@@ -125,16 +125,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.ops import Op, OpKind
-from .base import Engine, OpTiming, register_engine
+from ...models.ops import Op, OpKind
+from ..base import Engine, OpTiming, register_engine
 # The constants are re-exported: they were defined here before the split, and
 # calibration reads EFFICIENCY_FIELDS from the module of the engine's class.
-from .gpu_attention import (ATTENTION_QUERY_TILE, SOFTMAX_FLOPS_PER_SCORE,  # noqa: F401
+from .attention import (ATTENTION_QUERY_TILE, SOFTMAX_FLOPS_PER_SCORE,  # noqa: F401
                             GPUAttentionTiming)
-from .gpu_gemm import GEMM_TILES, SPLIT_K_MIN_DEPTH, GPUGemmTiming
-from .gpu_spec import (DTYPES, EFFICIENCY_FIELDS, GIB, VECTOR_KINDS,  # noqa: F401
+from .gemm import GEMM_TILES, SPLIT_K_MIN_DEPTH, GPUGemmTiming
+from .spec import (DTYPES, EFFICIENCY_FIELDS, GIB, VECTOR_KINDS,  # noqa: F401
                        VECTOR_OVERHEADS, GPUSpec)
-from .gpu_vector import ROTARY_OPS, GPUVectorTiming
+from .vector import ROTARY_OPS, GPUVectorTiming
 
 
 @register_engine("gpu")
