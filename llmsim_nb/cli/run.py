@@ -108,12 +108,19 @@ def run_run_command(args: argparse.Namespace) -> int:
 
     from ..instance.simulator import Simulator
     from ..results.dataset import summarize
-    from ..results.files import write_outputs
+    from ..results.files import check_output_prefix, check_throughput_buckets, write_outputs
 
     flags = {name: getattr(args, name) for name, _, _ in RUN_FLAGS}
     start = time.perf_counter()
     config = SimConfig.from_flags(**flags)
+    if args.output is not None:  # before anything is simulated (or created)
+        check_output_prefix(args.output)
     sim = Simulator(config)
+    if args.output is not None:
+        # The run lasts at least until the last arrival becomes schedulable, so
+        # the throughput table has at least that many buckets: refuse it now,
+        # not after the simulation, if it would be too big to allocate.
+        check_throughput_buckets(float(sim.trace.arrival_at.max()) + config.scheduler.batch_delay)
     total = len(sim.trace)
     with tqdm(total=total, unit="req", delay=2.0, disable=True if args.quiet else None,
               desc="simulating", file=sys.stderr) as bar, \
@@ -127,7 +134,7 @@ def run_run_command(args: argparse.Namespace) -> int:
             for warning in caught:  # one line each, not Python's two-line format
                 print(f"llmsim: warning: {warning.message}", file=sys.stderr)
     wall = time.perf_counter() - start
-    if args.output:
+    if args.output is not None:
         paths = write_outputs(ds, args.output)
         if not args.quiet:
             print("wrote " + ", ".join(str(p) for p in paths))

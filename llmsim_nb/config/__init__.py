@@ -8,7 +8,9 @@ parameters plus ``hardware``, ``max_num_batched_tokens``, ``seed`` and
 ``config=`` and :meth:`SimConfig.from_yaml` read a file.
 
 Every field carries ``metadata`` with ``help`` and ``units`` so that widgets and
-documentation can be generated from it.
+documentation can be generated from it; every numeric field also its ``range``
+(inclusive ``(min, max)``, checked when the config is made; :mod:`.fields` says
+why each bound is what it is).
 
 The package: :mod:`.fields` (choices and checks), :mod:`.sections`
 (scheduler, memory, system), :mod:`.sim` (:class:`SimConfig` and the flags),

@@ -1,13 +1,23 @@
-"""The choices, units and checks every config field uses.
+"""The choices, units, ranges and checks every config field uses.
 
 Each field carries ``metadata`` (:func:`_meta`) with ``help``, ``units`` and its
 ``llmsim run`` flag name, so widgets, the CLI and documentation are generated
-from the dataclasses. The checks raise ``ValueError`` naming the owner, the
-field, the value and what is allowed; nothing is clamped.
+from the dataclasses. Every numeric field also carries ``range`` (the inclusive
+``(min, max)`` it may take, in its ``units``), ``range_note`` (what the bound
+is about), ``integer`` (whether only ints are accepted) and ``optional``
+(whether None is accepted); :func:`_check_number` enforces them and the ranges
+below say why each bound is physically defensible.
+
+The checks raise ``ValueError`` naming the owner, the field (which is also the
+flag), the value and what is allowed, on one line; nothing is clamped,
+truncated or defaulted. An int field refuses a float even when it is whole
+(``npu_num: 4.0`` in a YAML file), a float field refuses a bool, NaN and
+infinity.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -22,29 +32,160 @@ COLLECTIVES = ("auto", "ring", "direct", "halving_doubling")
 NPU_MODES = ("analytical", "detailed")
 GIB = 1024 ** 3
 
+# ---------------------------------------------------------------------------- ranges
+# (min, max) of every numeric field, inclusive, in the field's units. The maxima
+# are generous sanity bounds (well above anything that ships or is simulated)
+# that keep absurd values from crashing or exhausting memory later; the minima
+# are what the quantity physically allows.
 
-def _meta(help: str, units: str = "1", flag: str | None = None) -> dict[str, Any]:
-    return {"help": help, "units": units, "flag": flag}
+#: Requests in one batch (vLLM's max_num_seqs, whose default is 256-1024): 2**20
+#: is 1000x that. 0 means unlimited.
+MAX_BATCH_RANGE = (0, 2 ** 20)
+#: Seconds a request waits before it can be batched: up to one day.
+BATCH_DELAY_RANGE = (0.0, 86400.0)
+#: Tokens per KV block: vLLM uses 8-32 (some attention backends up to 256);
+#: 2**16 tokens is a block as long as a whole long-context request.
+BLOCK_SIZE_RANGE = (1, 2 ** 16)
+#: Tokens per iteration of the chunked policy: vLLM defaults to 2k-16k; 2**24
+#: (16.8M) exceeds the longest context of any model (10M, Llama 4 Scout).
+MAX_NUM_BATCHED_TOKENS_RANGE = (1, 2 ** 24)
+#: Longest request (prompt + output): the longest shipping context window is 10M
+#: tokens (Llama 4 Scout); 2**24 = 16.8M.
+MAX_MODEL_LEN_RANGE = (1, 2 ** 24)
+#: Memory of one device in GiB: the largest device memory shipping is ~288 GB
+#: (HBM3E on B300 / MI355X); 16384 GiB (16 TiB) leaves 50x headroom, e.g. for
+#: CXL-expanded parts. 0.001 GiB (1 MiB) is below the weights of any model, so
+#: smaller values are typos (bytes or MiB given as GiB).
+NPU_MEM_RANGE = (0.001, 16384.0)
+#: Device-to-host bandwidth in B/s: PCIe 5.0 x16 is 64 GB/s, NVLink-C2C 900 GB/s;
+#: 1e15 (1 PB/s) is 1000x that. Below 1e6 (1 MB/s, 1000x slower than any PCIe
+#: link) one KV block would take seconds to move.
+HOST_BANDWIDTH_RANGE = (1e6, 1e15)
+#: Fixed latency of one host transfer in s: microseconds in practice; 1 s is 10^6x.
+HOST_LATENCY_RANGE = (0.0, 1.0)
+#: Fraction of device memory kept for activations: at most 0.9 leaves 10% for KV.
+ACTIVATION_RESERVE_RANGE = (0.0, 0.9)
+#: Fraction of device memory used (vLLM's gpu_memory_utilization): above 0 (1%
+#: is the smallest that holds anything) and at most all of it.
+GPU_MEMORY_UTILIZATION_RANGE = (0.01, 1.0)
+#: KV blocks: vLLM's block tables index blocks with int32; 2**31 - 1 blocks of
+#: one token are more tokens than 16 TiB holds for any catalog model.
+NUM_KV_BLOCKS_RANGE = (1, 2 ** 31 - 1)
+#: Devices in one serving system: the largest scale-up domains are NVL576 and
+#: TPU v5p pods (8,960 chips); 2**16 = 65,536 is 7x the largest pod and keeps the
+#: per-device arrays and topologies small.
+NPU_NUM_RANGE = (1, 2 ** 16)
+#: Pipeline groups: must divide npu_num, so at most as many.
+NPU_GROUP_RANGE = (1, 2 ** 16)
+#: Micro-batches per iteration: each holds at least one request, so never more
+#: than a batch's requests (MAX_BATCH_RANGE). 0 = one per stage.
+MICRO_BATCHES_RANGE = (0, 2 ** 20)
+#: Channels per PIM device: an HBM3 stack has 16 channels (32 pseudo-channels),
+#: the NeuPIMs preset 32; 1024 (1 TiB of KV per device) is 32x. 0 = the preset's.
+PIM_CHANNELS_RANGE = (0, 1024)
+#: PIM devices in a pool: must divide npu_num, so at most NPU_NUM_RANGE's maximum.
+#: 0 = one per NPU.
+PIM_NUM_RANGE = (0, 2 ** 16)
+#: Sub-batches per micro-batch: NeuPIMs uses 2; each needs a request, and 1024 is
+#: a whole large batch of one-request sub-batches.
+NUM_SUB_BATCHES_RANGE = (2, 1024)
+#: Random seed: numpy takes any int >= 0, but the seed is stored in the run's
+#: Dataset attributes and netCDF holds it as int64.
+SEED_RANGE = (0, 2 ** 63 - 1)
+#: Cached operator timings: an entry costs ~100-200 B of host memory, so 10**8
+#: entries (100x the default) is at most ~10-20 GiB.
+REUSE_CACHE_SIZE_RANGE = (1, 10 ** 8)
 
 
-def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{owner}.{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{owner}.{name} must be >= {minimum}, got {value}")
+def _meta(help: str, units: str = "1", flag: str | None = None, *,
+          range: tuple[float, float] | None = None, note: str | None = None,
+          integer: bool = False, optional: bool = False,
+          positive: bool = False) -> dict[str, Any]:
+    """Field metadata; ``range`` (inclusive ``(min, max)``) marks a numeric field.
+
+    ``positive``: the quantity must also be > 0 (it has no meaningful zero),
+    reported as such when it is not.
+    """
+    meta: dict[str, Any] = {"help": help, "units": units, "flag": flag}
+    if range is not None:
+        meta.update({"range": tuple(range), "range_note": note, "integer": integer,
+                     "optional": optional, "positive": positive})
+    return meta
 
 
-def _check_real(owner: str, name: str, value: Any, minimum: float, *, strict: bool = False,
-                maximum: float | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{owner}.{name} must be a finite number, got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        op = ">" if strict else ">="
-        raise ValueError(f"{owner}.{name} must be {op} {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{owner}.{name} must be <= {maximum}, got {value}")
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value for a one-line message (huge ints and long reprs shortened)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 21:
+        exponent = int(math.log10(abs(value)))
+        sign = "-" if value < 0 else ""
+        return f"~{sign}1e+{exponent} (an integer of {value.bit_length()} bits)"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _bound(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+_PLURALS = {"token": "tokens", "block": "blocks", "entry": "entries"}
+
+
+def range_text(meta: dict[str, Any]) -> str:
+    """``'allowed LO .. HI UNITS (NOTE)'`` of a numeric field's metadata."""
+    lo, hi = meta["range"]
+    units = meta.get("units", "1")
+    units = _PLURALS.get(units, units)
+    text = f"allowed {_bound(lo)} .. {_bound(hi)}" + ("" if units in ("1", "") else f" {units}")
+    note = meta.get("range_note")
+    return text + (f" ({note})" if note else "")
+
+
+def _text_hint(value: Any) -> str:
+    """A hint for a number that arrived as text (YAML reads ``1e-3`` as a string)."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return " (text, not a number; in YAML write exponents with a dot, e.g. 1.0e-3)"
+    return ""
+
+
+def _check_number(owner: str, name: str, value: Any, meta: dict[str, Any]) -> None:
+    """Check a numeric field against its metadata: type, sign, range."""
+    if value is None and meta.get("optional"):
+        return
+    lo, hi = meta["range"]
+    allowed = range_text(meta)
+    if meta.get("integer"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = (" (a float; integers are never truncated)"
+                    if isinstance(value, float) and value.is_integer() else "")
+            raise ValueError(f"{owner}.{name} must be an integer >= {lo}, got "
+                             f"{_show(value)}{hint or _text_hint(value)}; {allowed}")
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(f"{owner}.{name} must be a finite number, got {_show(value)}"
+                         f"{_text_hint(value)}; {allowed}")
+    if meta.get("positive") and value <= 0:
+        zero = 0.0 if isinstance(lo, float) else 0
+        raise ValueError(f"{owner}.{name} must be > {zero}, got {_show(value)}; {allowed}")
+    if value < lo:
+        raise ValueError(f"{owner}.{name} must be >= {_bound(lo)}, got {_show(value)}; "
+                         f"{allowed}")
+    if value > hi:
+        raise ValueError(f"{owner}.{name} must be <= {_bound(hi)}, got {_show(value)}; "
+                         f"{allowed}")
+
+
+def _check_numbers(obj: Any) -> None:
+    """Check every numeric field (those with a ``range``) of a config dataclass."""
+    owner = type(obj).__name__
+    for f in dataclasses.fields(obj):
+        if "range" in f.metadata:
+            _check_number(owner, f.name, getattr(obj, f.name), f.metadata)
 
 
 def _check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{owner}.{name}={value!r} is not one of {list(allowed)}")
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{owner}.{name}={_show(value)} is not one of {list(allowed)}")

@@ -1,16 +1,22 @@
 """The sections of a simulation's configuration: scheduler, memory, system.
 
 Frozen dataclasses validated in ``__post_init__``; variants with
-:func:`dataclasses.replace`.
+:func:`dataclasses.replace`. Every numeric field's metadata holds its ``range``
+(see :mod:`.fields` for why each bound is what it is).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .fields import (ATTENTION_PLACEMENTS, COLLECTIVES, KV_MANAGE, PARALLEL, PIM_MAPPINGS,
-                     PIM_TYPES, SCHEDULING_POLICIES, SUB_BATCH_CRITERIA, _check_choice,
-                     _check_int, _check_real, _meta)
+from .fields import (ACTIVATION_RESERVE_RANGE, ATTENTION_PLACEMENTS, BATCH_DELAY_RANGE,
+                     BLOCK_SIZE_RANGE, COLLECTIVES, GPU_MEMORY_UTILIZATION_RANGE,
+                     HOST_BANDWIDTH_RANGE, HOST_LATENCY_RANGE, KV_MANAGE, MAX_BATCH_RANGE,
+                     MAX_MODEL_LEN_RANGE, MAX_NUM_BATCHED_TOKENS_RANGE, MICRO_BATCHES_RANGE,
+                     NPU_GROUP_RANGE, NPU_MEM_RANGE, NPU_NUM_RANGE, NUM_KV_BLOCKS_RANGE,
+                     NUM_SUB_BATCHES_RANGE, PARALLEL, PIM_CHANNELS_RANGE, PIM_MAPPINGS,
+                     PIM_NUM_RANGE, PIM_TYPES, SCHEDULING_POLICIES, SUB_BATCH_CRITERIA,
+                     _check_choice, _check_numbers, _meta)
 
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
@@ -21,34 +27,34 @@ class SchedulerConfig:
         "vllm (prefill-first, as vLLM v0), chunked (token budget mixing prefill chunks "
         "with decodes, as Sarathi-Serve / vLLM v1)", flag="scheduling"))
     max_batch: int = field(default=0, metadata=_meta(
-        "Most requests in one batch (vLLM's max_num_seqs); 0 = unlimited", flag="max_batch"))
+        "Most requests in one batch (vLLM's max_num_seqs); 0 = unlimited", flag="max_batch",
+        range=MAX_BATCH_RANGE, note="requests per batch; 0 = unlimited", integer=True))
     batch_delay: float = field(default=0.0, metadata=_meta(
-        "A request becomes schedulable this long after it arrives", "s", flag="batch_delay"))
+        "A request becomes schedulable this long after it arrives", "s", flag="batch_delay",
+        range=BATCH_DELAY_RANGE, note="up to one day"))
     block_size: int = field(default=16, metadata=_meta(
-        "Tokens per paged KV-cache block", "token", flag="block_size"))
+        "Tokens per paged KV-cache block", "token", flag="block_size",
+        range=BLOCK_SIZE_RANGE, note="tokens per KV block", integer=True))
     kv_manage: str = field(default="vllm", metadata=_meta(
         "KV management: vllm (blocks on demand) or max (reserve prompt+output at admission)",
         flag="kv_manage"))
     max_num_batched_tokens: int = field(default=2048, metadata=_meta(
         "Token budget per iteration of the chunked policy", "token",
-        flag="max_num_batched_tokens"))
+        flag="max_num_batched_tokens", range=MAX_NUM_BATCHED_TOKENS_RANGE,
+        note="tokens per iteration", integer=True))
     gen: bool = field(default=False, metadata=_meta(
         "Skip prefill: requests start with their prompt already in the KV cache", flag="gen"))
     max_model_len: int | None = field(default=None, metadata=_meta(
         "Longest request served (prompt + output tokens, vLLM's max_model_len); None = the "
         "model's context length. A longer request is refused before the run", "token",
-        flag="max_model_len"))
+        flag="max_model_len", range=MAX_MODEL_LEN_RANGE,
+        note="longest context; None = the model's", integer=True, optional=True))
 
     def __post_init__(self) -> None:
         owner = "SchedulerConfig"
-        if self.max_model_len is not None:
-            _check_int(owner, "max_model_len", self.max_model_len, 1)
+        _check_numbers(self)
         _check_choice(owner, "policy", self.policy, SCHEDULING_POLICIES)
-        _check_int(owner, "max_batch", self.max_batch, 0)
-        _check_real(owner, "batch_delay", self.batch_delay, 0.0)
-        _check_int(owner, "block_size", self.block_size, 1)
         _check_choice(owner, "kv_manage", self.kv_manage, KV_MANAGE)
-        _check_int(owner, "max_num_batched_tokens", self.max_num_batched_tokens, 1)
         if not isinstance(self.gen, bool):
             raise ValueError(f"{owner}.gen must be a bool, got {self.gen!r}")
 
@@ -58,45 +64,47 @@ class MemoryConfig:
     """Device memory and the host link KV blocks are evicted over."""
 
     npu_mem: float | None = field(default=None, metadata=_meta(
-        "Device memory per NPU; None takes the hardware preset's", "GiB", flag="npu_mem"))
+        "Device memory per NPU; None takes the hardware preset's", "GiB", flag="npu_mem",
+        range=NPU_MEM_RANGE, note="memory of one device; None = the preset's",
+        optional=True, positive=True))
     host_bandwidth: float = field(default=512e9, metadata=_meta(
         "Device-to-host bandwidth for KV eviction and reload (the original's "
-        "memory-expansion setting, 512 GB/s)", "B/s"))
+        "memory-expansion setting, 512 GB/s)", "B/s", range=HOST_BANDWIDTH_RANGE,
+        note="device-to-host link", positive=True))
     host_latency: float = field(default=1e-6, metadata=_meta(
-        "Fixed latency of one host transfer", "s"))
+        "Fixed latency of one host transfer", "s", range=HOST_LATENCY_RANGE,
+        note="latency of one host transfer"))
     activation_reserve: float = field(default=0.05, metadata=_meta(
-        "Fraction of device memory kept for activations, not KV blocks"))
+        "Fraction of device memory kept for activations, not KV blocks",
+        range=ACTIVATION_RESERVE_RANGE, note="fraction of device memory"))
     gpu_memory_utilization: float | None = field(default=None, metadata=_meta(
         "Fraction of device memory for weights + activations + KV blocks, as vLLM's "
         "gpu_memory_utilization (replaces activation_reserve: the peak activations of "
         "a max_num_batched_tokens forward are kept out instead); None = use "
-        "activation_reserve", flag="gpu_memory_utilization"))
+        "activation_reserve", flag="gpu_memory_utilization",
+        range=GPU_MEMORY_UTILIZATION_RANGE,
+        note="fraction of device memory; None = use activation_reserve",
+        optional=True, positive=True))
     num_kv_blocks: int | None = field(default=None, metadata=_meta(
         "Explicit KV-cache blocks (vLLM's num_gpu_blocks_override); takes precedence "
         "over gpu_memory_utilization and activation_reserve; must fit beside the "
-        "weights", "block", flag="num_kv_blocks"))
+        "weights", "block", flag="num_kv_blocks", range=NUM_KV_BLOCKS_RANGE,
+        note="KV blocks per device; None = from memory", integer=True, optional=True))
 
     def __post_init__(self) -> None:
-        owner = "MemoryConfig"
-        if self.npu_mem is not None:
-            _check_real(owner, "npu_mem", self.npu_mem, 0.0, strict=True)
-        _check_real(owner, "host_bandwidth", self.host_bandwidth, 0.0, strict=True)
-        _check_real(owner, "host_latency", self.host_latency, 0.0)
-        _check_real(owner, "activation_reserve", self.activation_reserve, 0.0, maximum=0.9)
-        if self.gpu_memory_utilization is not None:
-            _check_real(owner, "gpu_memory_utilization", self.gpu_memory_utilization, 0.0,
-                        strict=True, maximum=1.0)
-        if self.num_kv_blocks is not None:
-            _check_int(owner, "num_kv_blocks", self.num_kv_blocks, 1)
+        _check_numbers(self)
 
 
 @dataclass(frozen=True, slots=True)
 class SystemConfig:
     """Devices, parallelism and heterogeneity (the seed's system flags)."""
 
-    npu_num: int = field(default=1, metadata=_meta("Number of NPUs", flag="npu_num"))
+    npu_num: int = field(default=1, metadata=_meta(
+        "Number of NPUs", flag="npu_num", range=NPU_NUM_RANGE,
+        note="NPUs in one system", integer=True))
     npu_group: int = field(default=1, metadata=_meta(
-        "Pipeline groups (the seed's npu_group)", flag="npu_group"))
+        "Pipeline groups (the seed's npu_group)", flag="npu_group", range=NPU_GROUP_RANGE,
+        note="pipeline groups; must divide npu_num", integer=True))
     parallel: str = field(default="hybrid", metadata=_meta(
         "Parallelism: tensor, pipeline or hybrid", flag="parallel"))
     pim_type: str = field(default="none", metadata=_meta(
@@ -108,7 +116,8 @@ class SystemConfig:
         "(fully connected, 64 GB/s links)", flag="network"))
     micro_batches: int = field(default=0, metadata=_meta(
         "Most micro-batches per iteration for pipeline overlap; 0 = one per stage",
-        flag="micro_batches"))
+        flag="micro_batches", range=MICRO_BATCHES_RANGE,
+        note="micro-batches per iteration; 0 = one per stage", integer=True))
     attention_placement: str = field(default="auto", metadata=_meta(
         "Attention across a tensor-parallel group: heads (each rank a share of every "
         "request's heads, Megatron), requests (Orca's selective batching, as the original: "
@@ -125,31 +134,32 @@ class SystemConfig:
         "PIM device preset (llmsim_nb.engines.pim.list_pim())", flag="pim_hardware"))
     pim_channels: int = field(default=0, metadata=_meta(
         "Channels per PIM device; 0 = the preset's (32). The KV cache lives in the PIM, "
-        "channels x 1 GiB per device", flag="pim_channels"))
+        "channels x 1 GiB per device", flag="pim_channels", range=PIM_CHANNELS_RANGE,
+        note="channels per PIM device; 0 = the preset's", integer=True))
     pim_num: int = field(default=0, metadata=_meta(
         "PIM devices in the pool (pim_type pool); 0 = one per NPU; must divide npu_num",
-        flag="pim_num"))
+        flag="pim_num", range=PIM_NUM_RANGE,
+        note="PIM devices in the pool; 0 = one per NPU", integer=True))
     pim_mapping: str = field(default="decode-attention", metadata=_meta(
         "Operator mapping: decode-attention (score/context of decode tokens on PIM, "
         "NeuPIMs), attention (all attention on PIM), fastest (whichever engine's model "
         "is faster per op)", flag="pim_mapping"))
     num_sub_batches: int = field(default=2, metadata=_meta(
         "Sub-batches per micro-batch with sub_batch on (NeuPIMs uses 2)",
-        flag="num_sub_batches"))
+        flag="num_sub_batches", range=NUM_SUB_BATCHES_RANGE,
+        note="sub-batches per micro-batch", integer=True))
     sub_batch_criterion: str = field(default="memory", metadata=_meta(
         "What sub-batches balance: memory (KV bytes read, the PIM's work) or compute "
         "(FLOPs)", flag="sub_batch_criterion"))
 
     def __post_init__(self) -> None:
         owner = "SystemConfig"
-        _check_int(owner, "npu_num", self.npu_num, 1)
-        _check_int(owner, "npu_group", self.npu_group, 1)
+        _check_numbers(self)
         if self.npu_num % self.npu_group:
             raise ValueError(f"SystemConfig.npu_group={self.npu_group} must divide "
                              f"npu_num={self.npu_num}")
         _check_choice(owner, "parallel", self.parallel, PARALLEL)
         _check_choice(owner, "pim_type", self.pim_type, PIM_TYPES)
-        _check_int(owner, "micro_batches", self.micro_batches, 0)
         _check_choice(owner, "attention_placement", self.attention_placement,
                       ATTENTION_PLACEMENTS)
         _check_choice(owner, "collective", self.collective, COLLECTIVES)
@@ -163,10 +173,7 @@ class SystemConfig:
         if not isinstance(self.pim_hardware, str) or not self.pim_hardware:
             raise ValueError(f"{owner}.pim_hardware must be a PIM preset name, "
                              f"got {self.pim_hardware!r}")
-        _check_int(owner, "pim_channels", self.pim_channels, 0)
-        _check_int(owner, "pim_num", self.pim_num, 0)
         _check_choice(owner, "pim_mapping", self.pim_mapping, PIM_MAPPINGS)
-        _check_int(owner, "num_sub_batches", self.num_sub_batches, 2)
         _check_choice(owner, "sub_batch_criterion", self.sub_batch_criterion,
                       SUB_BATCH_CRITERIA)
         if self.pim_num and self.pim_type != "pool":

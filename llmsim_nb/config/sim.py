@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fields import NPU_MODES, _check_choice, _check_int, _meta
+from .fields import (NPU_MODES, REUSE_CACHE_SIZE_RANGE, SEED_RANGE, _check_choice, _check_numbers,
+                     _meta, _show)
 from .sections import MemoryConfig, SchedulerConfig, SystemConfig
 from .yaml_file import read_yaml_flags
 
@@ -44,7 +46,8 @@ class SimConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     system: SystemConfig = field(default_factory=SystemConfig)
-    seed: int = field(default=0, metadata=_meta("Random seed", flag="seed"))
+    seed: int = field(default=0, metadata=_meta(
+        "Random seed", flag="seed", range=SEED_RANGE, note="an int64", integer=True))
     dataset: str | None = field(default=None, metadata=_meta("Trace file", flag="dataset"))
     fast_run: bool = field(default=False, metadata=_meta(
         "The original's compile bypass: Simulator.run (so the CLI and sweeps too) keeps "
@@ -56,7 +59,8 @@ class SimConfig:
         "identical either way, only simulation time changes", flag="reuse"))
     reuse_cache_size: int = field(default=1_000_000, metadata=_meta(
         "Most cached operator timings (least recently used are dropped)", "entry",
-        flag="reuse_cache_size"))
+        flag="reuse_cache_size", range=REUSE_CACHE_SIZE_RANGE,
+        note="cached operator timings", integer=True))
     npu_mode: str = field(default="analytical", metadata=_meta(
         "NPU model: analytical (closed form) or detailed (walks every GEMM's tile "
         "schedule; slower)", flag="npu_mode"))
@@ -66,7 +70,7 @@ class SimConfig:
             raise ValueError(f"SimConfig.model must be a model name, got {self.model!r}")
         if not isinstance(self.hardware, str) or not self.hardware:
             raise ValueError(f"SimConfig.hardware must be a preset name, got {self.hardware!r}")
-        _check_int("SimConfig", "seed", self.seed, 0)
+        _check_numbers(self)
         if self.dataset is not None and (not isinstance(self.dataset, str) or not self.dataset):
             raise ValueError(f"SimConfig.dataset must be a trace file path or None (the "
                              f"packaged trace), got {self.dataset!r}")
@@ -77,7 +81,6 @@ class SimConfig:
                              "reuse=False switches the cache off; turn reuse on or fast_run off")
         if not isinstance(self.reuse, bool):
             raise ValueError(f"SimConfig.reuse must be on/off (a bool), got {self.reuse!r}")
-        _check_int("SimConfig", "reuse_cache_size", self.reuse_cache_size, 1)
         _check_choice("SimConfig", "npu_mode", self.npu_mode, NPU_MODES)
         for name, cls in (("scheduler", SchedulerConfig), ("memory", MemoryConfig),
                           ("system", SystemConfig)):
@@ -106,6 +109,9 @@ class SimConfig:
         values: dict[str, Any] = {}
         path = flags.pop("config", None)
         if path is not None:
+            if not isinstance(path, (str, os.PathLike)) or not str(path):
+                raise ValueError(f"config must be the path of a YAML file of flags, "
+                                 f"got {_show(path)}")
             values.update(read_yaml_flags(path, FLAG_FIELDS))
         flags.pop("output", None)
         values.update({k: v for k, v in flags.items() if v is not None})
@@ -131,11 +137,29 @@ class SimConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "SimConfig":
-        data = json.loads(text)
-        return cls(**{**data, "scheduler": SchedulerConfig(**data["scheduler"]),
-                      "memory": MemoryConfig(**data["memory"]),
-                      "system": SystemConfig(**data["system"])})
+    def from_json(cls, text: str | bytes) -> "SimConfig":
+        """The inverse of :meth:`to_json`.
+
+        Raises ``ValueError`` (one line) for text that is not JSON, a key that is
+        missing or unknown (at the top or in a section, naming the expected
+        keys), a section that is not an object, and any value the dataclasses
+        refuse.
+        """
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise ValueError(f"SimConfig.from_json needs a JSON string, got "
+                             f"{type(text).__name__}")
+        try:
+            data = json.loads(text)
+        except ValueError as exc:  # JSONDecodeError, bad UTF-8, too many digits
+            raise ValueError(f"SimConfig JSON is not valid JSON: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                             ) from None
+        _check_json_keys("SimConfig JSON", data, cls)
+        sections = {}
+        for name, section_cls in _SECTION_CLASSES.items():
+            _check_json_keys(f"SimConfig JSON {name!r}", data[name], section_cls)
+            sections[name] = section_cls(**data[name])
+        return cls(**{**data, **sections})
 
 
 def _flag_fields() -> dict[str, tuple[str | None, str]]:
@@ -151,6 +175,33 @@ def _flag_fields() -> dict[str, tuple[str | None, str]]:
 
 FLAG_FIELDS = _flag_fields()
 
+_SECTION_CLASSES = {"scheduler": SchedulerConfig, "memory": MemoryConfig, "system": SystemConfig}
+
+
+def _check_json_keys(what: str, data: Any, cls: type) -> None:
+    """``data`` must be a JSON object with exactly the fields of ``cls``."""
+    expected = [f.name for f in dataclasses.fields(cls)]
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} must be an object with the {cls.__name__} keys {expected}, "
+                         f"got {_json_type(data)}")
+    missing = [k for k in expected if k not in data]
+    if missing:
+        raise ValueError(f"{what} is missing key(s) {missing}; expected the {cls.__name__} "
+                         f"keys {expected}")
+    unknown = sorted(str(k) for k in set(data) - set(expected))
+    if unknown:
+        raise ValueError(f"{what} has unknown key(s) {unknown}; "
+                         f"expected the {cls.__name__} keys {expected}")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    if value is None:
+        return "null"
+    return f"{names.get(type(value), type(value).__name__)} ({_show(value, 40)})"
+
+
 # Flags whose Python type is float but that users reasonably pass as ints.
 _FLOAT_FLAGS = {"batch_delay", "npu_mem", "gpu_memory_utilization"}
 
@@ -161,7 +212,8 @@ def _build_from_flags(cls: type[SimConfig], values: dict[str, Any]) -> SimConfig
     for flag, value in values.items():
         if flag not in FLAG_FIELDS:
             raise ValueError(f"unknown flag {flag!r}; known flags: {sorted(cls.flag_names())}")
-        if flag in _FLOAT_FLAGS and isinstance(value, int) and not isinstance(value, bool):
+        if flag in _FLOAT_FLAGS and isinstance(value, int) and not isinstance(value, bool) \
+                and abs(value) <= 2 ** 53:  # exactly a float; larger ints fail the range check
             value = float(value)
         if flag == "reuse" and isinstance(value, str):
             if value not in ("on", "off"):

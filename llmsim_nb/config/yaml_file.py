@@ -33,7 +33,7 @@ def read_yaml_flags(path: str | Path, known) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ValueError(f"config file {str(p)!r} must hold a mapping of flag names to values")
-    unknown = sorted(set(data) - set(known))
+    unknown = sorted(set(data) - set(known), key=str)  # YAML keys may be numbers too
     if unknown:
         raise ValueError(f"config file {str(p)!r} has unknown key(s) {unknown}; "
                          f"known: {sorted(known)}")
