@@ -10,12 +10,18 @@ the data model itself (numbering, routing, link capacities) lives in
 :mod:`llmsim_nb.network.topology`.
 
 Every error names the file (or preset) and the key, so a user can fix the
-input without reading this code.
+input without reading this code. Besides missing keys and values of the wrong
+type, sign or size, a key given twice in one JSON object or YAML mapping is
+refused (readers disagree on which value wins), and so is a JSON key that is
+not one of ASTRA-sim's (a misspelt optional key would silently default). A
+list longer than ``dimensions-count`` is cut and the cut is noted (the seed
+files do this); a shorter one is refused.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import cache
 from pathlib import Path
@@ -33,11 +39,75 @@ _JSON_REQUIRED = ("topologies-per-dim", "dimensions-count", "units-count", "link
                   "link-latency", "link-bandwidth")
 _JSON_OPTIONAL = ("dimension-type", "nic-latency", "router-latency", "hbm-latency",
                   "hbm-bandwidth", "hbm-scale")
+_JSON_KEYS = ("topology-name",) + _JSON_REQUIRED + _JSON_OPTIONAL
+#: Dimension field -> the JSON key it is read from (to name the key in errors).
+_JSON_FIELD_KEYS = {"kind": "topologies-per-dim", "size": "units-count",
+                    "bandwidth": "link-bandwidth", "latency": "link-latency",
+                    "num_links": "links-count", "dim_type": "dimension-type",
+                    "router_latency": "router-latency", "nic_latency": "nic-latency"}
+#: Dimension field -> the YAML key it is read from.
+_YAML_FIELD_KEYS = {"kind": "kind", "size": "size", "bandwidth": "bandwidth",
+                    "latency": "latency", "num_links": "links", "dim_type": "type",
+                    "router_latency": "router_latency", "nic_latency": "nic_latency"}
+_FIELD = re.compile(r"Dimension\.(\w+)")
+
+
+def _show(value: Any) -> str:
+    """``repr`` of a value from the file, cut short so a message stays one line."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _dimension_error(err: ValueError, given: dict[str, Any], keys: dict[str, str]) -> str:
+    """``err`` of a Dimension, followed by the file's key and value it came from."""
+    match = _FIELD.search(str(err))
+    field = match.group(1) if match else None
+    if field in keys and field in given:
+        return f"{err} (from {keys[field]}={_show(given[field])})"
+    return str(err)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int | None = None):
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # "<<" merges may be overridden by explicit keys
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # unhashable: the base class reports it
+                    continue
+                if duplicate:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _json_topology(data: Any, where: str, name: str) -> Topology:
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    unknown = sorted((k for k in data if k not in _JSON_KEYS), key=str)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown[:5]} (allowed: {list(_JSON_KEYS)})")
     for key in _JSON_REQUIRED:
         if key not in data:
             raise ValueError(f"{where}: missing key {key!r} (required: {list(_JSON_REQUIRED)})")
@@ -68,8 +138,19 @@ def _json_topology(data: Any, where: str, name: str) -> Topology:
             notes.append(f"{key} lists {len(values)} values for {n} dimensions; "
                          f"used the first {n} ({values[:n]}), ignored {values[n:]}")
         for i, v in enumerate(values[:n]):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) and key != "dimension-type":
-                raise ValueError(f"{where}: {key}[{i}]={v!r} must be a number")
+            if key == "dimension-type":
+                continue  # letters, checked by Dimension
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{where}: {key}[{i}]={_show(v)} must be a number")
+            try:
+                finite = math.isfinite(float(v))
+            except OverflowError:
+                finite = False
+            if not finite:
+                raise ValueError(f"{where}: {key}[{i}]={_show(v)} must be a finite number")
+            if key.startswith("hbm-") and (v < 0 or (key == "hbm-bandwidth" and v == 0)):
+                bound = "> 0" if key == "hbm-bandwidth" else ">= 0"
+                raise ValueError(f"{where}: {key}[{i}]={v!r} must be {bound}")
         return values[:n]
 
     units = take("units-count")
@@ -85,12 +166,17 @@ def _json_topology(data: Any, where: str, name: str) -> Topology:
         take("hbm-scale", 0)  # validated and noted if too long; not used
     dims = []
     for i in range(n):
+        given = dict(kind=kinds[i], size=units[i], bandwidth=bw[i], latency=lat[i],
+                     num_links=links[i], dim_type=types[i], router_latency=router[i],
+                     nic_latency=nic[i])
+        keys = {f: f"{k}[{i}]" for f, k in _JSON_FIELD_KEYS.items()}
         try:
             dims.append(Dimension(kind=kinds[i], size=units[i], bandwidth=bw[i] * _GB,
                                   latency=lat[i] / _NS, num_links=links[i], dim_type=types[i],
                                   router_latency=router[i] / _NS, nic_latency=nic[i] / _NS))
         except ValueError as err:
-            raise ValueError(f"{where}: dimension {i}: {err}") from None
+            raise ValueError(f"{where}: dimension {i}: "
+                             f"{_dimension_error(err, given, keys)}") from None
     try:
         return Topology(tuple(dims), name=name, source=where, notes=tuple(notes),
                         hbm_bandwidth=tuple(v * _GB for v in hbm_bw),
@@ -115,9 +201,12 @@ def _quantity(value: Any, where: str, key: str, units: tuple[str, ...]) -> float
                              f"one of {list(units)}")
         value = parse_quantity(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where}: {key}={value!r} must be a number or a quantity in "
+        raise ValueError(f"{where}: {key}={_show(value)} must be a number or a quantity in "
                          f"one of {list(units)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{where}: {key}={_show(value)} must be a finite number") from None
 
 
 _YAML_DIM_KEYS = {"kind", "size", "bandwidth", "latency", "links", "type",
@@ -129,7 +218,7 @@ def _yaml_topology(entry: Any, where: str, name: str, default_source: str) -> To
         raise ValueError(f"{where}: expected a mapping with 'dimensions', got {entry!r}")
     unknown = set(entry) - {"dimensions", "source", "description", "notes", "name"}
     if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)} (allowed: dimensions, "
+        raise ValueError(f"{where}: unknown keys {sorted(unknown, key=str)} (allowed: dimensions, "
                          f"source, description, notes, name)")
     dims_in = entry.get("dimensions")
     if not isinstance(dims_in, list) or not dims_in:
@@ -141,7 +230,8 @@ def _yaml_topology(entry: Any, where: str, name: str, default_source: str) -> To
             raise ValueError(f"{at} must be a mapping, got {d!r}")
         bad = set(d) - _YAML_DIM_KEYS
         if bad:
-            raise ValueError(f"{at}: unknown keys {sorted(bad)} (allowed: {sorted(_YAML_DIM_KEYS)})")
+            raise ValueError(f"{at}: unknown keys {sorted(bad, key=str)} (allowed: "
+                             f"{sorted(_YAML_DIM_KEYS)})")
         for key in ("kind", "size", "bandwidth", "links"):
             if key not in d:
                 raise ValueError(f"{at}: missing key {key!r}")
@@ -155,11 +245,27 @@ def _yaml_topology(entry: Any, where: str, name: str, default_source: str) -> To
                                   dim_type=d.get("type", "N"), router_latency=router,
                                   nic_latency=nic))
         except ValueError as err:
-            raise ValueError(f"{at}: {err}") from None
+            given = {"kind": d["kind"], "size": d["size"], "bandwidth": d["bandwidth"],
+                     "latency": d.get("latency", 0), "num_links": d["links"],
+                     "dim_type": d.get("type", "N"), "router_latency": d.get("router_latency", 0),
+                     "nic_latency": d.get("nic_latency", 0)}
+            raise ValueError(f"{at}: {_dimension_error(err, given, _YAML_FIELD_KEYS)}") from None
         if "hbm_bandwidth" in d:
-            hbm_bw.append(_quantity(d["hbm_bandwidth"], at, "hbm_bandwidth", _RATE_UNITS))
+            value = _quantity(d["hbm_bandwidth"], at, "hbm_bandwidth", _RATE_UNITS)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{at}: hbm_bandwidth={_show(d['hbm_bandwidth'])} must be a "
+                                 f"finite number > 0")
+            hbm_bw.append(value)
         if "hbm_latency" in d:
-            hbm_lat.append(_quantity(d["hbm_latency"], at, "hbm_latency", _TIME_UNITS))
+            value = _quantity(d["hbm_latency"], at, "hbm_latency", _TIME_UNITS)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{at}: hbm_latency={_show(d['hbm_latency'])} must be a "
+                                 f"finite number >= 0")
+            hbm_lat.append(value)
+    for key, got in (("hbm_bandwidth", hbm_bw), ("hbm_latency", hbm_lat)):
+        if got and len(got) != len(dims):
+            raise ValueError(f"{where}: {key} is given for {len(got)} of {len(dims)} "
+                             f"dimensions; give it for every dimension or for none")
     notes = entry.get("notes") or []
     if not isinstance(notes, list) or not all(isinstance(x, str) for x in notes):
         raise ValueError(f"{where}: notes must be a list of strings, got {notes!r}")
@@ -231,17 +337,32 @@ def load_topology(name_or_path: str | Path) -> Topology:
                              f"presets: {list_network_presets()}")
         raise ValueError(f"network file {text!r} does not exist")
     where = f"network file {str(path)!r}"
-    raw = path.read_text(encoding="utf-8")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ValueError(f"{where}: cannot be read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{where}: is not UTF-8 text (byte {err.start})") from None
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, object_pairs_hook=_no_duplicates)
+        except _DuplicateKey as dup:
+            raise ValueError(f"{where}: key {dup.key!r} appears more than once in one JSON "
+                             f"object; each key may appear only once") from None
         except json.JSONDecodeError as err:
             raise ValueError(f"{where}: not valid JSON ({err})") from None
+        except RecursionError:
+            raise ValueError(f"{where}: not valid JSON (nested too deeply)") from None
         return _json_topology(data, str(path), path.stem)
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as dup:
+        raise ValueError(f"{where}: key {_show(dup.key)} appears more than once in one "
+                         f"mapping (line {dup.line}); each key may appear only once") from None
     except yaml.YAMLError as err:
-        raise ValueError(f"{where}: not valid YAML ({err})") from None
+        raise ValueError(f"{where}: not valid YAML ({' '.join(str(err).split())})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: not valid YAML (nested too deeply)") from None
     if isinstance(data, dict) and "topologies-per-dim" in data:
         return _json_topology(data, str(path), path.stem)
     return _yaml_topology(data, str(path), path.stem, str(path))

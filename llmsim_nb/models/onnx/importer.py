@@ -33,6 +33,7 @@ embedding and head a block file does not contain.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 import onnx
@@ -40,8 +41,9 @@ import onnx
 from ..ops import OpKind
 from ..spec import ModelSpec
 from ..template import ACT_FLOPS, NORM_FLOPS, BlockTemplate, OpTemplate
-from .conventions import ELEM_BYTES, META_PREFIX, SUPPORTED_OPS, load_model, read_metadata
-from .graph import BlockGraph, op_label
+from .conventions import (ELEM_BYTES, FORMAT_VERSION, META_PREFIX, SUPPORTED_OPS, open_model,
+                          read_metadata)
+from .graph import BlockGraph, check_nodes, node_desc, op_label
 from .patterns import BlockPatterns, find_patterns
 
 
@@ -60,29 +62,69 @@ def spec_from_onnx_metadata(path_or_model) -> ModelSpec:
     ------
     ValueError
         If the file lacks the ``llmsim.*`` metadata :func:`~.export.export_block_onnx`
-        writes.
+        writes, or an entry is not a valid value (naming the entry).
     """
-    meta = read_metadata(load_model(path_or_model))
+    model, where = open_model(path_or_model)
+    meta = read_metadata(model)
+    _check_format(meta, where)
     keys = ("model_name", "num_layers", "hidden_size", "num_heads", "num_kv_heads",
             "ffn_hidden_size", "vocab_size", "max_seq_len", "activation", "norm",
             "position", "bias", "tied_embeddings", "dtype_bytes")
     missing = [k for k in keys if k not in meta]
     if missing:
-        raise ValueError(f"ONNX metadata lacks {[META_PREFIX + k for k in missing]}; only "
-                         f"files written by export_block_onnx carry a full spec")
-    ints = {k: int(meta[k]) for k in keys[1:8] + ("dtype_bytes",)}
-    return ModelSpec(name=meta["model_name"], activation=meta["activation"],
-                     norm=meta["norm"], position=meta["position"],
-                     bias=meta["bias"] == "true",
-                     tied_embeddings=meta["tied_embeddings"] == "true", **ints)
+        raise ValueError(f"{where}: ONNX metadata lacks {[META_PREFIX + k for k in missing]}; "
+                         f"only files written by export_block_onnx carry a full spec")
+    ints = {k: _meta_int(meta, k, where) for k in keys[1:8] + ("dtype_bytes",)}
+    try:
+        return ModelSpec(name=meta["model_name"], activation=meta["activation"],
+                         norm=meta["norm"], position=meta["position"],
+                         bias=_meta_bool(meta, "bias", where),
+                         tied_embeddings=_meta_bool(meta, "tied_embeddings", where), **ints)
+    except ValueError as err:
+        raise ValueError(f"{where}: the {META_PREFIX}* metadata does not make a valid spec: "
+                         f"{err}") from None
 
 
-def _check_ops(model: onnx.ModelProto) -> None:
+_INT_TEXT = re.compile(r"[0-9]+")
+
+
+def _elem_name(elem: int | None) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(elem)
+    except (ValueError, TypeError):
+        return repr(elem)
+
+
+def _meta_int(meta: dict[str, str], key: str, where: str) -> int:
+    """An ``llmsim.<key>`` entry that must be a decimal integer >= 1."""
+    raw = meta[key]
+    if not _INT_TEXT.fullmatch(raw) or int(raw) < 1:
+        raise ValueError(f"{where}: metadata {META_PREFIX}{key}={raw!r} must be an integer "
+                         f">= 1")
+    return int(raw)
+
+
+def _meta_bool(meta: dict[str, str], key: str, where: str) -> bool:
+    raw = meta[key]
+    if raw not in ("true", "false"):
+        raise ValueError(f"{where}: metadata {META_PREFIX}{key}={raw!r} must be 'true' or "
+                         f"'false'")
+    return raw == "true"
+
+
+def _check_format(meta: dict[str, str], where: str) -> None:
+    version = meta.get("format_version")
+    if version is not None and version != FORMAT_VERSION:
+        raise ValueError(f"{where}: metadata {META_PREFIX}format_version={version!r} is not "
+                         f"supported; this reader reads format {FORMAT_VERSION!r}")
+
+
+def _check_ops(model: onnx.ModelProto, where: str) -> None:
     """Raise for the first node whose op type the importer cannot price."""
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED_OPS:
             raise ValueError(
-                f"ONNX op type {node.op_type!r} (node {node.name!r}, domain "
+                f"{where}: ONNX op type {node.op_type!r} (node {node.name!r}, domain "
                 f"{node.domain or 'ai.onnx'!r}) is not supported by import_block_onnx; "
                 f"supported op types are {sorted(SUPPORTED_OPS)}")
 
@@ -93,34 +135,55 @@ def _hidden_input(bg: BlockGraph) -> str:
     if hidden_in is None:
         ranked = [t for t in bg.graph_inputs if bg.shapes.get(t) and len(bg.shapes[t]) == 3]
         if not ranked:
-            raise ValueError("cannot find the hidden-state input: no non-weight graph input "
-                             "of rank 3 [batch, seq, hidden]; name it in the "
+            raise ValueError(f"{bg.where}: cannot find the hidden-state input: no non-weight "
+                             f"graph input of rank 3 [batch, seq, hidden]; name it in the "
                              f"'{META_PREFIX}hidden_input' metadata entry")
         hidden_in = ranked[0]
     if hidden_in not in bg.graph_inputs:
-        raise ValueError(f"{META_PREFIX}hidden_input={hidden_in!r} is not a graph input; "
-                         f"inputs are {bg.graph_inputs}")
+        raise ValueError(f"{bg.where}: metadata {META_PREFIX}hidden_input={hidden_in!r} is not "
+                         f"a (non-weight) graph input; inputs are {bg.graph_inputs[:10]}")
     return hidden_in
 
 
 def _attention_geometry(pt: BlockPatterns) -> dict[str, int] | None:
-    """Head counts and size: metadata, else static dims of the first score matmul."""
+    """Head counts and size: metadata, else static dims of the first score matmul.
+
+    The metadata's head size must agree with the query operand's last dim
+    when that dim is static; either way the counts must be >= 1 and the KV
+    heads must divide the query heads.
+    """
     bg, meta = pt.bg, pt.bg.meta
-    if all(k in meta for k in ("num_heads", "num_kv_heads", "head_dim")):
-        return dict(num_heads=int(meta["num_heads"]), num_kv_heads=int(meta["num_kv_heads"]),
-                    head_dim=int(meta["head_dim"]))
+    where = bg.where
     scores = [i for i, kd in pt.attn_nodes.items() if kd is OpKind.ATTN_SCORE]
-    if not scores:
-        return None
-    node = bg.nodes[min(scores)]
-    qdims = bg.shapes.get(node.input[0])
-    if not qdims or not isinstance(qdims[-1], int):
-        raise ValueError(f"cannot infer head_dim from the query operand of "
-                         f"{node.name!r}; add {META_PREFIX}num_heads, num_kv_heads "
-                         f"and head_dim metadata")
-    hd = qdims[-1]
-    return dict(num_heads=bg.width(node.input[0], "query") // hd,
-                num_kv_heads=bg.width(node.input[1], "key") // hd, head_dim=hd)
+    first = min(scores) if scores else None
+    node = bg.nodes[first] if first is not None else None
+    desc = node_desc(node, first) if node is not None else ""
+    qdims = bg.shapes.get(node.input[0]) if node is not None else None
+    q_hd = qdims[-1] if qdims and isinstance(qdims[-1], int) else None
+    if all(k in meta for k in ("num_heads", "num_kv_heads", "head_dim")):
+        geom = {k: _meta_int(meta, k, where) for k in ("num_heads", "num_kv_heads", "head_dim")}
+        if q_hd is not None and q_hd != geom["head_dim"]:
+            raise ValueError(f"{where}: metadata {META_PREFIX}head_dim={geom['head_dim']} "
+                             f"contradicts the graph: the query operand {node.input[0]!r} of "
+                             f"{desc} has head size {q_hd}")
+    else:
+        if node is None:
+            return None
+        if q_hd is None:
+            raise ValueError(f"{where}: cannot infer head_dim from the query operand of "
+                             f"{desc}; add {META_PREFIX}num_heads, num_kv_heads and head_dim "
+                             f"metadata")
+        q_w = bg.width(node.input[0], f"query of {desc}")
+        k_w = bg.width(node.input[1], f"key of {desc}", feature_last=False)
+        if q_w % q_hd or k_w % q_hd:
+            raise ValueError(f"{where}: {desc}: query width {q_w} and key width {k_w} are not "
+                             f"whole numbers of heads of size {q_hd}; add "
+                             f"{META_PREFIX}num_heads, num_kv_heads and head_dim metadata")
+        geom = dict(num_heads=q_w // q_hd, num_kv_heads=k_w // q_hd, head_dim=q_hd)
+    if geom["num_heads"] % geom["num_kv_heads"]:
+        raise ValueError(f"{where}: num_kv_heads={geom['num_kv_heads']} does not divide "
+                         f"num_heads={geom['num_heads']} (attention of {desc or 'the block'})")
+    return geom
 
 
 class _BlockOps:
@@ -166,20 +229,23 @@ class _BlockOps:
                                              param_elements=info["params"]))
         elif first in pt.attn_nodes or first in pt.softmax_nodes:
             if self.attn_geom is None:
-                raise ValueError("attention ops found but no score MatMul to infer heads from")
+                raise ValueError(f"{bg.where}: {node_desc(node, first)}: attention ops found "
+                                 f"but no score MatMul to infer heads from")
             kind = pt.attn_nodes.get(first, OpKind.SOFTMAX)
             self.templates.append(OpTemplate(self.label(first, kind.value), kind,
                                              **self.attn_geom))
         elif first in pt.residual:
             out = node.output[0]
             self.templates.append(OpTemplate(self.label(first, "residual"), OpKind.ELEMENTWISE,
-                                             width=bg.width(out, node.name), num_inputs=2))
+                                             width=bg.width(out, node_desc(node, first)),
+                                             num_inputs=2))
         elif node.op_type in ("LayerNormalization", "RMSNormalization"):
             nk = "layernorm" if node.op_type == "LayerNormalization" else "rmsnorm"
             params = sum(bg.param_elements(t) for t in node.input[1:] if t)
             self._saw_norm(nk, params)
             self.templates.append(OpTemplate(self.label(first, "norm"), OpKind.NORM,
-                                             width=bg.width(node.output[0], node.name),
+                                             width=bg.width(node.output[0],
+                                                            node_desc(node, first)),
                                              flops_per_element=NORM_FLOPS[nk],
                                              param_elements=params))
         else:
@@ -212,9 +278,14 @@ class _BlockOps:
         if not outs:
             return  # dead code
         side = {("input", x) for x in bg.graph_inputs if x != self.hidden_in}
-        width = sum(bg.width(t, nodes[first].name) for t in outs)
+        what = node_desc(nodes[first], first)
+        # Norms, rotary embeddings and activations are feature-wide: their width must
+        # be static. Other arithmetic (mask building, say) keeps the static dims only.
+        featured = bool({"ReduceMean", "Neg", "Sin", "Cos", "Gelu", "Relu", "Sigmoid", "Tanh",
+                         "Erf"} & set(types))
+        width = sum(bg.width(t, what, feature_last=featured) for t in sorted(outs))
         # Token-shaped data read; side inputs such as cos/sin tables are not counted.
-        in_width = sum(bg.width(t, nodes[first].name) for t in ext_in
+        in_width = sum(bg.width(t, what, feature_last=False) for t in sorted(ext_in)
                        if not pt.origin(t) <= side)
         if {"ReduceMean"} & set(types):
             # Layernorm takes the mean twice (of x and of its square) or subtracts it.
@@ -295,50 +366,91 @@ def import_block_onnx(path_or_model, *, num_layers: int | None = None,
     Raises
     ------
     ValueError
-        For an unsupported op type (naming it and the node), missing
-        ``num_layers``/``vocab_size`` for a foreign file, or a graph whose
-        shapes cannot be inferred.
+        One line naming the file (or in-memory model), the node or metadata
+        entry and what is allowed: a file that is not an ONNX model (random
+        bytes, a truncation), an unsupported op type, a node with the wrong
+        number of inputs, a cycle, an empty block, shapes that do not
+        multiply or contradict each other, a symbolic dim where a width is
+        needed, a zero-size weight, metadata that contradicts the graph or is
+        not a valid value, or missing ``num_layers``/``vocab_size`` for a
+        foreign file.
     """
-    model = load_model(path_or_model)
-    _check_ops(model)
-    bg = BlockGraph(model)
+    model, where = open_model(path_or_model)
+    _check_ops(model, where)
+    check_nodes(model, where)
+    for key, value in (("num_layers", num_layers), ("vocab_size", vocab_size),
+                       ("dtype_bytes", dtype_bytes)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value <= 0):
+            raise ValueError(f"import_block_onnx {key}={value!r} must be a positive integer")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"import_block_onnx name={name!r} must be a non-empty string")
+    try:
+        return _import(model, where, num_layers, vocab_size, name, position, dtype_bytes)
+    except RecursionError:
+        raise ValueError(f"{where}: the graph is too deep to analyse (a chain of about a "
+                         f"thousand or more ops)") from None
+
+
+def _import(model: onnx.ModelProto, where: str, num_layers: int | None,
+            vocab_size: int | None, name: str | None, position: str | None,
+            dtype_bytes: int | None) -> BlockTemplate:
+    """:func:`import_block_onnx` once the arguments and the graph's structure are checked."""
+    bg = BlockGraph(model, where)
     meta = bg.meta
+    _check_format(meta, where)
 
     def meta_int(key: str, given: int | None) -> int:
         if given is not None:
             return given
         if key in meta:
-            return int(meta[key])
-        raise ValueError(f"{key} is not in the ONNX metadata ({META_PREFIX}{key}); pass "
-                         f"{key}= to import_block_onnx (an int > 0)")
+            return _meta_int(meta, key, where)
+        raise ValueError(f"{where}: {key} is not in the ONNX metadata ({META_PREFIX}{key}); "
+                         f"pass {key}= to import_block_onnx (an int > 0)")
 
     layers = meta_int("num_layers", num_layers)
     vocab = meta_int("vocab_size", vocab_size)
-    for key, value in (("num_layers", layers), ("vocab_size", vocab)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"import_block_onnx {key}={value!r} must be a positive integer")
 
     hidden_in = _hidden_input(bg)
     hidden = bg.width(hidden_in, "hidden-state input")
+    if "hidden_size" in meta and _meta_int(meta, "hidden_size", where) != hidden:
+        raise ValueError(f"{where}: metadata {META_PREFIX}hidden_size={meta['hidden_size']!r} "
+                         f"contradicts the graph: the hidden-state input {hidden_in!r} has "
+                         f"width {hidden}")
     if dtype_bytes is None:
-        dtype_bytes = int(meta["dtype_bytes"]) if "dtype_bytes" in meta else ELEM_BYTES.get(
-            bg.elem_types.get(hidden_in), 2)
+        if "dtype_bytes" in meta:
+            dtype_bytes = _meta_int(meta, "dtype_bytes", where)
+        else:
+            elem = bg.elem_types.get(hidden_in)
+            if elem not in ELEM_BYTES:
+                raise ValueError(
+                    f"{where}: cannot tell the bytes per element: the hidden-state input "
+                    f"{hidden_in!r} has element type {_elem_name(elem)} and there is no "
+                    f"{META_PREFIX}dtype_bytes; pass dtype_bytes= (known element types: "
+                    f"FLOAT16, BFLOAT16, FLOAT, DOUBLE, INT8, UINT8)")
+            dtype_bytes = ELEM_BYTES[elem]
 
     ops = _BlockOps(find_patterns(bg, hidden_in), hidden_in)
     # One op per group, in the order of each group's first node.
     for _, idxs in sorted(ops.pt.members.items(), key=lambda kv_: min(kv_[1])):
         ops.add_group(idxs)
+    if not ops.templates:
+        raise ValueError(f"{where}: the block is empty: none of its {len(bg.nodes)} nodes is an "
+                         f"operator that costs anything (a MatMul/Gemm, norm, softmax or "
+                         f"arithmetic on activations)")
 
     # The final norm copies the block's norm unless the metadata names the kind.
     norm = meta.get("norm", ops.norm_kind or "layernorm")
     if norm not in NORM_FLOPS:
-        raise ValueError(f"{META_PREFIX}norm={norm!r} is not one of {tuple(NORM_FLOPS)}")
+        raise ValueError(f"{where}: metadata {META_PREFIX}norm={norm!r} is not one of "
+                         f"{tuple(NORM_FLOPS)}")
     norm_params = ops.norm_params
     if "norm" in meta or norm_params is None:
         norm_params = 2 * hidden if norm == "layernorm" else hidden
     pos = position or meta.get("position") or ("rope" if ops.rope_found else "learned")
     if pos not in ("learned", "rope"):
-        raise ValueError(f"position={pos!r} is not one of ('learned', 'rope')")
+        raise ValueError(f"{where}: position={pos!r} (argument or {META_PREFIX}position) is "
+                         f"not one of ('learned', 'rope')")
     learned = pos == "learned"
     embedding = (OpTemplate("embed", OpKind.EMBEDDING, width=hidden,
                             num_inputs=2 if learned else 1,

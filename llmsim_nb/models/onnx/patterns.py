@@ -27,7 +27,7 @@ from onnx import helper
 
 from ..ops import OpKind
 from .conventions import ANCHOR_OPS, FREE_OPS
-from .graph import BlockGraph, UnionFind
+from .graph import BlockGraph, UnionFind, node_desc
 
 
 def _node_kinds(bg: BlockGraph) -> dict[int, str]:
@@ -125,28 +125,43 @@ class BlockPatterns:
 def _find_matmuls(pt: BlockPatterns) -> None:
     """Step 2: GEMMs (with their weight shape), attention matmuls and softmaxes."""
     bg = pt.bg
+    where = bg.where
     for i, node in enumerate(bg.nodes):
         if pt.kind_of[i] != "anchor":
             continue
+        desc = node_desc(node, i)
         if node.op_type in ("MatMul", "Gemm"):
             a, b = node.input[0], node.input[1]
+            attrs = {a_.name: helper.get_attribute_value(a_) for a_ in node.attribute}
+            if node.op_type == "Gemm" and attrs.get("transA", 0):
+                raise ValueError(f"{where}: {desc} has transA=1; only activations (rows of "
+                                 f"tokens) @ weight is supported (allowed: transA=0)")
+            adims, bdims = bg.shapes.get(a), bg.shapes.get(b)
             if not bg.is_act(b) or not bg.is_act(a):
                 if not bg.is_act(a):
-                    raise ValueError(f"node {node.name!r} ({node.op_type}) multiplies a "
-                                     f"weight on the left; only activations @ weight is "
-                                     f"supported")
-                shape = bg.shapes.get(b)
-                if not shape or len(shape) != 2 or not all(isinstance(x, int) for x in shape):
-                    raise ValueError(f"node {node.name!r}: weight {b!r} must be a static 2-D "
-                                     f"tensor, got shape {shape}")
-                k_, n_ = shape
-                attrs = {a_.name: helper.get_attribute_value(a_) for a_ in node.attribute}
+                    raise ValueError(f"{where}: {desc} multiplies a weight on the left; only "
+                                     f"activations @ weight is supported")
+                if not bdims or len(bdims) != 2 or not all(isinstance(x, int) for x in bdims):
+                    raise ValueError(f"{where}: {desc}: weight {b!r} must be a static 2-D "
+                                     f"tensor, got shape {bdims}")
+                if 0 in bdims:
+                    raise ValueError(f"{where}: {desc}: weight {b!r} has a zero-size dim "
+                                     f"{bdims}; every dim of a weight must be >= 1")
+                k_, n_ = bdims
                 if node.op_type == "Gemm" and attrs.get("transB", 0):
                     k_, n_ = n_, k_
+                if adims and isinstance(adims[-1], int) and adims[-1] != k_:
+                    raise ValueError(f"{where}: {desc}: shapes do not multiply: activation "
+                                     f"{a!r} has {adims[-1]} features but weight {b!r} "
+                                     f"{bdims} has {k_} rows (allowed: equal)")
                 params = bg.param_elements(node.input[2]) if (
                     node.op_type == "Gemm" and len(node.input) > 2 and node.input[2]) else 0
                 pt.gemm_info[i] = dict(k=k_, n=n_, params=params)
             else:
+                if (adims and bdims and len(bdims) >= 2 and isinstance(adims[-1], int)
+                        and isinstance(bdims[-2], int) and adims[-1] != bdims[-2]):
+                    raise ValueError(f"{where}: {desc}: shapes do not multiply: {a!r} ends in "
+                                     f"{adims[-1]} but {b!r} has {bdims[-2]} rows")
                 pt.attn_nodes[i] = OpKind.ATTN_SCORE  # refined in _refine_attention
         elif node.op_type == "Softmax":
             pt.softmax_nodes.add(i)
@@ -225,8 +240,9 @@ def find_patterns(bg: BlockGraph, hidden_in: str) -> BlockPatterns:
     Raises
     ------
     ValueError
-        For a matmul with a weight on the left, or a weight that is not a
-        static 2-D tensor.
+        For a matmul with a weight on the left (or a transposed activation), a
+        weight that is not a static 2-D tensor of dims >= 1, or operands whose
+        static dims do not multiply.
     """
     pt = BlockPatterns(bg)
     _find_matmuls(pt)
