@@ -37,7 +37,14 @@ def add_validate_parser(sub, flags) -> None:
 
 
 def run_validate_command(args: argparse.Namespace, flags) -> int:
-    """Simulate with the run flags, load the measurements, print the comparison."""
+    """Simulate with the run flags, load the measurements, print the comparison.
+
+    Both measurement files are read and checked before anything is simulated;
+    a bad one ends the command with a one-line error. Relative errors against
+    a measured 0 are printed as ``undefined``, never ``inf%`` or ``nan%``.
+    """
+    import math
+
     import pandas as pd
 
     from ..config import SimConfig
@@ -60,13 +67,18 @@ def run_validate_command(args: argparse.Namespace, flags) -> int:
         if measured is not None:
             table = compare_requests(measured, ds)
             print("serving metrics (s, 1/s): measured vs simulated")
-            print(table.to_string(float_format=lambda x: f"{x:.4g}"))
+            print(table.to_string(float_format=lambda x: f"{x:.4g}", na_rep="undefined"))
         if curve is not None:
             sim_curve = simulated_curve(ds, curve.interval)
             print("throughput curves (tokens/s): measured vs simulated")
             print(curves_side_by_side(curve, sim_curve).to_string(float_format="{:.1f}".format))
             for key, value in compare_curves(curve, sim_curve).items():
-                print(f"{key:28} {value:+.1%}")
+                if math.isfinite(value):
+                    print(f"{key:28} {value:+.1%}")
+                else:  # a throughput measured as 0 in every interval
+                    kind = key.split("_")[0]
+                    print(f"{key:28} undefined (the measured {kind} throughput is 0 in every "
+                          "interval)")
     return 0
 
 

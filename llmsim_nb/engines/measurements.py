@@ -35,10 +35,38 @@ Other formats read by :func:`load_measurements`:
   ``gelu`` (``num_elements``); stand-alone kernels.
 - LLMServingSim 2.0's ``perf_model_RTX3090.csv`` (``layer_name``, ``input``,
   ``kv_cache``, ``latency(ns)``) for Llama-3.1-8B.
+
+Bad files
+---------
+Every reader checks the whole file before it builds a row and refuses what does
+not fit with one ``ValueError`` line naming the file, the row and (1-based)
+line, the column and the value: a missing path, a directory where a file is
+expected, bytes that are not UTF-8 text, an empty file, a header with no rows,
+missing or duplicated columns, rows with the wrong number of fields, empty
+cells, text where a number belongs, latencies (or throughputs) that are NaN,
+infinite, zero or negative, fractional or out-of-range token counts, tensor
+parallel degrees or shapes (``4.0`` is 4; ``4.5`` is refused, never
+truncated), unknown models, ops and layer names, and Vidur geometry columns
+that change between rows. Nothing is skipped, clamped or defaulted, with these
+documented exceptions: ``context`` may be empty on a row that is not attention
+(it does not apply there; it counts as 0), and a Vidur op column that is empty
+in *every* row means that op was not profiled.
+
+Repeated points: in our schema a row is already the median of its repeats, so
+two rows of the same point (model, op, ``num_tokens``, ``context``, ``tp``,
+``device``) with different latencies are refused as conflicting (identical
+repeats are kept). The other formats hold repeats by design: LLMServingSim's
+table is reduced to the median of each (layer, input, kv_cache) point; Vidur's
+and LLMCompass's repeated rows are kept as separate measurements (the
+``profiled`` engine averages points with the same shape, calibration fits each).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,66 +207,345 @@ def _template(model: ModelSpec, tp: int) -> BlockTemplate:
     return shard_template(decoder_template(model), tp, by_heads=True)
 
 
-def from_rows(frame: pd.DataFrame, source: str) -> Measurements:
-    """Measurements from a frame in our CSV schema (see the module docstring)."""
-    missing = {"model", "op", "num_tokens", "latency_s"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"measurements {source!r} lack column(s) {sorted(missing)}; "
-                         "required: model, op, num_tokens, latency_s")
+# ------------------------------------------------------------------ reading
+#: Largest token count (``num_tokens``, ``context``, ``input``, ``kv_cache``) a file may hold.
+MAX_TOKENS = 2**31 - 1
+#: Largest shape (matrix side, element count, TP degree) a file may hold: exact in float64.
+MAX_SHAPE = 2**53
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NONFINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_TRUE, _FALSE = {"true", "1"}, {"false", "0"}
+
+
+def _open_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``, or a one-line ValueError naming it."""
+    if not path.exists():
+        raise ValueError(f"{what} {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a directory, expected a file")
+    if not path.is_file():
+        raise ValueError(f"{what} {str(path)!r} is not a regular file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{what} {str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at "
+                         f"offset {exc.start}); expected a {what} in text form, not binary or "
+                         "compressed data") from None
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Raw cells of a delimited text file (or a DataFrame), with what messages need."""
+
+    origin: str  # the file path (or "measurements 'name'") that messages start with
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]  # stripped cells; "" is an empty cell
+    lines: tuple[int, ...] | None  # 1-based line of each row; None for a DataFrame
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def where(self, i: int) -> str:
+        return f"row {i + 1} (line {self.lines[i]})" if self.lines else f"row {i + 1}"
+
+    def fail(self, i: int, column: str, value: str, allowed: str) -> ValueError:
+        return ValueError(f"{self.origin}: {self.where(i)}: column {column!r} = {value!r} "
+                          f"{allowed}")
+
+    def require(self, columns, what: str) -> None:
+        missing = [c for c in columns if c not in self.header]
+        if missing:
+            raise ValueError(f"{self.origin}: missing column(s) {missing} of {what}; found "
+                             f"columns {list(self.header)}; required: {list(columns)}")
+
+    def cell(self, i: int, column: str) -> str:
+        return self.rows[i][self.header.index(column)]
+
+    def column(self, column: str) -> list[str]:
+        j = self.header.index(column)
+        return [row[j] for row in self.rows]
+
+    def text(self, i: int, column: str) -> str:
+        value = self.cell(i, column)
+        if not value:
+            raise self.fail(i, column, value, "is empty; every row needs a value here")
+        return value
+
+    def number(self, i: int, column: str, value: str | None = None) -> float:
+        """Any real number written in decimal notation (NaN and inf included)."""
+        value = self.cell(i, column) if value is None else value
+        if _NUMBER.fullmatch(value) is None and _NONFINITE.fullmatch(value) is None:
+            if not value:
+                raise self.fail(i, column, value, "is empty; every row needs a number here "
+                                "(an empty cell is never read as 0)")
+            raise self.fail(i, column, value, "is not a number")
+        return float(value)
+
+    def positive(self, i: int, column: str, unit: str) -> float:
+        value = self.cell(i, column)
+        x = self.number(i, column, value)
+        if not math.isfinite(x) or x <= 0:
+            raise self.fail(i, column, value, f"must be a finite number of {unit} > 0")
+        return x
+
+    def integer(self, i: int, column: str, minimum: int, maximum: int = MAX_TOKENS,
+                what: str = "a whole number") -> int:
+        value = self.cell(i, column)
+        if _INTEGER.fullmatch(value):
+            n = int(value)
+        else:
+            x = self.number(i, column, value)
+            if not math.isfinite(x) or x != math.floor(x) or abs(x) > MAX_SHAPE:
+                raise self.fail(i, column, value, f"is not {what}; allowed: integers "
+                                f"{minimum} .. {maximum} (fractions are refused, never "
+                                "truncated)")
+            n = int(x)
+        if not minimum <= n <= maximum:
+            raise self.fail(i, column, value, f"is out of range; allowed: integers {minimum} "
+                            f".. {maximum}")
+        return n
+
+    def integers(self, column: str, minimum: int, maximum: int = MAX_TOKENS,
+                 what: str = "a whole number") -> list[int]:
+        """:meth:`integer` of every row (a fast path for plain integer literals)."""
+        j, out = self.header.index(column), []
+        for i, row in enumerate(self.rows):
+            value = row[j]
+            if _INTEGER.fullmatch(value) and minimum <= int(value) <= maximum:
+                out.append(int(value))
+            else:
+                out.append(self.integer(i, column, minimum, maximum, what))
+        return out
+
+    def positives(self, column: str, unit: str) -> list[float]:
+        """:meth:`positive` of every row."""
+        j, out = self.header.index(column), []
+        for i, row in enumerate(self.rows):
+            value = row[j]
+            x = float(value) if _NUMBER.fullmatch(value) else math.nan
+            out.append(x if 0 < x < math.inf else self.positive(i, column, unit))
+        return out
+
+    def boolean(self, i: int, column: str) -> bool:
+        value = self.cell(i, column)
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise self.fail(i, column, value, "is not a boolean; allowed: True, False, 1, 0")
+
+
+def _read_table(path: Path, what: str, delimiter: str = ",") -> _Table:
+    """Parse a delimited text file whole: header, rows, line numbers; refuse bad structure."""
+    text = _open_text(path, what)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records: list[tuple[int, list[str]]] = []
+    line = 0
+    try:
+        for record in reader:
+            first, line = line + 1, reader.line_num
+            if len(record) > 1 or (record and record[0].strip()):  # skip blank lines only
+                records.append((first, [cell.strip() for cell in record]))
+    except csv.Error as exc:
+        raise ValueError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
+    if not records:
+        raise ValueError(f"{path}: file is empty; expected a header line and rows of a {what}")
+    (header_line, header), body = records[0], records[1:]
+    named = [h for h in header if h]
+    duplicates = sorted({h for h in named if named.count(h) > 1})
+    if duplicates:
+        raise ValueError(f"{path}: line {header_line}: duplicate column(s) {duplicates}")
+    if not body:
+        raise ValueError(f"{path}: has a header but no data rows (0 rows); a {what} needs at "
+                         "least one")
+    for k, (n, row) in enumerate(body):
+        if len(row) != len(header):
+            raise ValueError(f"{path}: row {k + 1} (line {n}): has {len(row)} fields, the "
+                             f"header has {len(header)} ({header})")
+    return _Table(str(path), tuple(header), tuple(tuple(r) for _, r in body),
+                  tuple(n for n, _ in body))
+
+
+def _frame_cell(value) -> str:
+    """A DataFrame value as the text a CSV would hold ("" for a missing value)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return str(value).strip()
+
+
+def _frame_table(frame: pd.DataFrame, origin: str) -> _Table:
+    header = tuple(str(c) for c in frame.columns)
+    rows = tuple(tuple(_frame_cell(v) for v in rec) for rec in frame.itertuples(index=False))
+    return _Table(origin, header, rows, None)
+
+
+def _prefixed(table: _Table, i: int, column: str, value: str, exc: ValueError) -> ValueError:
+    return ValueError(f"{table.origin}: {table.where(i)}: column {column!r} = {value!r}: {exc}")
+
+
+# ------------------------------------------------------------------ our schema
+OUR_REQUIRED = ("model", "op", "num_tokens", "latency_s")
+
+
+def _from_table(table: _Table, source: str, device: str | None = None) -> Measurements:
+    table.require(OUR_REQUIRED, "a measurement table (optional: context, tp, device)")
+    if not len(table):
+        raise ValueError(f"{table.origin}: holds no rows; a measurement table needs at least one")
     rows = []
     templates: dict[tuple[str, int], BlockTemplate] = {}
-    for i, rec in enumerate(frame.to_dict("records")):
-        tp = int(rec.get("tp", 1) if pd.notna(rec.get("tp", 1)) else 1)
-        context = int(rec.get("context", 0) if pd.notna(rec.get("context", 0)) else 0)
-        tokens, latency = int(rec["num_tokens"]), float(rec["latency_s"])
-        if tokens < 1 or context < 0 or tp < 1:
-            raise ValueError(f"measurements {source!r} row {i}: num_tokens={tokens} must be "
-                             f">= 1, context={context} >= 0 and tp={tp} >= 1")
-        if not np.isfinite(latency) or latency <= 0:
-            raise ValueError(f"measurements {source!r} row {i}: latency_s={latency!r} must be "
-                             "a finite number of seconds > 0")
-        key = (str(rec["model"]), tp)
+    models: dict[str, ModelSpec] = {}
+    seen: dict[tuple, tuple[int, float]] = {}
+    for i in range(len(table)):
+        name, op_name = table.text(i, "model"), table.text(i, "op")
+        tokens = table.integer(i, "num_tokens", 1)
+        latency = table.positive(i, "latency_s", "seconds")
+        tp = table.integer(i, "tp", 1, MAX_SHAPE) if "tp" in table.header else 1
+        context_given = "context" in table.header and table.cell(i, "context") != ""
+        context = table.integer(i, "context", 0) if context_given else 0
+        label = table.text(i, "device") if "device" in table.header else (device or "unknown")
+        if name not in models:
+            try:
+                models[name] = get_model(name)
+            except ValueError as exc:
+                raise _prefixed(table, i, "model", name, exc) from None
+        key = (name, tp)
         if key not in templates:
-            templates[key] = _template(get_model(key[0]), tp)
+            try:
+                templates[key] = _template(models[name], tp)
+            except ValueError as exc:
+                tp_text = table.cell(i, "tp") if "tp" in table.header else "1"
+                raise _prefixed(table, i, "tp", tp_text, exc) from None
         template = templates[key]
-        ops = _ops_for(template, str(rec["op"]), tokens, context)
-        rows.append(Measurement(source, str(rec.get("device", "unknown")),
-                                f"{source}/{rec['op']}", ops, latency, False, tokens,
-                                context, _shape_key(ops, template)))
+        try:
+            ops = _ops_for(template, op_name, tokens, context)
+        except ValueError as exc:
+            raise _prefixed(table, i, "op", op_name, exc) from None
+        if not context_given and "context" in table.header and any(
+                o.kind.is_attention for o in ops):
+            raise table.fail(i, "context", "", f"is empty; op {op_name!r} is an attention op, "
+                             "so the row must say how many tokens were cached (write 0 for "
+                             "none)")
+        point = (models[name].name, op_name, tokens, context, tp, label)
+        if point in seen and seen[point][1] != latency:
+            j = seen[point][0]
+            raise ValueError(f"{table.origin}: {table.where(i)}: column 'latency_s' = "
+                             f"{table.cell(i, 'latency_s')!r} conflicts with {table.where(j)} "
+                             f"= {table.cell(j, 'latency_s')!r} for the same point (model "
+                             f"{name!r}, op {op_name!r}, num_tokens={tokens}, context="
+                             f"{context}, tp={tp}, device {label!r}); a row is the median of "
+                             "its repeats, so keep one")
+        seen.setdefault(point, (i, latency))
+        rows.append(Measurement(source, label, f"{source}/{op_name}", ops, latency, False,
+                                tokens, context, _shape_key(ops, template)))
     return Measurements(tuple(rows))
 
 
-def _vidur_model(frame: pd.DataFrame, name: str) -> ModelSpec:
-    first = frame.iloc[0]
-    gated = bool(first["use_gated_mlp"])
-    return ModelSpec(name, num_layers=1, hidden_size=int(first["n_embd"]),
-                     num_heads=int(first["n_head"]), num_kv_heads=int(first["n_kv_head"]),
-                     ffn_hidden_size=int(first["n_expanded_embd"]),
-                     vocab_size=int(first["vocab_size"]),
-                     activation="swiglu" if gated else "gelu",
-                     norm="rmsnorm" if gated else "layernorm", position="rope",
-                     bias=not gated, tied_embeddings=False)
+def from_rows(frame: pd.DataFrame, source: str) -> Measurements:
+    """Measurements from a frame in our CSV schema (see the module docstring).
+
+    A missing value (NaN, None) counts as an empty cell; messages name the
+    frame as ``measurements 'source'`` and rows from 1.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"measurements {source!r}: expected a pandas DataFrame, got "
+                         f"{type(frame).__name__}")
+    return _from_table(_frame_table(frame, f"measurements {source!r}"), source)
+
+
+# ------------------------------------------------------------------ Vidur
+VIDUR_GEOMETRY = ("n_head", "n_kv_head", "n_embd", "n_expanded_embd", "vocab_size",
+                  "use_gated_mlp")
+
+
+def _vidur_model(table: _Table, name: str) -> ModelSpec:
+    values = {}
+    for column in VIDUR_GEOMETRY:
+        for i in range(len(table)):
+            value = (table.boolean(i, column) if column == "use_gated_mlp"
+                     else table.integer(i, column, 1, MAX_SHAPE))
+            if i == 0:
+                values[column] = value
+            elif value != values[column]:
+                raise table.fail(i, column, table.cell(i, column), f"differs from row 1's "
+                                 f"{table.cell(0, column)!r}; one profile describes one model")
+    gated = values["use_gated_mlp"]
+    try:
+        return ModelSpec(name, num_layers=1, hidden_size=values["n_embd"],
+                         num_heads=values["n_head"], num_kv_heads=values["n_kv_head"],
+                         ffn_hidden_size=values["n_expanded_embd"],
+                         vocab_size=values["vocab_size"],
+                         activation="swiglu" if gated else "gelu",
+                         norm="rmsnorm" if gated else "layernorm", position="rope",
+                         bias=not gated, tied_embeddings=False)
+    except ValueError as exc:
+        raise ValueError(f"{table.origin}: the geometry columns {list(VIDUR_GEOMETRY)} do not "
+                         f"describe a model: {exc}") from None
+
+
+def _load_vidur_table(table: _Table, name: str, device: str) -> Measurements:
+    table.require(("num_tokens", "num_tensor_parallel_workers") + VIDUR_GEOMETRY,
+                  "a Vidur compute profile (mlp.csv)")
+    model = _vidur_model(table, name)
+    tokens = table.integers("num_tokens", 1)
+    tps = table.integers("num_tensor_parallel_workers", 1, MAX_SHAPE)
+    # Per op column: every cell a finite latency > 0, or every cell empty (not profiled).
+    latencies: dict[str, list[float]] = {}
+    for theirs in VIDUR_OPS:
+        column = f"time_stats.{theirs}.median"
+        if column not in table.header or not any(table.column(column)):
+            continue
+        latencies[theirs] = table.positives(column, "milliseconds")
+    if not latencies:
+        raise ValueError(f"{table.origin}: no column 'time_stats.<op>.median' with values for "
+                         f"an op this reader knows; known ops: {list(VIDUR_OPS)}")
+    rows = []
+    for tp in sorted(set(tps)):
+        members = [i for i in range(len(table)) if tps[i] == tp]
+        try:
+            template = _template(model, tp)
+        except ValueError as exc:
+            i = members[0]
+            raise _prefixed(table, i, "num_tensor_parallel_workers",
+                            table.cell(i, "num_tensor_parallel_workers"), exc) from None
+        for theirs, ours in VIDUR_OPS.items():
+            if theirs not in latencies:
+                continue
+            for i in members:
+                try:
+                    ops = _ops_for(template, ours, tokens[i], 0)
+                except ValueError as exc:
+                    raise ValueError(f"{table.origin}: column 'time_stats.{theirs}.median': "
+                                     f"{exc}") from None
+                rows.append(Measurement("vidur", device, f"vidur/{theirs}", ops,
+                                        latencies[theirs][i] * 1e-3, False, tokens[i], 0,
+                                        _shape_key(ops, template)))
+    return Measurements(tuple(rows))
 
 
 def load_vidur(path: str | Path, device: str = "a100") -> Measurements:
-    """Vidur's ``mlp.csv`` profile: every op column at every (tokens, TP) row."""
+    """Vidur's ``mlp.csv`` profile: every op column at every (tokens, TP) row.
+
+    The model geometry comes from the columns (the same in every row); the
+    model is named after the file's folder. Repeated (tokens, TP) rows are kept.
+    """
     path = Path(path)
-    frame = pd.read_csv(path)
-    model = _vidur_model(frame, path.parent.name)
-    rows = []
-    for tp, group in frame.groupby("num_tensor_parallel_workers"):
-        template = _template(model, int(tp))
-        for theirs, ours in VIDUR_OPS.items():
-            column = f"time_stats.{theirs}.median"
-            if column not in group:
-                continue
-            for tokens, ms in zip(group["num_tokens"].tolist(), group[column].tolist()):
-                if not np.isfinite(ms) or ms <= 0:
-                    continue
-                ops = _ops_for(template, ours, int(tokens), 0)
-                rows.append(Measurement("vidur", device, f"vidur/{theirs}", ops, ms * 1e-3,
-                                        False, int(tokens), 0, _shape_key(ops, template)))
-    return Measurements(tuple(rows))
+    return _load_vidur_table(_read_table(path, "Vidur compute profile"), path.parent.name,
+                             device)
+
+
+# ------------------------------------------------------------------ LLMCompass
+LLMCOMPASS_COLUMNS = {"matmul": ("M", "N", "K", "latency_ms"),
+                      "softmax": ("M", "N", "throughput_G_elements_per_s"),
+                      "layernorm": ("M", "N", "throughput_G_elements_per_s"),
+                      "gelu": ("num_elements", "throughput_G_elements_per_s")}
 
 
 def _vector_op(name: str, kind: OpKind, rows: int, width: int, flops: float,
@@ -253,44 +560,71 @@ def _vector_op(name: str, kind: OpKind, rows: int, width: int, flops: float,
 
 
 def load_llmcompass(folder: str | Path, device: str = "a100") -> Measurements:
-    """LLMCompass's stand-alone A100 kernels (matmul, softmax, layernorm, gelu)."""
+    """LLMCompass's stand-alone A100 kernels (matmul, softmax, layernorm, gelu).
+
+    Every ``*.csv`` in ``folder`` must be one of those tables (the file name
+    starts with ``matmul_``, ``softmax_``, ``layernorm_`` or ``gelu_``).
+    """
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"LLMCompass folder {str(folder)!r} "
+                         + ("does not exist" if not folder.exists() else "is not a directory"))
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise ValueError(f"LLMCompass folder {str(folder)!r} holds no *.csv tables")
     rows = []
-    for file in sorted(folder.glob("*.csv")):
+    for file in files:
         kind = file.name.split("_")[0]
-        frame = pd.read_csv(file)
-        for rec in frame.to_dict("records"):
+        if kind not in LLMCOMPASS_COLUMNS:
+            raise ValueError(f"{file}: not an LLMCompass table this reader knows; file names "
+                             f"must start with {', '.join(k + '_' for k in LLMCOMPASS_COLUMNS)}")
+        table = _read_table(file, f"LLMCompass {kind} table")
+        table.require(LLMCOMPASS_COLUMNS[kind], f"an LLMCompass {kind} table")
+        for i in range(len(table)):
             if kind == "matmul":
-                m, n, k = int(rec["M"]), int(rec["N"]), int(rec["K"])
+                m, n, k = (table.integer(i, c, 1, MAX_SHAPE, "a whole matrix size")
+                           for c in "MNK")
+                latency = table.positive(i, "latency_ms", "milliseconds") * 1e-3
                 recipe = OpTemplate("matmul", OpKind.GEMM, weight_k=k, weight_n=n)
                 op = recipe.instantiate(BatchShape.from_lists([1], [0]), 2, num_rows=m)
-                latency, tokens = float(rec["latency_ms"]) * 1e-3, m
+                tokens = m
             elif kind in ("softmax", "layernorm"):
-                m, n = int(rec["M"]), int(rec["N"])
+                m, n = (table.integer(i, c, 1, MAX_SHAPE, "a whole matrix size") for c in "MN")
+                rate = table.positive(i, "throughput_G_elements_per_s", "G elements/s")
                 op = (_vector_op(kind, OpKind.SOFTMAX, m, n, 5.0) if kind == "softmax" else
                       _vector_op(kind, OpKind.NORM, m, n, 8.0, params=2 * n))
-                latency, tokens = m * n / (float(rec["throughput_G_elements_per_s"]) * 1e9), m
-            elif kind == "gelu":
-                elements = int(rec["num_elements"])
+                latency, tokens = m * n / (rate * 1e9), m
+            else:  # gelu
+                elements = table.integer(i, "num_elements", 1, MAX_SHAPE, "a whole count")
+                rate = table.positive(i, "throughput_G_elements_per_s", "G elements/s")
                 op = _vector_op(kind, OpKind.ACTIVATION, elements, 1, 8.0)
-                latency = elements / (float(rec["throughput_G_elements_per_s"]) * 1e9)
-                tokens = elements
-            else:
-                continue
+                latency, tokens = elements / (rate * 1e9), elements
             rows.append(Measurement("llmcompass", device, f"llmcompass/{kind}", (op,), latency,
                                     kind == "softmax", tokens, 0, ()))
     return Measurements(tuple(rows))
 
 
-def load_perf_model(path: str | Path, device: str = "rtx3090") -> Measurements:
-    """LLMServingSim 2.0's per-layer table (``layer_name, input, kv_cache, latency(ns)``).
+# ------------------------------------------------------------------ LLMServingSim 2.0
+PERF_MODEL_COLUMNS = ("model", "layer_name", "input", "kv_cache", "latency(ns)")
 
-    Layers that are one op of ours (``q_proj + k_proj + v_proj`` is ``qkv_proj``)
-    are summed per (input, kv_cache) point.
-    """
-    frame = pd.read_csv(path)
-    frame = frame.assign(op=frame["layer_name"].map(PERF_MODEL_OPS)).dropna(subset=["op"])
-    # Runs of the same point (the table holds repeats) are averaged first.
+
+def _load_perf_model_table(table: _Table, device: str) -> Measurements:
+    table.require(PERF_MODEL_COLUMNS, "an LLMServingSim perf model table")
+    names = [value or table.text(i, "model") for i, value in enumerate(table.column("model"))]
+    layers = [value or table.text(i, "layer_name")
+              for i, value in enumerate(table.column("layer_name"))]
+    for i, layer in enumerate(layers):
+        if layer not in PERF_MODEL_OPS:
+            raise table.fail(i, "layer_name", layer, f"is not a layer this reader knows; known: "
+                             f"{list(PERF_MODEL_OPS)}")
+    frame = pd.DataFrame({
+        "model": names, "layer_name": layers, "op": [PERF_MODEL_OPS[x] for x in layers],
+        "input": np.array(table.integers("input", 1), dtype=np.int64),
+        "kv_cache": np.array(table.integers("kv_cache", 0), dtype=np.int64),
+        "latency(ns)": np.array(table.positives("latency(ns)", "nanoseconds"),
+                                dtype=np.float64)})
+    first_row = {name: names.index(name) for name in dict.fromkeys(names)}
+    # Runs of the same point (the table holds repeats) are reduced to their median first.
     points = frame.groupby(["model", "layer_name", "op", "input", "kv_cache"],
                            as_index=False)["latency(ns)"].median()
     summed = points.groupby(["model", "op", "input", "kv_cache"],
@@ -300,14 +634,38 @@ def load_perf_model(path: str | Path, device: str = "rtx3090") -> Measurements:
     for rec in summed.to_dict("records"):
         name = str(rec["model"])
         if name not in templates:
-            templates[name] = _template(get_model(name), 1)
+            try:
+                templates[name] = _template(get_model(name), 1)
+            except ValueError as exc:
+                raise _prefixed(table, first_row[name], "model", name, exc) from None
         template = templates[name]
         tokens, context = int(rec["input"]), int(rec["kv_cache"])
-        ops = _ops_for(template, str(rec["op"]), tokens, context)
+        try:
+            ops = _ops_for(template, str(rec["op"]), tokens, context)
+        except ValueError as exc:
+            i = next(j for j, (m, x) in enumerate(zip(names, layers))
+                     if m == name and PERF_MODEL_OPS[x] == rec["op"])
+            raise _prefixed(table, i, "layer_name", layers[i], exc) from None
         rows.append(Measurement("perf_model", device, f"perf_model/{rec['op']}", ops,
                                 float(rec["latency(ns)"]) * 1e-9, False, tokens, context,
                                 _shape_key(ops, template)))
     return Measurements(tuple(rows))
+
+
+def load_perf_model(path: str | Path, device: str = "rtx3090") -> Measurements:
+    """LLMServingSim 2.0's per-layer table (``layer_name, input, kv_cache, latency(ns)``).
+
+    Repeats of a (layer, input, kv_cache) point are reduced to their median;
+    layers that are one op of ours (``q_proj + k_proj + v_proj`` is ``qkv_proj``)
+    are then summed per (input, kv_cache) point.
+    """
+    return _load_perf_model_table(_read_table(Path(path), "LLMServingSim perf model"), device)
+
+
+# ------------------------------------------------------------------ any format
+_FORMATS = {"Vidur profile": ("num_tensor_parallel_workers",),
+            "LLMServingSim perf model": ("layer_name", "latency(ns)"),
+            "our schema": OUR_REQUIRED}
 
 
 def load_measurements(path: str | Path, device: str | None = None) -> Measurements:
@@ -315,7 +673,8 @@ def load_measurements(path: str | Path, device: str | None = None) -> Measuremen
 
     A folder is read as LLMCompass's tables if it holds ``matmul_*.csv``, else
     every ``mlp.csv`` under it is read as a Vidur profile. A CSV is told apart by
-    its columns.
+    its columns; one whose header fits two formats is refused. See the module
+    docstring for what a bad file gets.
     """
     path = Path(path)
     if path.is_dir():
@@ -329,17 +688,21 @@ def load_measurements(path: str | Path, device: str | None = None) -> Measuremen
         for file in files:
             out = out + load_vidur(file, device or "a100")
         return out
-    if not path.is_file():
-        raise ValueError(f"measurement file {str(path)!r} does not exist")
-    header = set(pd.read_csv(path, nrows=0).columns)
-    if "num_tensor_parallel_workers" in header:
-        return load_vidur(path, device or "a100")
-    if {"layer_name", "latency(ns)"} <= header:
-        return load_perf_model(path, device or "rtx3090")
-    frame = pd.read_csv(path)
-    if device is not None and "device" not in frame:
-        frame = frame.assign(device=device)
-    return from_rows(frame, path.stem)
+    table = _read_table(path, "measurement file")
+    fits = [name for name, columns in _FORMATS.items() if set(columns) <= set(table.header)]
+    if len(fits) > 1:
+        raise ValueError(f"{path}: the header fits two formats ({' and '.join(fits)}: "
+                         f"{ {k: list(_FORMATS[k]) for k in fits} }); which one is meant is "
+                         "ambiguous")
+    if fits == ["Vidur profile"]:
+        return _load_vidur_table(table, path.parent.name, device or "a100")
+    if fits == ["LLMServingSim perf model"]:
+        return _load_perf_model_table(table, device or "rtx3090")
+    kind = path.name.split("_")[0]
+    if not fits and set(LLMCOMPASS_COLUMNS.get(kind, ("-",))) <= set(table.header):
+        raise ValueError(f"{path}: looks like one LLMCompass {kind} table; pass the folder "
+                         f"that holds the LLMCompass tables ({str(path.parent)!r}) instead")
+    return _from_table(table, path.stem, device)
 
 
 __all__ = ["ATTENTION", "Measurement", "Measurements", "from_rows", "load_llmcompass",

@@ -13,7 +13,30 @@ Supported formats (detected from the extension and the header line):
   ``2023-11-16 18:15:46.6805900`` (up to 9 fractional digits). Arrivals are made
   relative to the first request.
 
-Extra columns/keys are ignored; column order does not matter.
+Extra columns/keys are ignored; column order does not matter. Blank lines are
+skipped (line numbers in messages still count them).
+
+What is refused
+---------------
+A file is read whole and checked before a :class:`Trace` is built; anything
+that does not fit raises :class:`TraceError` (a ``ValueError``) with one line
+naming the file, the row and line, the column or key, the value and what is
+allowed. Nothing is clamped, defaulted, truncated or dropped:
+
+* token counts must be written as whole numbers (``12``; not ``12.0``, ``1.5``,
+  ``1e3``, ``1_000`` or an empty cell), ``input_toks`` / ``ContextTokens`` >= 1,
+  output counts >= 0, and at most :data:`MAX_TOKENS` (``2**31 - 1``);
+* arrivals must be finite, >= 0 and below :data:`MAX_ARRIVAL_S` seconds (about
+  3 years; also the span of an Azure trace). Larger values are almost always
+  Unix-epoch timestamps, and every later stage buckets simulated time in 0.5-s
+  intervals from 0;
+* arrivals must be non-decreasing -- a file whose arrivals go backwards is
+  refused unless ``load_trace(..., sort=True)`` is asked for (a deliberate
+  choice: request ids are file positions, so reordering is never silent);
+* a header holding both the seed columns and the Azure columns, duplicate
+  column names, rows with the wrong number of fields, duplicate keys in a JSONL
+  object, lines that are not JSON objects, a header with no request rows, an
+  empty file, bytes that are not UTF-8 text, a missing path or a directory.
 """
 
 from __future__ import annotations
@@ -27,11 +50,22 @@ import numpy as np
 
 from .trace import Trace, TraceError
 
-__all__ = ["load_trace", "save_trace"]
+__all__ = ["MAX_ARRIVAL_S", "MAX_TOKENS", "load_trace", "save_trace"]
 
 SEED_COLUMNS = ("input_toks", "output_toks", "arrival_time_ns")
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
-_AZURE_TS = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?")
+#: Largest token count a trace file may hold (fits an int32; no real prompt is near it).
+MAX_TOKENS = 2**31 - 1
+#: Arrivals (seconds after 0, or after the first request of an Azure trace) must be below
+#: this: about 3.2 years. Unix-epoch nanoseconds of any date after March 1973 exceed it.
+MAX_ARRIVAL_S = 1e8
+_AZURE_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?")
+# datetime64[ns] holds 1677-09-21 .. 2262-04-11; outside it numpy wraps around silently.
+_AZURE_YEARS = (1678, 2261)
+_INT = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: no '1_000', no '1.0', no other scripts
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NONFINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 _DELIMITERS = {".tsv": "\t", ".csv": ","}
 
@@ -55,49 +89,97 @@ def _where(cols_lines: list[int], i: int) -> str:
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     if not path.exists():
         raise TraceError(f"{path}: trace file not found")
+    if path.is_dir():
+        raise TraceError(f"{path}: is a directory, not a trace file")
     if not path.is_file():
         raise TraceError(f"{path}: not a regular file")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise TraceError(f"{path}: not UTF-8 text ({exc})") from None
-    return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        line = data[: exc.start].count(b"\n") + 1
+        raise TraceError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); a trace file must be text (TSV, CSV or JSONL), not binary or "
+            f"compressed data"
+        ) from None
+    lines = _LINE_BREAK.split(text)
+    return [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
 
 
-def _parse_int(path: Path, column: str, values: list[str], lines: list[int]) -> np.ndarray:
+def _parse_int(
+    path: Path, column: str, values: list[str], lines: list[int], minimum: int
+) -> np.ndarray:
     out = np.empty(len(values), dtype=np.int64)
     for i, s in enumerate(values):
-        try:
-            out[i] = int(s)
-        except (ValueError, OverflowError):
+        if _INT.fullmatch(s) is None:
+            if not s:
+                raise TraceError(
+                    f"{path}: {_where(lines, i)}: column {column!r} = '' is empty; every "
+                    f"request needs a whole number >= {minimum} here (an empty cell is never "
+                    f"read as 0)"
+                )
             raise TraceError(
                 f"{path}: {_where(lines, i)}: column {column!r} = {s!r} is not an integer; "
                 f"token counts must be whole numbers"
-            ) from None
+            )
+        v = int(s)
+        if v > MAX_TOKENS:
+            raise TraceError(
+                f"{path}: {_where(lines, i)}: column {column!r} = {s!r} is too large; token "
+                f"counts must be integers from {minimum} to {MAX_TOKENS} (2**31 - 1). Is this "
+                f"column really a token count?"
+            )
+        if v < -MAX_TOKENS:  # smaller negatives are refused by _check_values
+            raise TraceError(
+                f"{path}: {_where(lines, i)}: column {column!r} = {s!r} is negative; "
+                f"token counts must be integers from {minimum} to {MAX_TOKENS}"
+            )
+        out[i] = v
     return out
 
 
 def _parse_float(path: Path, column: str, values: list[str], lines: list[int]) -> np.ndarray:
     out = np.empty(len(values), dtype=np.float64)
     for i, s in enumerate(values):
-        try:
-            out[i] = float(s)
-        except ValueError:
+        if _FLOAT.fullmatch(s) is None and _NONFINITE.fullmatch(s) is None:
+            if not s:
+                raise TraceError(
+                    f"{path}: {_where(lines, i)}: column {column!r} = '' is empty; every "
+                    f"request needs an arrival time in nanoseconds (an empty cell is never "
+                    f"read as 0)"
+                )
             raise TraceError(
                 f"{path}: {_where(lines, i)}: column {column!r} = {s!r} is not a number; "
                 f"expected nanoseconds"
-            ) from None
+            )
+        out[i] = float(s)
     if np.all(np.isfinite(out)) and np.all(np.abs(out) < 2.0**53) and np.all(out == np.rint(out)):
         return out.astype(np.int64)
     return out
 
 
 def _parse_timestamps(path: Path, column: str, values: list[str], lines: list[int]) -> np.ndarray:
+    low, high = _AZURE_YEARS
     for i, s in enumerate(values):
         if _AZURE_TS.fullmatch(s) is None:
+            if not s:
+                raise TraceError(
+                    f"{path}: {_where(lines, i)}: column {column!r} = '' is empty; expected "
+                    f"a timestamp 'YYYY-MM-DD HH:MM:SS[.fraction]'"
+                )
             raise TraceError(
                 f"{path}: {_where(lines, i)}: column {column!r} = {s!r} is not a timestamp; "
                 f"expected 'YYYY-MM-DD HH:MM:SS[.fraction]'"
+            )
+        if not low <= int(s[:4]) <= high:
+            raise TraceError(
+                f"{path}: {_where(lines, i)}: column {column!r} = {s!r} is not a valid "
+                f"date/time: the year must be between {low} and {high} (what nanosecond "
+                f"timestamps can hold)"
             )
     try:
         stamps = np.array(values).astype("datetime64[ns]")
@@ -122,9 +204,16 @@ def _split_delimited(
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
         raise TraceError(f"{path}: line {header_line}: duplicate column(s) {duplicates}")
-    if set(AZURE_COLUMNS) <= set(header):
+    has_azure, has_seed = set(AZURE_COLUMNS) <= set(header), set(SEED_COLUMNS) <= set(header)
+    if has_azure and has_seed:
+        raise TraceError(
+            f"{path}: line {header_line}: the header holds both the seed trace columns "
+            f"{list(SEED_COLUMNS)} and the Azure trace columns {list(AZURE_COLUMNS)}; which "
+            f"of them describe the requests is ambiguous, keep only one set"
+        )
+    if has_azure:
         names, relative = AZURE_COLUMNS, True
-    elif set(SEED_COLUMNS) <= set(header):
+    elif has_seed:
         names, relative = SEED_COLUMNS, False
     else:
         expected = AZURE_COLUMNS if set(AZURE_COLUMNS) & set(header) else SEED_COLUMNS
@@ -135,7 +224,10 @@ def _split_delimited(
         )
     data = rows[1:] if limit is None else rows[1 : 1 + limit]
     if not data:
-        raise TraceError(f"{path}: has a header but no request rows")
+        raise TraceError(
+            f"{path}: has a header but no request rows (0 requests); a trace needs at least "
+            f"1 request"
+        )
     idx = [header.index(c) for c in names]
     width = len(header)
     lines: list[int] = []
@@ -153,13 +245,31 @@ def _split_delimited(
     if relative:
         # Azure: TIMESTAMP, ContextTokens, GeneratedTokens
         arrival = _parse_timestamps(path, names[0], cols[0], lines)
-        prompt = _parse_int(path, names[1], cols[1], lines)
-        output = _parse_int(path, names[2], cols[2], lines)
+        prompt = _parse_int(path, names[1], cols[1], lines, 1)
+        output = _parse_int(path, names[2], cols[2], lines, 0)
         return _Columns(prompt, output, arrival, lines, (names[1], names[2], names[0]), True)
-    prompt = _parse_int(path, names[0], cols[0], lines)
-    output = _parse_int(path, names[1], cols[1], lines)
+    prompt = _parse_int(path, names[0], cols[0], lines, 1)
+    output = _parse_int(path, names[1], cols[1], lines, 0)
     arrival = _parse_float(path, names[2], cols[2], lines)
     return _Columns(prompt, output, arrival, lines, names, False)
+
+
+class _Duplicated(dict):
+    """A JSON object that named some key more than once (see ``_object_pairs``)."""
+
+    duplicates: dict[str, list[object]]
+
+
+def _object_pairs(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    values: dict[str, list[object]] = {}
+    for key, value in pairs:
+        values.setdefault(key, []).append(value)
+    out = _Duplicated(obj)
+    out.duplicates = {k: v for k, v in values.items() if len(v) > 1}
+    return out
 
 
 def _split_jsonl(path: Path, rows: list[tuple[int, str]], limit: int | None) -> _Columns:
@@ -171,26 +281,38 @@ def _split_jsonl(path: Path, rows: list[tuple[int, str]], limit: int | None) -> 
     for i, (n, text) in enumerate(data):
         where = _where(lines, i)
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, object_pairs_hook=_object_pairs)
         except json.JSONDecodeError as exc:
             raise TraceError(f"{path}: {where}: invalid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit integer, deep nesting
+            text_ = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise TraceError(f"{path}: {where}: invalid JSON ({text_})") from None
         if not isinstance(obj, dict):
             raise TraceError(f"{path}: {where}: expected a JSON object, got {type(obj).__name__}")
+        if isinstance(obj, _Duplicated):
+            key, values = next(iter(obj.duplicates.items()))
+            raise TraceError(
+                f"{path}: {where}: duplicate key {key!r} (values "
+                f"{', '.join(repr(v) for v in values)}); each key may appear once per line"
+            )
         missing = [k for k in SEED_COLUMNS if k not in obj]
         if missing:
             raise TraceError(
                 f"{path}: {where}: missing key(s) {missing}; found keys {list(obj)}. "
                 f"Expected {list(SEED_COLUMNS)}"
             )
-        for key, target in (("input_toks", prompt), ("output_toks", output)):
+        for key, target, minimum in (("input_toks", prompt, 1), ("output_toks", output, 0)):
             v = obj[key]
             if isinstance(v, bool) or not isinstance(v, int):
                 raise TraceError(
                     f"{path}: {where}: key {key!r} = {v!r} is not an integer; "
                     f"token counts must be whole numbers"
                 )
-            if not -(2**63) <= v < 2**63:
-                raise TraceError(f"{path}: {where}: key {key!r} = {v!r} does not fit in int64")
+            if not -MAX_TOKENS <= v <= MAX_TOKENS:
+                raise TraceError(
+                    f"{path}: {where}: key {key!r} = {v!r} is out of range; token counts "
+                    f"must be integers from {minimum} to {MAX_TOKENS} (2**31 - 1)"
+                )
             target[i] = v
         v = obj["arrival_time_ns"]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -202,7 +324,14 @@ def _split_jsonl(path: Path, rows: list[tuple[int, str]], limit: int | None) -> 
     if all(isinstance(v, int) for v in arrival) and all(abs(v) < 2**63 for v in arrival):
         arr = np.array(arrival, dtype=np.int64)
     else:
-        arr = np.array(arrival, dtype=np.float64)
+        try:
+            arr = np.array(arrival, dtype=np.float64)
+        except OverflowError:  # an integer beyond float range (>= 1e309)
+            i = next(j for j, v in enumerate(arrival) if isinstance(v, int) and abs(v) > 1e308)
+            raise TraceError(
+                f"{path}: {_where(lines, i)}: key 'arrival_time_ns' has {len(str(arrival[i]))} "
+                f"digits; arrivals must be below {MAX_ARRIVAL_S:.0e} s"
+            ) from None
     return _Columns(prompt, output, arr, lines, SEED_COLUMNS, False)
 
 
@@ -238,6 +367,26 @@ def _check_values(path: Path, cols: _Columns) -> None:
                 f"{path}: {_where(cols.lines, i)}: {a_name} = {cols.arrival_ns[i].item()!r}; "
                 f"arrival times must be >= 0 ns"
             )
+    # Seconds after 0 (seed formats) or after the earliest request (Azure), in float64 so
+    # that no int64 difference can wrap around.
+    ns = cols.arrival_ns.astype(np.float64)
+    seconds = (ns - ns.min() if cols.relative else ns) / 1e9
+    bad = np.flatnonzero(seconds >= MAX_ARRIVAL_S)
+    if bad.size:
+        i = int(bad[0])
+        years = seconds[i] / (365.25 * 86400)
+        if cols.relative:
+            raise TraceError(
+                f"{path}: {_where(cols.lines, i)}: {a_name} = {_value_text(cols, i)} is "
+                f"{seconds[i]:.3g} s ({years:.3g} years) after the first request; a trace must "
+                f"span less than {MAX_ARRIVAL_S:.0e} s (about 3 years). Check the timestamps"
+            )
+        raise TraceError(
+            f"{path}: {_where(cols.lines, i)}: {a_name} = {_value_text(cols, i)} is "
+            f"{seconds[i]:.3g} s ({years:.3g} years); arrivals must be below "
+            f"{MAX_ARRIVAL_S:.0e} s (about 3 years). This looks like a Unix-epoch timestamp: "
+            f"write nanoseconds since the start of the trace (subtract the first arrival)"
+        )
 
 
 def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None) -> Trace:
@@ -271,14 +420,18 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
     Raises
     ------
     TraceError
-        (a ``ValueError``) for a missing or empty file, a header without
-        rows, missing columns (the message lists the columns found),
-        non-integer or out-of-range token counts (``input_toks`` /
-        ``ContextTokens`` must be >= 1, output counts >= 0 -- zero output
-        tokens is allowed and means a prefill-only request), non-finite or
-        negative arrivals, unparseable timestamps, and unsorted arrivals
-        unless ``sort=True``. Messages name the file, the row and line, the
-        column and the offending value.
+        (a ``ValueError``) for a missing or empty file, a directory, bytes
+        that are not UTF-8 text, a header without rows, missing columns (the
+        message lists the columns found) or the columns of two formats at
+        once, empty cells, non-integer or out-of-range token counts
+        (``input_toks`` / ``ContextTokens`` must be >= 1, output counts >= 0
+        -- zero output tokens is allowed and means a prefill-only request --
+        and none above :data:`MAX_TOKENS`), non-finite, negative or huge
+        arrivals (>= :data:`MAX_ARRIVAL_S` s, e.g. Unix-epoch nanoseconds),
+        unparseable timestamps, JSONL lines that are not objects or repeat a
+        key, and unsorted arrivals unless ``sort=True``. Messages are one
+        line naming the file, the row and line, the column and the offending
+        value. See the module docstring.
     """
     path = Path(path)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
