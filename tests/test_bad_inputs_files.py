@@ -931,3 +931,16 @@ def test_fuzz_truncated_real_files(name, load, tmp_path):
         outcome(load, target)
 
     check()
+
+
+@pytest.mark.parametrize("columns, pattern", [
+    (dict(arrival_at=[0.0, 1.7e9]), r"arrival_at\[1\] = 1700000000.0 s; must be below 1e\+08 s .*Unix-epoch"),
+    (dict(num_prompt_tokens=[1, 2**31]), r"num_prompt_tokens\[1\] = 2147483648; must be <= 2147483647"),
+    (dict(num_output_tokens=[2**40, 1]), r"num_output_tokens\[0\] = 1099511627776; must be <= 2147483647"),
+])
+def test_in_memory_traces_have_the_file_doors_limits(columns, pattern):
+    """A Trace built in Python is held to the same limits as a trace file."""
+    from llmsim_nb.workload import Trace, TraceError
+    base = dict(arrival_at=[0.0, 1.0], num_prompt_tokens=[4, 4], num_output_tokens=[2, 2])
+    with pytest.raises(TraceError, match=pattern):
+        Trace(**{**base, **columns})

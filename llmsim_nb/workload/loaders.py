@@ -48,17 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .trace import Trace, TraceError
+from .trace import MAX_ARRIVAL_S, MAX_TOKENS, Trace, TraceError
 
 __all__ = ["MAX_ARRIVAL_S", "MAX_TOKENS", "load_trace", "save_trace"]
 
 SEED_COLUMNS = ("input_toks", "output_toks", "arrival_time_ns")
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
-#: Largest token count a trace file may hold (fits an int32; no real prompt is near it).
-MAX_TOKENS = 2**31 - 1
-#: Arrivals (seconds after 0, or after the first request of an Azure trace) must be below
-#: this: about 3.2 years. Unix-epoch nanoseconds of any date after March 1973 exceed it.
-MAX_ARRIVAL_S = 1e8
 _AZURE_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?")
 # datetime64[ns] holds 1677-09-21 .. 2262-04-11; outside it numpy wraps around silently.
 _AZURE_YEARS = (1678, 2261)

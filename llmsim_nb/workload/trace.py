@@ -13,6 +13,14 @@ from .request import Request
 __all__ = ["Trace", "TraceError"]
 
 
+#: Largest token count a request may hold (fits an int32; no real prompt is near it).
+MAX_TOKENS = 2**31 - 1
+#: Arrivals (seconds after 0) must be below this: about 3.2 years. Unix-epoch
+#: nanoseconds of any date after March 1973 exceed it, and the results' 0.5-s
+#: throughput buckets over such a span would not fit in memory.
+MAX_ARRIVAL_S = 1e8
+
+
 class TraceError(ValueError):
     """A trace (file or in-memory arrays) is malformed.
 
@@ -38,6 +46,12 @@ def _int_column(name: str, values: object, minimum: int) -> np.ndarray:
         raise TraceError(
             f"Trace.{name}[{i}] = {int(arr[i])}; must be >= {minimum}"
         )
+    bad = np.flatnonzero(arr > MAX_TOKENS)
+    if bad.size:
+        i = int(bad[0])
+        raise TraceError(
+            f"Trace.{name}[{i}] = {int(arr[i])}; must be <= {MAX_TOKENS} (2**31 - 1) tokens"
+        )
     arr.setflags(write=False)
     return arr
 
@@ -59,6 +73,12 @@ def _arrival_column(values: object) -> np.ndarray:
     if bad.size:
         i = int(bad[0])
         raise TraceError(f"Trace.arrival_at[{i}] = {float(arr[i])!r}; must be >= 0 seconds")
+    bad = np.flatnonzero(arr >= MAX_ARRIVAL_S)
+    if bad.size:
+        i = int(bad[0])
+        raise TraceError(
+            f"Trace.arrival_at[{i}] = {float(arr[i])!r} s; must be below {MAX_ARRIVAL_S:g} s "
+            f"(about 3 years): is it a Unix-epoch timestamp? Subtract the first arrival")
     bad = np.flatnonzero(np.diff(arr) < 0.0)
     if bad.size:
         i = int(bad[0]) + 1
