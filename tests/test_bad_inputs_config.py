@@ -626,3 +626,18 @@ def test_cli_process_refuses_with_one_line(tmp_path):
         "llmsim: error: MemoryConfig.npu_mem must be <= 16384, got 1e+300; allowed 0.001 .. "
         "16384 GiB (memory of one device; None = the preset's)"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_throughput_file_keeps_times_of_long_runs_distinct():
+    """The -throughput.tsv times are exact decimals: past 100,000 s ``:g`` made them collide."""
+    import numpy as np
+    import xarray as xr
+
+    from llmsim_nb.results.files import _throughput_text
+    t_end = np.array([100000.25, 100000.75, 100001.25])
+    ds = xr.Dataset({"t_end": ("iteration", t_end), "t_start": ("iteration", t_end - 0.1),
+                     "num_prefill_tokens": ("iteration", [3, 0, 0]),
+                     "num_decode_tokens": ("iteration", [0, 7, 1])})
+    rows = [line.split("\t") for line in _throughput_text(ds).splitlines()[1:]]
+    assert rows[-3:] == [["100000.5", "6", "0"], ["100001", "0", "14"], ["100001.5", "0", "2"]]
+    assert len({r[0] for r in rows}) == len(rows)

@@ -99,7 +99,10 @@ def throughput_over_time(ds: xr.Dataset, interval: float = THROUGHPUT_INTERVAL,
 def _throughput_text(ds: xr.Dataset) -> str:
     ends, prompt, decode = throughput_over_time(ds)
     lines = ["time_duration\tprompt_throughput\tgeneration_throughput"]
-    lines += [f"{e:g}\t{p:g}\t{d:g}" for e, p, d in zip(ends, prompt, decode)]
+    # Shortest exact decimal of each value (``:g``'s six digits made the times of
+    # runs longer than 100,000 s collide and rounded the rates).
+    fmt = lambda x: np.format_float_positional(x, trim="-")  # noqa: E731
+    lines += [f"{fmt(e)}\t{fmt(p)}\t{fmt(d)}" for e, p, d in zip(ends, prompt, decode)]
     return "\n".join(lines) + "\n"
 
 
