@@ -80,6 +80,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
                        out_dir=out_dir, n_workers=None if address or args.serial else workers,
                        resume=not args.no_resume, progress=not args.quiet,
                        validate=spec.get("validate", True), **kwargs)
+    except KeyboardInterrupt:
+        print(f"llmsim: sweep interrupted; the points that finished are in "
+              f"{out_dir}/points and running the same command again resumes from them",
+              file=sys.stderr)
+        return 130
     finally:
         if address:
             client.close()

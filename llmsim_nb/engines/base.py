@@ -140,6 +140,30 @@ class Engine(ABC):
         return f"{type(self).__name__}({self.spec!r})"
 
 
+def check_engine_argument(engine: object, caller: str = "Simulator") -> None:
+    """Refuse anything but an :class:`Engine` instance (or None) as ``caller``'s
+    ``engine`` argument.
+
+    Raises
+    ------
+    TypeError
+        Saying what was given and what is expected (an engine class or a
+        registry name gets a hint on how to pass it).
+    """
+    if engine is None or isinstance(engine, Engine):
+        return
+    if isinstance(engine, str):
+        raise TypeError(f"{caller}(engine={engine!r}): engine must be an Engine instance, not "
+                        f"a name; choose engines by name through the hardware preset "
+                        f"(SimConfig hardware) or pass get_engine_class({engine!r})(spec); "
+                        f"registered engines: {sorted(ENGINES)}")
+    if isinstance(engine, type) and issubclass(engine, Engine):
+        raise TypeError(f"{caller}(engine={engine.__name__}): engine must be an Engine "
+                        f"instance, not a class; pass {engine.__name__}(spec)")
+    raise TypeError(f"{caller}(engine=...): engine must be an Engine instance or None, got "
+                    f"{type(engine).__name__}")
+
+
 ENGINES: dict[str, type[Engine]] = {}
 
 

@@ -30,6 +30,7 @@ tasks take longest), so one representative program times the whole group.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ from ..parallel.sharding import row_parallel_ops
 from .base import Engine, OpTiming
 from .mapping import MappingPolicy, apply_policy, take
 from .op_schedule import OperatorSchedule, Task, schedule_tasks
-from .stack import ExecutionStack, MicroBatchTiming
+from .stack import ExecutionStack, MicroBatchTiming, bad_latency
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,12 @@ class HeteroStack(ExecutionStack):
                 continue
             part = op if sel.all() else take(op, sel)
             share = float(part.m.sum()) / rows if rows > 0 else 1.0
-            parts.append((unit, part, _total(engine.time_op(part)), share))
+            seconds = _total(engine.time_op(part))
+            if not 0.0 <= seconds < math.inf:  # NaN fails too
+                raise bad_latency(engine.name, op.name, f"decoder layer, on the {unit.upper()}",
+                                  seconds, f"{part.num_instances} instance(s) of "
+                                  f"{int(part.m.sum())} row(s) in all")
+            parts.append((unit, part, seconds, share))
         return parts
 
     def _attention_ops(self, sb: BatchShape) -> list[Op] | None:

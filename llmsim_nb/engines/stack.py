@@ -14,6 +14,7 @@ rank on the unsharded attention operators.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,14 +71,53 @@ class IterationTrace:
     layout: ParallelLayout
     template: BlockTemplate        # the per-device (sharded) template
     op_latency: np.ndarray         # per op of template.op_names, seconds
-
-    @property
-    def compute_latency(self) -> float:
-        """Operator time of one TP rank over all stages, layers and micro-batches."""
-        return float(self.op_latency.sum())
+    #: Operator time of one TP rank over all stages, layers and micro-batches
+    #: (``float(op_latency.sum())``).
+    compute_latency: float
 
 
 _NO_OPS = np.zeros(0)
+_min = np.minimum.reduce
+
+
+class LatencyError(ValueError):
+    """An engine, profiled table or cache timed an operator at NaN, inf or a
+    negative number of seconds (the message names the op and the engine)."""
+
+
+def latency_problem(seconds: float) -> str | None:
+    """Why ``seconds`` cannot be an operator's latency (None when it can:
+    finite and >= 0; an op with no work may take 0 s)."""
+    if math.isnan(seconds):
+        return "NaN"
+    if math.isinf(seconds):
+        return "infinite"
+    if seconds < 0:
+        return "negative"
+    return None
+
+
+def describe_batch(batch: BatchShape) -> str:
+    return f"a batch of {batch.num_requests} request(s), {batch.num_tokens} token(s)"
+
+
+def bad_latency(engine_name: str, op: str, part: str, seconds: float,
+                where: str) -> LatencyError:
+    """The one-line error for op ``op`` timed at ``seconds`` by ``engine_name``
+    (``part``: which part of the model; ``where``: for what, e.g. a batch)."""
+    return LatencyError(
+        f"engine {engine_name!r} timed op {op!r} ({part}) at {seconds!r} s "
+        f"({latency_problem(seconds)}) for {where}; an op's latency must be finite "
+        f"and >= 0 s")
+
+
+def check_op_latency(values: np.ndarray, names, engine_name: str, part: str,
+                     batch: BatchShape) -> None:
+    """Raise :class:`LatencyError` naming the first op of ``values`` (seconds per
+    op, labelled by ``names``) that is NaN, infinite or negative."""
+    for name, seconds in zip(names, values.tolist()):
+        if latency_problem(seconds) is not None:
+            raise bad_latency(engine_name, name, part, seconds, describe_batch(batch))
 
 
 class ExecutionStack:
@@ -100,6 +140,7 @@ class ExecutionStack:
         self._attention = tuple(i for i, t in enumerate(template.block) if t.kind.is_attention)
         # The whole model's attention ops (all heads), for ``requests`` placement.
         self._attention_templates = tuple(template.block[i] for i in self._attention)
+        self._per_rank = layout.attention == "requests" and layout.tp > 1
 
     def simulate(self, batch: BatchShape) -> IterationTrace:
         """Time every micro-batch of ``batch``."""
@@ -120,7 +161,51 @@ class ExecutionStack:
             if len(head):
                 op_latency[n_emb + n_blk:] += head
             timings.append(timing)
-        return IterationTrace(tuple(timings), layout, sharded, op_latency)
+        # No op may take NaN, infinite or negative seconds: NaN fails ``>=``,
+        # and an infinite one makes the total infinite, so the common case
+        # costs one reduction. With one micro-batch op_latency holds the
+        # engine's numbers themselves (times a layer count >= 1); with more,
+        # or per-rank attention, each is checked on its own so that a
+        # negative one cannot hide in a sum.
+        if len(timings) > 1 or self._per_rank:
+            for timing in timings:
+                self._check_timing(timing)
+        trace = IterationTrace(tuple(timings), layout, sharded, op_latency,
+                               float(op_latency.sum()))
+        if not (trace.compute_latency < math.inf and _min(op_latency) >= 0.0):
+            self.check(trace)
+        return trace
+
+    def check(self, trace: IterationTrace) -> None:
+        """Raise :class:`LatencyError` for the first op of ``trace`` whose
+        latency is NaN, infinite or negative, naming the op, its part of the
+        model and the engine; and if the per-op totals add up to infinity."""
+        for timing in trace.micro_batches:
+            self._check_timing(timing)
+        batch = trace.micro_batches[0].batch if trace.micro_batches else None
+        where = describe_batch(batch) if batch is not None else "an iteration"
+        for name, seconds in zip(trace.template.op_names, trace.op_latency.tolist()):
+            if latency_problem(seconds) is not None:
+                raise bad_latency(self.engine.name, name, "iteration total", seconds, where)
+        total = trace.compute_latency
+        if latency_problem(total) is not None:
+            raise LatencyError(f"engine {self.engine.name!r} timed the ops of {where} at "
+                               f"{total!r} s in all; an iteration's op latencies must add "
+                               f"up to a finite time")
+
+    def _check_timing(self, timing: MicroBatchTiming) -> None:
+        """Raise :class:`LatencyError` for a micro-batch's first bad op latency."""
+        sharded, name, mb = self.sharded, self.engine.name, timing.batch
+        for part, templates, values in (("embedding", sharded.embedding,
+                                         timing.embedding_op_latency),
+                                        ("decoder layer", sharded.block,
+                                         timing.layer_op_latency),
+                                        ("LM head", sharded.head, timing.head_op_latency)):
+            check_op_latency(values, [t.name for t in templates], name, part, mb)
+        for rank, seconds in enumerate(timing.attention_by_rank):
+            if seconds is not None and latency_problem(seconds) is not None:
+                raise bad_latency(name, "attention", f"tensor-parallel rank {rank}",
+                                  seconds, describe_batch(mb))
 
     def _time_layer(self, mb: BatchShape, emb: np.ndarray,
                     head: np.ndarray) -> tuple[MicroBatchTiming, np.ndarray]:

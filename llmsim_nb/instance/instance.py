@@ -19,11 +19,14 @@ all at once from a trace (:class:`~llmsim_nb.instance.simulator.Simulator`).
 do, so a cluster can advance the instance whose next event is earliest.
 
 When nothing is schedulable the clock jumps to the next submitted request's
-arrival; idle time is not an iteration. The clock never goes back.
+arrival; idle time is not an iteration. The clock never goes back, and it
+always moves: an op timed at NaN, inf or < 0 s, or an iteration that takes
+no time, is a ``LatencyError`` naming the op and engine (:mod:`.checks`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -33,13 +36,14 @@ import xarray as xr
 
 from .._version import __version__
 from ..engines.reuse import ReuseCache, ReuseEngine, cache_path
-from ..graph.nodes import NodeType
+from ..engines.stack import LatencyError
 from ..results.dataset import (COMPONENTS, IterationRecord, Recorder, _var, coords_of,
                                iteration_dataset, request_variables)
 from ..system.builder import InstanceParts
 from ..workload.request import Request
 from .chain import ChainShortcut
-from .usage import Usage
+from .checks import STALL_LIMIT, bad_makespan, check_parts, check_run, check_submit, stuck_error
+from .usage import Usage, host_transfer_latency
 
 
 class SimulationFinished(Exception):
@@ -85,6 +89,7 @@ class Instance:
     """
 
     def __init__(self, parts: InstanceParts) -> None:
+        check_parts(parts)
         self.parts = parts
         self.config = parts.config
         self.model = parts.model
@@ -113,6 +118,7 @@ class Instance:
                                     congestion=self.config.system.congestion)
         self._cache_loaded = False
         self._saved_misses = 0
+        self._failed: Exception | None = None  # an iteration that could not be timed
 
     # -------------------------------------------------------------- requests
     def submit(self, request: Request, at: float | None = None) -> int:
@@ -134,6 +140,7 @@ class Instance:
             The request is longer than ``max_model_len``, could never fit in
             the KV cache, or arrives before the previous one.
         """
+        check_submit(request, at)
         arrival = request.arrival_at if at is None else float(at)
         if not np.isfinite(arrival) or arrival < 0:
             raise ValueError(f"submit(at={at!r}): the time must be finite and >= 0 s")
@@ -228,11 +235,14 @@ class Instance:
         With ``with_graph=False`` a chain graph (:mod:`.chain`) is added up
         without being built; the result is bit-identical (tested).
         """
+        if self._failed is not None:  # the plan it could not time is still open
+            raise type(self._failed)(f"the simulation stopped at an earlier error: {self._failed}")
         if self.is_finished:
             raise SimulationFinished(f"all {len(self.scheduler.table)} requests have finished")
         t0 = time.perf_counter()
         sched = self.scheduler
         plan = sched.step(self.now)
+        stuck = 0  # rounds of this loop with the clock not moving
         while plan.is_empty:
             sched.update(plan, self.now)
             next_at = sched.next_event_at()
@@ -243,18 +253,25 @@ class Instance:
                         f"all {len(self.scheduler.table)} requests have finished")
                 raise RuntimeError("scheduler made no progress with requests left; "
                                    "this is a bug, please report it with the config")
+            stuck += next_at <= self.now
+            if stuck >= STALL_LIMIT:
+                raise stuck_error(stuck, self.now, sched.num_active)
             self.now = max(self.now, next_at)
             plan = sched.step(self.now)
         t1 = time.perf_counter()
         cache = self.reuse_cache
         hits, misses = (cache.hits, cache.misses) if cache is not None else (0, 0)
-        trace = self.stack.simulate(plan.batch)
+        try:
+            trace = self.stack.simulate(plan.batch)
+        except LatencyError as exc:
+            self._failed = exc
+            raise
         t2 = time.perf_counter()
         if with_graph or not self._chain.applies(trace):
             graph = self.converter.build(trace, plan.evicted_bytes, plan.reloaded_bytes)
             t3 = time.perf_counter()
             schedule = self.network.run(graph)
-            makespan, transfer = schedule.makespan, _host_transfer_latency(graph, schedule)
+            makespan, transfer = schedule.makespan, host_transfer_latency(graph, schedule)
             self._usage.add_schedule(graph, schedule)
             self.last_graph, self.last_schedule = graph, schedule
         else:
@@ -263,6 +280,10 @@ class Instance:
             self.last_graph = self.last_schedule = None
         t4 = time.perf_counter()
         t_start, t_end = self.now, self.now + makespan
+        if not t_start < t_end < math.inf:  # NaN, inf, <= 0 or lost in rounding
+            self._failed = bad_makespan(makespan, t_start, self.num_iterations, plan,
+                                        self.engine.name, trace.compute_latency)
+            raise self._failed
         finished = sched.update(plan, t_end)
         self.now = t_end
         record = IterationRecord(plan, t_start, t_end, trace.compute_latency, transfer,
@@ -285,6 +306,8 @@ class Instance:
         ------
         SimulationFinished
             When every submitted request has finished.
+        LatencyError
+            An op took NaN, inf or < 0 s, or the iteration no time; no step follows.
         """
         record = self._advance()
         return iteration_dataset(record, self.op_names, self.attrs(), self.last_graph,
@@ -303,6 +326,11 @@ class Instance:
         progress : callable, optional
             Called with the number of requests finished after each iteration.
 
+        Raises
+        ------
+        TypeError, ValueError
+            For a bad ``until`` or ``progress``; LatencyError as :meth:`step`.
+
         With ``fast_run`` the reuse cache is read from its file
         (:func:`~llmsim_nb.engines.reuse.cache_path`) before the first run and
         written back after a run that simulated something new, so a later
@@ -311,6 +339,7 @@ class Instance:
         file is replaced, and a file that cannot be written is skipped, each
         with a warning: the cache never costs a result.
         """
+        until = check_run(until, progress)
         path = self._fast_run_path()
         cache = self.reuse_cache
         if path is not None and not self._cache_loaded:
@@ -365,16 +394,6 @@ class Instance:
                   "component": list(COMPONENTS), "device": np.arange(len(usage.device_busy)),
                   "link": np.array(links, dtype=str)}
         return xr.Dataset(data, coords=coords_of(coords), attrs=self.attrs())
-
-
-def _host_transfer_latency(graph, schedule) -> float:
-    """Time device 0 spends storing / loading KV over its host link (both
-    directions run at once, so this is the longer of the two)."""
-    longest = 0.0
-    for node in graph.nodes:
-        if node.type in (NodeType.MEM_STORE, NodeType.MEM_LOAD) and node.device == 0:
-            longest = max(longest, schedule.end_at[node.id] - schedule.start_at[node.id])
-    return longest
 
 
 __all__ = ["Instance", "SimulationFinished"]

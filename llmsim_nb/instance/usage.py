@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..graph.nodes import NodeType
+
 
 class Usage:
     """Accumulated busy time per device and bytes per link class.
@@ -45,3 +47,13 @@ class Usage:
     def add_link_bytes(self, moved: dict[str, float]) -> None:
         for link, size in moved.items():
             self.link_bytes[link] = self.link_bytes.get(link, 0.0) + size
+
+
+def host_transfer_latency(graph, schedule) -> float:
+    """Time device 0 spends storing / loading KV over its host link (both
+    directions run at once, so this is the longer of the two)."""
+    longest = 0.0
+    for node in graph.nodes:
+        if node.type in (NodeType.MEM_STORE, NodeType.MEM_LOAD) and node.device == 0:
+            longest = max(longest, schedule.end_at[node.id] - schedule.start_at[node.id])
+    return longest

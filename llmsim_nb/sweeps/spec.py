@@ -28,9 +28,7 @@ import numpy as np
 from .._version import __version__
 from ..config import FLAG_FIELDS, SimConfig, read_yaml_file
 from ..workload import Trace, default_trace, load_trace
-
-#: The axis a mapping of traces adds.
-TRACE_AXIS = "trace"
+from .checks import TRACE_AXIS, check_axis_values, check_conversions
 
 
 def apply_flags(config: SimConfig, flags: Mapping[str, Any]) -> SimConfig:
@@ -108,27 +106,6 @@ class SweepPoint:
         return ", ".join(f"{k}={v!r}" for k, v in self.flags.items())
 
 
-def _check_axis_values(name: str, values: Any) -> list[Any]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
-        raise ValueError(f"sweep axis {name!r} must be a list of values, got {values!r}")
-    values = [v.item() if isinstance(v, np.generic) else v for v in values]
-    if not values:
-        raise ValueError(f"sweep axis {name!r} has no values; give at least one")
-    for v in values:
-        if v is None:
-            raise ValueError(f"sweep axis {name!r}: None is not an axis value; leave "
-                             f"{name!r} out of the axes to use the base config's value")
-        if not isinstance(v, (bool, int, float, str)):
-            raise ValueError(f"sweep axis {name!r}: value {v!r} must be a bool, number or "
-                             f"string")
-    seen = set()
-    for v in values:
-        if (type(v), v) in seen:
-            raise ValueError(f"sweep axis {name!r} repeats the value {v!r}")
-        seen.add((type(v), v))
-    return values
-
-
 def coordinate(values: list[Any]) -> np.ndarray:
     """An axis' values as a netCDF-friendly coordinate (bool, int, float or str)."""
     if all(isinstance(v, bool) for v in values):
@@ -196,7 +173,7 @@ class SweepSpec:
                 if name != TRACE_AXIS and name not in FLAG_FIELDS:
                     raise ValueError(f"sweep axis {name!r} is not a flag; known flags: "
                                      f"{sorted(FLAG_FIELDS)}")
-            self.axes = {name: _check_axis_values(name, v) for name, v in axes.items()}
+            self.axes = {name: check_axis_values(name, v) for name, v in axes.items()}
             if TRACE_AXIS in self.axes:
                 raise ValueError(f"the {TRACE_AXIS!r} axis comes from passing a mapping of "
                                  f"traces, not from an axis")
@@ -291,6 +268,7 @@ class SweepSpec:
             key = hashlib.sha256("\n".join((config.to_json(), fingerprints[label],
                                             __version__)).encode()).hexdigest()[:20]
             built.append(SweepPoint(index, flags, config, label, key))
+        check_conversions(built, self.axes, self.points_given)
         if errors:
             raise ValueError(f"{len(errors)} of {len(raw)} sweep points are invalid, nothing "
                              f"was run: " + "; ".join(errors))

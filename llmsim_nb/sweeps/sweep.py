@@ -14,8 +14,12 @@ to a temporary name, then rename), where ``key`` hashes the point's config,
 its trace and the package version. A later sweep over the same ``out_dir``
 loads the points already written instead of running them again, so an
 interrupted sweep resumes where it stopped. A point that raises is recorded
-with its error and config while the others run on; bad points are found
-before anything runs (see :class:`~llmsim_nb.sweeps.spec.SweepSpec`).
+with its error and config while the others run on (whatever it raised, even
+if its worker died or the cluster failed), and the sweep Dataset is always
+written; bad points are found before anything runs (see
+:class:`~llmsim_nb.sweeps.spec.SweepSpec`), and so is a sweep that would
+start worker processes from a script's unguarded top-level code
+(:func:`~llmsim_nb.sweeps.checks.check_main_guard`).
 
 On a multi-machine cluster ``out_dir`` must be a filesystem the workers and
 the client share.
@@ -40,6 +44,7 @@ from .._version import __version__
 from ..config import SimConfig
 from ..results.dataset import summarize
 from ..workload import Trace
+from .checks import check_main_guard
 from .spec import SweepPoint, SweepSpec
 
 __all__ = ["sweep", "run_point", "SweepWarning", "SUMMARY_UNITS"]
@@ -86,7 +91,9 @@ def run_point(config_json: str, trace: Trace, path: str) -> dict[str, Any]:
         ds = Simulator(config, trace).run()
         _write_atomic(ds, Path(path))
         return _ok(ds, path)
-    except Exception as exc:  # noqa: BLE001  (reported, never swallowed)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001  (reported, never swallowed; SystemExit too)
         return _failed(exc, traceback.format_exc())
 
 
@@ -97,9 +104,19 @@ def _ok(ds: xr.Dataset, path: str | Path) -> dict[str, Any]:
 
 
 def _failed(exc: BaseException, tb: str = "") -> dict[str, Any]:
-    text = str(exc).strip().splitlines()
-    return {"status": "failed", "error": f"{type(exc).__name__}: {text[0] if text else ''}",
-            "traceback": tb, "result_path": ""}
+    try:
+        text = str(exc).strip().splitlines()
+    except Exception:  # noqa: BLE001  (an exception whose __str__ fails)
+        text = []
+    error = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return {"status": "failed", "error": _printable(error), "traceback": _printable(tb),
+            "result_path": ""}
+
+
+def _printable(text: str) -> str:
+    """``text`` without what netCDF cannot store (lone surrogates), so a point's
+    error never stops the sweep Dataset from being written."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _write_atomic(ds: xr.Dataset, path: Path) -> None:
@@ -125,8 +142,8 @@ def _load_done(path: Path) -> dict[str, Any] | None:
     try:
         ds = xr.load_dataset(path)  # in this process: no Dask lock involved
         return _ok(ds, path)
-    except (OSError, ValueError, KeyError):
-        return None  # e.g. truncated by a full disk: run the point again
+    except Exception:  # noqa: BLE001  e.g. truncated by a full disk: run the point again
+        return None
 
 
 def _local_client(n_workers: int):
@@ -153,12 +170,26 @@ def _run_dask(client, todo: list[tuple[SweepPoint, Path]], traces: dict, bar,
             point = futures[future]
             try:
                 results[point.key] = future.result()
-            except Exception as exc:  # noqa: BLE001  (e.g. the worker died: KilledWorker)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001  (e.g. the worker died: KilledWorker)
                 results[point.key] = _failed(exc, traceback.format_exc())
             bar.update(1)
+    except Exception as exc:  # noqa: BLE001  the cluster itself failed: record, keep the rest
+        lost = _failed(exc, traceback.format_exc())
+        for point in futures.values():
+            results.setdefault(point.key, lost)
+        _cancel(client, futures)
     except BaseException:
-        client.cancel(list(futures))  # interrupted: finished points are on disk already
+        _cancel(client, futures)  # interrupted: finished points are on disk already
         raise
+
+
+def _cancel(client, futures) -> None:
+    try:
+        client.cancel(list(futures))
+    except Exception:  # noqa: BLE001  a cluster that is gone has nothing left to cancel
+        pass
 
 
 def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
@@ -252,6 +283,7 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
             own = client is None
             cluster = None
             if own:
+                check_main_guard()
                 client, cluster = _local_client(n_workers or min(os.cpu_count() or 1, len(todo)))
             try:
                 _run_dask(client, list(todo.values()), spec.traces, bar, results)
@@ -281,7 +313,7 @@ def _assemble(spec: SweepSpec, results: dict[str, dict[str, Any]], out: Path) ->
         r = results[p.key]
         for name in numbers:
             if r["status"] == "ok":
-                numbers[name][p.index] = r[name]
+                numbers[name][p.index] = r.get(name, math.nan)
         for name in ("status", "error", "result_path"):
             text[name][p.index] = r[name]
         text["config"][p.index] = p.config.to_json()

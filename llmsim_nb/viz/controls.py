@@ -27,6 +27,10 @@ DASHBOARD_FLAGS = ("model_name", "hardware", "npu_num", "parallel", "npu_group",
 
 TRACE_KINDS = ("sharegpt-like", "alpaca-like")
 
+#: The most requests a dashboard trace may hold (an interactive view; a
+#: bigger workload is a job for ``Simulator`` or ``sweep``).
+MAX_REQUESTS = 1_000_000
+
 
 def _models() -> list[str]:
     from ..models.catalog import list_models
@@ -78,6 +82,10 @@ class WorkloadConfig:
         n = self.num_requests
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"WorkloadConfig.num_requests must be an integer >= 1, got {n!r}")
+        if n > MAX_REQUESTS:
+            raise ValueError(f"WorkloadConfig.num_requests must be <= {MAX_REQUESTS} in the "
+                             f"dashboard, got {n!r}; simulate bigger workloads with Simulator "
+                             f"or sweep")
         r = self.arrival_rate
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) \
                 or r <= 0:
@@ -179,12 +187,22 @@ def split_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def parse_optional_float(flag: str, text: str) -> float | None:
-    """Blank -> None; a number -> float; otherwise a ValueError naming the flag."""
+    """Blank -> None; a finite number -> float; otherwise a ValueError naming the
+    flag and the text (NaN and infinity are refused here, not passed on)."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ValueError(f"{flag}={text!r} must be text holding a number, or blank for the "
+                         f"default")
     text = text.strip()
     if not text:
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValueError(f"{flag}={text!r} is not a number (leave it blank for the "
                          "default)") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{flag}={text!r} must be a finite number (leave it blank for the "
+                         f"default)")
+    return value

@@ -12,7 +12,8 @@ counter and every plot are redrawn in place (each plot is a PNG in an
 ``ipywidgets.Image`` rendered from its own matplotlib ``Figure``, so no pyplot
 state and no interactive backend are involved). A bad combination of knobs
 shows the simulator's own ``ValueError`` message in the dashboard, never a
-traceback.
+traceback; so does any error while stepping (an engine's bad latency), and
+the next action that succeeds clears it.
 
 Everything a button does is a method (:meth:`Dashboard.step`,
 :meth:`Dashboard.run_n`, :meth:`Dashboard.run_to_end`,
@@ -21,6 +22,7 @@ Everything a button does is a method (:meth:`Dashboard.step`,
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 from typing import Any
@@ -34,6 +36,34 @@ from .controls import (ControlSpec, WorkloadConfig, control_specs, parse_optiona
 #: Plot name -> figure size in inches.
 PLOTS = {"throughput": (5.2, 2.9), "latency": (5.2, 2.9), "kv_usage": (5.2, 2.9),
          "batch": (5.2, 2.9), "block_table": (5.2, 2.9), "gantt": (5.2, 2.9)}
+
+
+def _guarded(handler):
+    """Run a button / control handler so that no exception escapes it: the
+    error's one-line message goes to the dashboard's message area instead."""
+
+    @functools.wraps(handler)
+    def run(self, *args, **kwargs):
+        try:
+            return handler(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001  shown, never raised into the widget loop
+            self._show_error(exc)
+            try:
+                self._refresh()
+            except Exception:  # noqa: BLE001  the plots stay as they were
+                pass
+        return None
+
+    return run
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as the one line the dashboard shows: a ValueError's own
+    message (the simulator's), other exceptions prefixed by their type."""
+    lines = str(exc).strip().splitlines()
+    if isinstance(exc, ValueError):
+        return lines[0] if lines else type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _make_widget(spec: ControlSpec, value: Any):
@@ -75,7 +105,8 @@ class Dashboard:
     sim : Simulator or None
         None while the controls make an invalid combination.
     error : str or None
-        The message shown (the simulator's ``ValueError``), None when all is well.
+        The one-line message shown (the simulator's ``ValueError``, or any
+        other error prefixed by its type), None when all is well.
     last_step : xarray.Dataset or None
         The latest ``Simulator.step()`` Dataset (the Gantt chart's input).
     results : xarray.Dataset or None
@@ -184,43 +215,56 @@ class Dashboard:
         return Simulator(config, trace)
 
     # ---------------------------------------------------------------- handlers
+    # Every handler is guarded: whatever goes wrong (a bad control value, an
+    # engine that returns NaN, a plot that fails) shows as one line in the
+    # message area and never escapes into the widget event loop. An error
+    # from an action is cleared by the next action that succeeds; an invalid
+    # combination of controls stays shown until the controls are fixed.
+    @_guarded
     def _on_change(self, change) -> None:
         self.reset()
 
+    @_guarded
     def reset(self, _=None) -> None:
         """Build a new simulator from the controls (iteration 0) and redraw."""
         self.last_step = None
         self.results = None
+        self.sim = None
         try:
             self.sim = self._build()
-        except ValueError as exc:  # the config's / simulator's own message
-            self.sim = None
-            self._show_error(exc)
+        except Exception as exc:  # noqa: BLE001  the config's / simulator's own message
+            self._show_error(exc, setting=True)
         else:
-            self.error = None
-            self.message.value = ""
+            self._clear_error()
             self.results = self.sim.results()
         self._refresh()
 
+    @_guarded
     def step(self, _=None) -> None:
         """Simulate one iteration (the Step button)."""
         self._advance(1)
 
+    @_guarded
     def run_n(self, n: int) -> None:
         """Simulate up to ``n`` iterations (the Run N button), one ``step()`` each."""
+        if self.sim is None:  # the controls are invalid; the message says why
+            return
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            self._show_error(ValueError(f"N must be an integer >= 1, got {n!r}"))
+            self._show_error(ValueError(f"N must be an integer >= 1, got {n!r}"), setting=False)
             return
         self._advance(n)
 
+    @_guarded
     def run_to_end(self, _=None) -> None:
         """Simulate until every request has finished (the Run to end button)."""
         if self.sim is None:
             return
+        self._clear_error()
         try:
             self.results = self.sim.run()
-        except ValueError as exc:
+        except Exception as exc:  # noqa: BLE001  shown; the results so far stay drawn
             self._show_error(exc)
+            self.results = self.sim.results()
         self._finish_message()
         self._refresh()
 
@@ -229,22 +273,31 @@ class Dashboard:
 
         if self.sim is None:  # the controls are invalid; the message says why
             return
+        self._clear_error()
         try:
             for _ in range(n):
                 self.last_step = self.sim.step()
         except SimulationFinished:
             pass
-        except ValueError as exc:
+        except Exception as exc:  # noqa: BLE001  shown; the results so far stay drawn
             self._show_error(exc)
         self.results = self.sim.results()
         self._finish_message()
         self._refresh()
 
     # ----------------------------------------------------------------- display
-    def _show_error(self, exc: Exception) -> None:
-        self.error = str(exc)
+    def _show_error(self, exc: Exception, setting: bool | None = None) -> None:
+        """Show ``exc`` in one line: an invalid setting when the simulator cannot
+        be built from the controls, else an error of the latest action."""
+        self.error = one_line(exc)
+        label = "Invalid setting" if (self.sim is None if setting is None else setting) \
+            else "Simulation error"
         self.message.value = (f'<div class="llmsim-error" style="color:#b00020">'
-                              f'<b>Invalid setting:</b> {html.escape(self.error)}</div>')
+                              f'<b>{label}:</b> {html.escape(self.error)}</div>')
+
+    def _clear_error(self) -> None:
+        self.error = None
+        self.message.value = ""
 
     def _finish_message(self) -> None:
         if self.sim is not None and self.sim.is_finished and self.error is None:

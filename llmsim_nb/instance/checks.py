@@ -1,0 +1,85 @@
+"""The instance's guards: argument checks and the errors of a loop that cannot go on.
+
+Kept apart from the iteration loop (:mod:`.instance`) so that the loop reads
+as the data flow; every check here runs before anything is simulated, or
+only once an iteration has already gone wrong, so none costs the loop time.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from ..engines.stack import LatencyError
+from ..system.builder import InstanceParts
+from ..workload.request import Request
+
+#: Consecutive empty plans with the clock not moving after which the loop is
+#: declared stuck. (A non-empty plan computes at least one token, and its
+#: iteration must move the clock: see ``Instance._advance``.)
+STALL_LIMIT = 1000
+
+
+def is_real(value: object) -> bool:
+    """A real number that is not a bool (numpy scalars included)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_parts(parts: object) -> None:
+    if not isinstance(parts, InstanceParts):
+        raise TypeError(f"Instance(parts=...) must be the InstanceParts that "
+                        f"build_instance(config) returns, got {type(parts).__name__}")
+
+
+def check_submit(request: object, at: object) -> None:
+    """TypeErrors for :meth:`Instance.submit` arguments of the wrong kind."""
+    if not isinstance(request, Request):
+        raise TypeError(f"submit(request=...) expects a Request (Request(request_id, "
+                        f"arrival_at, num_prompt_tokens, num_output_tokens)), got "
+                        f"{type(request).__name__}")
+    if at is not None and not is_real(at):
+        raise TypeError(f"submit(at={at!r}): the time must be a number of seconds or None, "
+                        f"got {type(at).__name__}")
+
+
+def check_run(until: object, progress: object) -> float | None:
+    """``until`` as float seconds (None: to the end), or the error saying what is allowed."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"run(progress={progress!r}): progress must be None or a callable "
+                        f"taking the number of finished requests")
+    if until is None:
+        return None
+    if not is_real(until):
+        raise TypeError(f"run(until={until!r}): until must be None (run to the end) or a "
+                        f"time in seconds, got {type(until).__name__}")
+    if not math.isfinite(until) or until < 0:
+        raise ValueError(f"run(until={until!r}): until must be None (run to the end) or a "
+                         f"finite time >= 0 s")
+    return float(until)
+
+
+def stuck_error(rounds: int, now: float, num_active: int) -> RuntimeError:
+    return RuntimeError(
+        f"the scheduler made no progress: {rounds} empty plans in a row at t={now!r} s with "
+        f"{num_active} request(s) released and none schedulable; this is a bug, please "
+        f"report it with the config")
+
+
+def bad_makespan(makespan: float, now: float, iteration: int, plan, engine_name: str,
+                 compute_latency: float) -> LatencyError:
+    """The error for an iteration whose makespan would not move the clock
+    forward to a finite time (its op latencies are already checked)."""
+    what = (f"iteration {iteration} ({plan.batch.num_requests} request(s), "
+            f"{plan.batch.num_tokens} token(s)) at t={now!r} s")
+    if math.isnan(makespan) or math.isinf(makespan):
+        return LatencyError(
+            f"the network schedule of {what} has a makespan of {makespan!r} s with finite "
+            f"op latencies; an iteration must take a finite time > 0 s")
+    if makespan <= 0:
+        return LatencyError(
+            f"{what} took {makespan!r} s: engine {engine_name!r} timed its ops at "
+            f"{compute_latency!r} s in all; an iteration must take > 0 s, or the clock "
+            f"never moves")
+    return LatencyError(
+        f"{what} took {makespan!r} s, which is lost in rounding at that time (the clock "
+        f"would not move); an iteration must move the clock forward")
