@@ -122,3 +122,10 @@ def test_run_until_starts_no_iteration_at_or_after_it():
     assert sim.now < 5.0 and sim.next_event_at == 5.0  # idle: the clock did not jump
     whole = sim.run()
     assert whole.sizes["iteration"] == 4 and float(whole.t_start[2]) == 5.0
+
+
+def test_run_until_inf_is_run_to_the_end():
+    trace = small_trace(10)
+    a = Simulator(gpt2(), trace).run(until=float("inf"))
+    b = Simulator(gpt2(), trace).run()
+    xr.testing.assert_identical(_without_effort(a), _without_effort(b))

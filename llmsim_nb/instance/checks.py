@@ -52,9 +52,11 @@ def check_run(until: object, progress: object) -> float | None:
     if not is_real(until):
         raise TypeError(f"run(until={until!r}): until must be None (run to the end) or a "
                         f"time in seconds, got {type(until).__name__}")
+    if until == math.inf:  # no time is reached: the same as None, literally
+        return None
     if not math.isfinite(until) or until < 0:
-        raise ValueError(f"run(until={until!r}): until must be None (run to the end) or a "
-                         f"finite time >= 0 s")
+        raise ValueError(f"run(until={until!r}): until must be None or inf (run to the end) or "
+                         f"a time >= 0 s")
     return float(until)
 
 
