@@ -80,3 +80,15 @@ def test_bad_input_is_one_line_and_nonzero(args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_run_help_states_every_numeric_flags_range(capsys):
+    """The ranges SimConfig checks are the ones --help documents."""
+    from llmsim_nb.cli.run import RUN_FLAGS, flag_ranges
+    ranges = flag_ranges()
+    assert ranges["npu_num"] == "range 1 .. 65536" and ranges["npu_mem"].endswith("GiB")
+    numeric = {name for name, kind, _ in RUN_FLAGS if kind in (int, float)}
+    assert numeric <= set(ranges), numeric - set(ranges)
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "range 1 .. 65536" in capsys.readouterr().out.replace("\n", " ")

@@ -63,10 +63,33 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
 ]
 
 
+def flag_ranges() -> dict[str, str]:
+    """``flag -> "range LO .. HI UNITS"`` from the config fields' metadata (the
+    ranges ``SimConfig`` checks), for the help text."""
+    import dataclasses
+
+    from ..config import FLAG_FIELDS, MemoryConfig, SchedulerConfig, SimConfig, SystemConfig
+
+    sections = {None: SimConfig, "scheduler": SchedulerConfig, "memory": MemoryConfig,
+                "system": SystemConfig}
+    out = {}
+    for flag, (section, name) in FLAG_FIELDS.items():
+        meta = {f.name: f.metadata for f in dataclasses.fields(sections[section])}[name]
+        if meta.get("range"):
+            low, high = meta["range"]
+            units = "" if meta.get("units", "1") == "1" else f" {meta['units']}"
+            show = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731
+            out[flag] = f"range {show(low)} .. {show(high)}{units}"
+    return out
+
+
 def add_run_parser(sub) -> None:
     """Add the ``run`` subcommand to ``llmsim``'s subparsers."""
     run = sub.add_parser("run", help="simulate a trace and print a summary")
+    ranges = flag_ranges()
     for name, kind, text in RUN_FLAGS:
+        if name in ranges:
+            text = f"{text} ({ranges[name]})"
         if kind is None:
             run.add_argument(f"--{name}", action="store_true", default=None, help=text)
         else:
