@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..engines.csv_table import _open_text, _read_table, _Table
+from ..engines.measurements.csv_table import _open_text, _read_table, _Table
 
 _REQUEST_ALIASES = {"arrival": ("arrival", "arrival_at", "arrival_time"),
                     "first_token": ("first_token", "first_token_at", "first_token_time"),

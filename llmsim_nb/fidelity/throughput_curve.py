@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..engines.csv_table import _read_table, _Table
+from ..engines.measurements.csv_table import _read_table, _Table
 from ..results.files import THROUGHPUT_INTERVAL, throughput_over_time
 from .measured_requests import _times
 

@@ -10,7 +10,9 @@ and :meth:`Network.run` executes an
 Modules
 -------
 - :mod:`.topology`: the topology data model (numbering, routing, links);
-- :mod:`.topology_files`: ASTRA-sim JSON / YAML files, presets, the default;
+- :mod:`.topology_files`: presets, the default and :func:`load_topology`, with the
+  formats in :mod:`.topology_json` (ASTRA-sim) and :mod:`.topology_yaml` (ours) and
+  strict parsing (duplicate keys, typed values) in :mod:`.topology_parsing`;
 - :mod:`.interconnect`: GPU interconnect presets (NVLink, PCIe);
 - :mod:`.groups`, :mod:`.phases`, :mod:`.collectives`: collective groups,
   per-dimension algorithms and the hierarchical collective cost;

@@ -20,7 +20,11 @@ patterns
     Which nodes make which operator: GEMMs and their biases, attention,
     residual adds, clusters of arithmetic.
 importer
-    Clusters to op templates, plus the embedding and head.
+    Loading, structural checks, clusters to op templates, the embedding and head.
+metadata
+    The ``llmsim.*`` metadata: the model spec the exporter wrote.
+block_ops
+    Building the layer's op templates from the clusters.
 
 Importing this package imports :mod:`onnx` (most of a second); the names are
 also reachable lazily from :mod:`llmsim_nb.models`, which does not.

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..models.ops import BatchShape, Op
-from ..models.spec import ModelSpec
-from ..models.template import BlockTemplate, decoder_template
-from ..parallel.sharding import shard_template
+from ...models.ops import BatchShape, Op
+from ...models.spec import ModelSpec
+from ...models.template import BlockTemplate, decoder_template
+from ...parallel.sharding import shard_template
 
 #: Op name that stands for the three attention ops timed as one kernel.
 ATTENTION = "attention"

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..models.catalog import get_model
-from ..models.template import BlockTemplate
+from ...models.catalog import get_model
+from ...models.template import BlockTemplate
 from .csv_table import _prefixed, _read_table, _Table
-from .measurements_rows import (ATTENTION, Measurement, Measurements, _ops_for, _shape_key,
+from .rows import (ATTENTION, Measurement, Measurements, _ops_for, _shape_key,
                                 _template)
 
 #: LLMServingSim 2.0 RTX 3090 layer names -> ours (several of theirs sum to one of ours).

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..models.spec import ModelSpec
+from ...models.spec import ModelSpec
 from .csv_table import MAX_SHAPE, _prefixed, _read_table, _Table
-from .measurements_rows import Measurement, Measurements, _ops_for, _shape_key, _template
+from .rows import Measurement, Measurements, _ops_for, _shape_key, _template
 
 #: Vidur's op names -> ours.
 VIDUR_OPS = {"emb": "embed", "input_layernorm": "input_norm", "attn_pre_proj": "qkv_proj",

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.ops import BatchShape, Op, OpKind
-from ..models.template import OpTemplate
+from ...models.ops import BatchShape, Op, OpKind
+from ...models.template import OpTemplate
 from .csv_table import MAX_SHAPE, _read_table
-from .measurements_rows import Measurement, Measurements
+from .rows import Measurement, Measurements
 
 LLMCOMPASS_COLUMNS = {"matmul": ("M", "N", "K", "latency_ms"),
                       "softmax": ("M", "N", "throughput_G_elements_per_s"),

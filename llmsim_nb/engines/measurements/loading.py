@@ -68,15 +68,15 @@ from pathlib import Path
 from .csv_table import MAX_SHAPE as MAX_SHAPE
 from .csv_table import MAX_TOKENS as MAX_TOKENS
 from .csv_table import _read_table
-from .measurements_csv import OUR_REQUIRED, _from_table, from_rows
-from .measurements_llmcompass import LLMCOMPASS_COLUMNS, load_llmcompass
-from .measurements_perf_model import PERF_MODEL_COLUMNS as PERF_MODEL_COLUMNS
-from .measurements_perf_model import PERF_MODEL_OPS as PERF_MODEL_OPS
-from .measurements_perf_model import _load_perf_model_table, load_perf_model
-from .measurements_rows import ATTENTION, Measurement, Measurements
-from .measurements_vidur import VIDUR_GEOMETRY as VIDUR_GEOMETRY
-from .measurements_vidur import VIDUR_OPS as VIDUR_OPS
-from .measurements_vidur import _load_vidur_table, load_vidur
+from .ours import OUR_REQUIRED, _from_table, from_rows
+from .llmcompass import LLMCOMPASS_COLUMNS, load_llmcompass
+from .perf_model import PERF_MODEL_COLUMNS as PERF_MODEL_COLUMNS
+from .perf_model import PERF_MODEL_OPS as PERF_MODEL_OPS
+from .perf_model import _load_perf_model_table, load_perf_model
+from .rows import ATTENTION, Measurement, Measurements
+from .vidur import VIDUR_GEOMETRY as VIDUR_GEOMETRY
+from .vidur import VIDUR_OPS as VIDUR_OPS
+from .vidur import _load_vidur_table, load_vidur
 
 _FORMATS = {"Vidur profile": ("num_tensor_parallel_workers",),
             "LLMServingSim perf model": ("layer_name", "latency(ns)"),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..models.catalog import get_model
-from ..models.spec import ModelSpec
-from ..models.template import BlockTemplate
+from ...models.catalog import get_model
+from ...models.spec import ModelSpec
+from ...models.template import BlockTemplate
 from .csv_table import MAX_SHAPE, _frame_table, _prefixed, _Table
-from .measurements_rows import Measurement, Measurements, _ops_for, _shape_key, _template
+from .rows import Measurement, Measurements, _ops_for, _shape_key, _template
 
 OUR_REQUIRED = ("model", "op", "num_tokens", "latency_s")
 

@@ -1,0 +1,95 @@
+"""Strict parsing of topology files: JSON and YAML that refuse a duplicated key.
+
+:func:`_parse_json` and :func:`_parse_yaml` turn a file's text into data,
+refusing a key given twice in one JSON object or YAML mapping (readers
+disagree on which value wins); every error is one ``ValueError`` naming the
+file. :func:`_show` and :func:`_dimension_error` keep messages one line and
+name the file's key a bad :class:`~llmsim_nb.network.topology.Dimension`
+value came from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+_FIELD = re.compile(r"Dimension\.(\w+)")
+
+
+def _show(value: Any) -> str:
+    """``repr`` of a value from the file, cut short so a message stays one line."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _dimension_error(err: ValueError, given: dict[str, Any], keys: dict[str, str]) -> str:
+    """``err`` of a Dimension, followed by the file's key and value it came from."""
+    match = _FIELD.search(str(err))
+    field = match.group(1) if match else None
+    if field in keys and field in given:
+        return f"{err} (from {keys[field]}={_show(given[field])})"
+    return str(err)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int | None = None):
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # "<<" merges may be overridden by explicit keys
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # unhashable: the base class reports it
+                    continue
+                if duplicate:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_json(raw: str, where: str) -> Any:
+    """The data of a JSON file's text ``raw``; ``where`` names the file in errors."""
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as dup:
+        raise ValueError(f"{where}: key {dup.key!r} appears more than once in one JSON "
+                         f"object; each key may appear only once") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: not valid JSON (nested too deeply)") from None
+
+
+def _parse_yaml(raw: str, where: str) -> Any:
+    """The data of a YAML file's text ``raw``; ``where`` names the file in errors."""
+    try:
+        return yaml.load(raw, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as dup:
+        raise ValueError(f"{where}: key {_show(dup.key)} appears more than once in one "
+                         f"mapping (line {dup.line}); each key may appear only once") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{where}: not valid YAML ({' '.join(str(err).split())})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: not valid YAML (nested too deeply)") from None
