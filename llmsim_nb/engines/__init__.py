@@ -11,7 +11,8 @@ passes :func:`llmsim_nb.testing.check_engine`.
 - :mod:`.gpu` (a package: engine, spec, memory, gemm, attention, vector): the
   datasheet-and-efficiency GPU model.
 - :mod:`.pim`: HBM-PIM DRAM command timing; :mod:`.mapping`: which ops go to the PIM.
-- :mod:`.profiled` and :mod:`.measurements`: timing from measured tables.
+- :mod:`.profiled` and :mod:`.measurements` (a package, one module per format):
+  timing from measured tables.
 - :mod:`.reuse` (a package: engine, cache, keys, file, archive): reuse of
   operator timings across layers, iterations and runs.
 - :mod:`.stack`, :mod:`.hetero`, :mod:`.op_schedule`: time a whole batch on one
