@@ -30,6 +30,7 @@ from llmsim_nb.engines.hardware import get_hardware
 from llmsim_nb.engines.npu import NPUEngine
 from llmsim_nb.engines.stack import LatencyError
 from llmsim_nb.instance import Instance
+from llmsim_nb.system import build_instance
 from llmsim_nb.sweeps.sweep import SweepWarning
 from llmsim_nb.testing import ConformanceError, check_engine
 from llmsim_nb.workload import Request, Trace
@@ -173,7 +174,7 @@ def test_valid_runs_are_unchanged_by_the_guards():
 
 # ---------------------------------------------------------------------- API types
 def _submit(value):
-    return Instance(Simulator(gpt2(), tiny()).parts).submit(value)
+    return Instance(build_instance(gpt2())).submit(value)
 
 
 # (id, callable, exception type, regex the message must match)
@@ -249,7 +250,7 @@ def test_valid_calls_still_work():
     assert sim.run(until=1).sizes["iteration"] == sim.num_iterations
     sim.run(progress=lambda n: None)
     assert sim.is_finished
-    inst = Instance(Simulator(gpt2(), tiny()).parts)
+    inst = Instance(build_instance(gpt2()))
     assert inst.submit(Request(7, 0.5, 8, 2), at=np.float64(0.75)) == 2
     seen = []
     Simulator(gpt2(pim_type="local"), tiny(),
@@ -420,10 +421,10 @@ WIDGET_CASES = [
     ("npu_mem", "abc", r"^npu_mem='abc' is not a number \(leave it blank for the default\)$"),
     ("npu_mem", "inf", r"^npu_mem='inf' must be a finite number \(leave it blank"),
     ("npu_mem", "nan", r"^npu_mem='nan' must be a finite number"),
-    ("npu_mem", "-2", r"npu_mem must be > 0\.0, got -2"),
-    ("npu_num", -1, r"npu_num must be >= 1, got -1"),
-    ("block_size", 0, r"block_size must be >= 1, got 0"),
-    ("max_batch", -5, r"max_batch must be >= 0, got -5"),
+    ("npu_mem", "-2", r"npu_mem=-2\.0 is out of range \(must be > 0\.0\)"),
+    ("npu_num", -1, r"npu_num=-1 is out of range \(must be >= 1\)"),
+    ("block_size", 0, r"block_size=0 is out of range \(must be >= 1\)"),
+    ("max_batch", -5, r"max_batch=-5 is out of range \(must be >= 0\)"),
     ("arrival_rate", float("nan"), r"arrival_rate must be a finite number > 0 req/s, got nan"),
     ("num_requests", 0, r"num_requests must be an integer >= 1, got 0"),
     ("num_requests", 10 ** 9, r"num_requests must be <= 1000000 in the dashboard, got "

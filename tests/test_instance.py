@@ -129,3 +129,21 @@ def test_run_until_inf_is_run_to_the_end():
     a = Simulator(gpt2(), trace).run(until=float("inf"))
     b = Simulator(gpt2(), trace).run()
     xr.testing.assert_identical(_without_effort(a), _without_effort(b))
+
+
+def test_parts_belong_to_one_instance():
+    parts = build_instance(gpt2())
+    Instance(parts)
+    with pytest.raises(ValueError, match="already belong to an Instance"):
+        Instance(parts)
+
+
+def test_submit_names_the_callers_ids_and_bounds_the_time():
+    inst = Instance(build_instance(gpt2()))
+    inst.submit(Request(7, arrival_at=2.0, num_prompt_tokens=8, num_output_tokens=2))
+    with pytest.raises(ValueError, match=r"request 9 reaches the instance at 1.0 s, before the "
+                                         r"previous request \(7, at 2.0 s\)"):
+        inst.submit(Request(9, arrival_at=1.0, num_prompt_tokens=8, num_output_tokens=2))
+    with pytest.raises(ValueError, match=r"submit\(at=1e\+300\): .* below 1e\+08 s"):
+        inst.submit(Request(9, arrival_at=3.0, num_prompt_tokens=8, num_output_tokens=2),
+                    at=1e300)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 
 from ..engines.stack import LatencyError
 from ..system.builder import InstanceParts
@@ -25,10 +26,21 @@ def is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+#: Parts some Instance already runs on: their scheduler and KV cache hold that
+#: instance's state, so a second Instance on them would silently share it.
+_CLAIMED: "weakref.WeakSet[InstanceParts]" = weakref.WeakSet()
+
+
 def check_parts(parts: object) -> None:
+    """Refuse anything but fresh :class:`InstanceParts`, and claim them."""
     if not isinstance(parts, InstanceParts):
         raise TypeError(f"Instance(parts=...) must be the InstanceParts that "
                         f"build_instance(config) returns, got {type(parts).__name__}")
+    if parts in _CLAIMED:
+        raise ValueError("these InstanceParts already belong to an Instance (their scheduler "
+                         "and KV cache hold its state); call build_instance(config) again "
+                         "for another instance")
+    _CLAIMED.add(parts)
 
 
 def check_submit(request: object, at: object) -> None:

@@ -41,6 +41,7 @@ from ..results.dataset import (COMPONENTS, IterationRecord, Recorder, _var, coor
                                iteration_dataset, request_variables)
 from ..system.builder import InstanceParts
 from ..workload.request import Request
+from ..workload.trace import MAX_ARRIVAL_S
 from .chain import ChainShortcut
 from .checks import STALL_LIMIT, bad_makespan, check_parts, check_run, check_submit, stuck_error
 from .usage import Usage, host_transfer_latency
@@ -142,8 +143,15 @@ class Instance:
         """
         check_submit(request, at)
         arrival = request.arrival_at if at is None else float(at)
-        if not np.isfinite(arrival) or arrival < 0:
-            raise ValueError(f"submit(at={at!r}): the time must be finite and >= 0 s")
+        if not np.isfinite(arrival) or not 0 <= arrival < MAX_ARRIVAL_S:
+            raise ValueError(f"submit(at={arrival!r}): the time must be finite, >= 0 and below "
+                             f"{MAX_ARRIVAL_S:g} s (a trace's limit)")
+        table = self.scheduler.table
+        if len(table) and arrival < table.arrival_at[len(table) - 1]:
+            raise ValueError(f"request {request.request_id} reaches the instance at {arrival} s, "
+                             f"before the previous request ({self.request_ids[-1]}, at "
+                             f"{float(table.arrival_at[len(table) - 1])} s); submit requests in "
+                             f"arrival order")
         self.check_lengths(np.array([request.num_prompt_tokens]),
                            np.array([request.num_output_tokens]),
                            ids=np.array([request.request_id]))
@@ -198,6 +206,7 @@ class Instance:
 
     @property
     def num_iterations(self) -> int:
+        """Iterations simulated so far."""
         return self._recorder.num_iterations
 
     @property
@@ -321,8 +330,12 @@ class Instance:
         ----------
         until : float, optional
             Stop once the clock reaches this time (s): no iteration starts at
-            or after it (the last one may end after it). None runs until every
-            submitted request has finished.
+            or after it (the last one may end after it). None (or inf) runs
+            until every submitted request has finished. On return
+            :attr:`now` is the end of the last iteration run; an instance
+            idle until after ``until`` keeps its clock (it does not jump to
+            ``until``: a request submitted later for an earlier time still
+            starts at its own arrival).
         progress : callable, optional
             Called with the number of requests finished after each iteration.
 
