@@ -251,7 +251,7 @@ def test_valid_calls_still_work():
     sim.run(progress=lambda n: None)
     assert sim.is_finished
     inst = Instance(build_instance(gpt2()))
-    assert inst.submit(Request(7, 0.5, 8, 2), at=np.float64(0.75)) == 2
+    assert inst.submit(Request(7, 0.5, 8, 2), at=np.float64(0.75)) == 0
     seen = []
     Simulator(gpt2(pim_type="local"), tiny(),
               pim_mapping=lambda op: seen.append(op) or np.zeros(op.num_instances, bool)).step()
