@@ -17,10 +17,16 @@ optional matplotlib ``ax``, and returns the Axes it drew on::
 
 The interactive :class:`~llmsim_nb.viz.dashboard.Dashboard` (ipywidgets) is in
 :mod:`llmsim_nb.viz.dashboard`.
+
+matplotlib is the ``notebooks`` extra: without it every plot function raises
+``ImportError("... needs matplotlib: pip install 'llmsim_nb[notebooks]'")``
+(:mod:`._axes`); the functions that only compute (``latency_cdf``,
+``roofline_points``, ``gantt_rows``...) work without it.
 """
 
+from ._axes import needs_matplotlib
 from .batch import plot_batch_composition
-from .curves import plot_curves
+from .curves import plot_curves as _plot_curves
 from .gantt import gantt_rows, plot_gantt
 from .graph import graph_layout, plot_execution_graph
 from .kv import block_owner_grid, plot_block_table, plot_kv_usage
@@ -28,6 +34,9 @@ from .latency import latency_cdf, plot_latency_cdf
 from .overlap import npu_pim_intervals, overlap_fraction, plot_npu_pim_overlap
 from .roofline import plot_roofline, roofline_points
 from .throughput import plot_throughput
+
+# plot_curves imports pyplot itself rather than through _axes.get_axes
+plot_curves = needs_matplotlib(_plot_curves)
 
 __all__ = ["block_owner_grid", "gantt_rows", "graph_layout", "latency_cdf",
            "plot_batch_composition", "plot_curves", "plot_block_table", "plot_execution_graph", "plot_gantt",

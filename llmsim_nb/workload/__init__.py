@@ -6,6 +6,9 @@ Request, Trace, TraceError
     The data model (:mod:`.request`, :mod:`.trace`).
 load_trace, save_trace
     Trace files: seed TSV/CSV/JSONL and the Azure LLM trace (:mod:`.loaders`).
+list_packaged_traces
+    Names of the traces shipped with the package, which ``load_trace`` also
+    accepts (:mod:`.packaged`).
 poisson_arrivals, gamma_arrivals
     Arrival processes (:mod:`.arrivals`).
 Fixed, Uniform, Empirical, sharegpt_like, alpaca_like
@@ -18,6 +21,7 @@ from .arrivals import gamma_arrivals, poisson_arrivals
 from .generators import default_trace, synthetic_trace
 from .lengths import Empirical, Fixed, Uniform, alpaca_like, sharegpt_like
 from .loaders import load_trace, save_trace
+from .packaged import list_packaged_traces
 from .request import Request
 from .trace import Trace, TraceError
 
@@ -27,6 +31,7 @@ __all__ = [
     "TraceError",
     "load_trace",
     "save_trace",
+    "list_packaged_traces",
     "poisson_arrivals",
     "gamma_arrivals",
     "Fixed",

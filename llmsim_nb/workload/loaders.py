@@ -13,6 +13,10 @@ Supported formats (detected from the extension and the header line):
   ``2023-11-16 18:15:46.6805900`` (up to 9 fractional digits). Arrivals are made
   relative to the first request.
 
+A bare name that is not a file in the working directory may name a trace
+shipped with the package (``load_trace("sharegpt-like-100")``; see
+:mod:`.packaged` and :func:`list_packaged_traces`); a local file always wins.
+
 Extra columns/keys are ignored; column order does not matter. Blank lines are
 skipped (line numbers in messages still count them).
 
@@ -42,16 +46,18 @@ allowed. Nothing is clamped, defaulted, truncated or dropped:
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from .packaged import list_packaged_traces, packaged_trace_file, unknown_trace_hint
 from .trace import MAX_ARRIVAL_S, MAX_TOKENS, Trace, TraceError
 from .trace_azure import AZURE_COLUMNS, _azure_columns
 from .trace_cells import _check_values, _Columns, _read_lines, _value_text, _where
 from .trace_seed import SEED_COLUMNS, _seed_columns, _split_jsonl
 
-__all__ = ["MAX_ARRIVAL_S", "MAX_TOKENS", "load_trace", "save_trace"]
+__all__ = ["MAX_ARRIVAL_S", "MAX_TOKENS", "list_packaged_traces", "load_trace", "save_trace"]
 
 _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 _DELIMITERS = {".tsv": "\t", ".csv": ","}
@@ -109,7 +115,7 @@ def _split_delimited(
 
 
 def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None) -> Trace:
-    """Load a workload trace file into a :class:`Trace`.
+    """Load a workload trace file, or a packaged trace by name, into a :class:`Trace`.
 
     Parameters
     ----------
@@ -117,7 +123,12 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
         Trace file: seed TSV, CSV or JSONL with columns ``input_toks``,
         ``output_toks``, ``arrival_time_ns``, or the Azure LLM inference trace
         CSV (``TIMESTAMP,ContextTokens,GeneratedTokens``). See the module
-        docstring for details.
+        docstring for details. Or the name of a packaged trace, with or
+        without its extension (``"sharegpt-like-100"``; see
+        :func:`list_packaged_traces`): a bare name that is not a file in the
+        working directory is looked up among them. **A local file always
+        wins**: if ``path`` exists it is read, even when a packaged trace has
+        the same name.
     sort : bool, optional
         Policy for arrivals that are out of order. By default (``False``) the
         file is refused with a ``TraceError`` naming the first row whose
@@ -139,7 +150,9 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
     Raises
     ------
     TraceError
-        (a ``ValueError``) for a missing or empty file, a directory, bytes
+        (a ``ValueError``) for a missing file (for a bare name that is no
+        packaged trace either, the message lists the packaged names and the
+        closest ones), an empty file, a directory, bytes
         that are not UTF-8 text, a header without rows, missing columns (the
         message lists the columns found) or the columns of two formats at
         once, empty cells, non-integer or out-of-range token counts
@@ -152,11 +165,28 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
         line naming the file, the row and line, the column and the offending
         value. See the module docstring.
     """
+    given = path
     path = Path(path)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise TraceError(f"{path}: limit must be None or an integer >= 1, got {limit!r}")
     if not isinstance(sort, bool):
         raise TraceError(f"{path}: sort must be True or False, got {sort!r}")
+    if not path.exists():
+        packaged = packaged_trace_file(given)
+        if packaged is None:
+            hint = unknown_trace_hint(given)
+            if hint:
+                raise TraceError(f"{path}: trace file not found{hint}")
+        else:
+            name, resource = packaged
+            with resources.as_file(resource) as real:
+                trace = _load(Path(real), sort, limit)
+            return Trace(trace.arrival_at, trace.num_prompt_tokens, trace.num_output_tokens,
+                         source=f"{name} (packaged: llmsim_nb/data/{resource.name})")
+    return _load(path, sort, limit)
+
+
+def _load(path: Path, sort: bool, limit: int | None) -> Trace:
     rows = _read_lines(path)
     if not rows:
         raise TraceError(
@@ -194,7 +224,6 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
         arrival = arrival - arrival[0]
     seconds = arrival.astype(np.float64) / 1e9
     return Trace(seconds, prompt, output, source=str(path))
-
 
 
 def save_trace(trace: Trace, path: str | Path) -> Path:
