@@ -6,6 +6,8 @@
   up front (the original's run).
 - :mod:`.chain`: the shortcut that adds up chain graphs without building them.
 - :mod:`.usage`: busy time per device and bytes per link, accumulated.
+- :mod:`.fast_run`: the ``--fast_run`` reuse cache file around runs.
+- :mod:`.checks`: argument checks and the errors of a loop that cannot go on.
 """
 
 from .instance import Instance, SimulationFinished

@@ -11,6 +11,8 @@ import math
 import numbers
 import weakref
 
+import numpy as np
+
 from ..engines.stack import LatencyError
 from ..system.builder import InstanceParts
 from ..workload.request import Request
@@ -97,3 +99,28 @@ def bad_makespan(makespan: float, now: float, iteration: int, plan, engine_name:
     return LatencyError(
         f"{what} took {makespan!r} s, which is lost in rounding at that time (the clock "
         f"would not move); an iteration must move the clock forward")
+
+
+def check_lengths(max_model_len, model, num_prompt_tokens, num_output_tokens, ids=None) -> None:
+    """Refuse requests longer than ``max_model_len`` (None: the model's context).
+
+    Raises
+    ------
+    ValueError
+        Naming how many are too long and the first of them (by ``ids``, the
+        caller's request ids, when given), with what to do.
+    """
+    limit = max_model_len or model.max_seq_len
+    total = num_prompt_tokens + num_output_tokens
+    over = np.flatnonzero(total > limit)
+    if len(over):
+        i = int(over[0])
+        name = int(ids[i]) if ids is not None else i
+        source = "as given" if max_model_len else f"{model.name}'s context"
+        raise ValueError(
+            f"{len(over)} of {len(total)} requests are longer than max_model_len={limit} "
+            f"tokens ({source}); the "
+            f"first is request {name} with {int(num_prompt_tokens[i])} prompt + "
+            f"{int(num_output_tokens[i])} output tokens. Filter the trace, or pass "
+            f"max_model_len >= {int(total.max())} to serve them beyond the model's "
+            f"context")

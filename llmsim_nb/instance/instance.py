@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..engines.reuse import ReuseCache, ReuseEngine, cache_path
+from ..engines.reuse import ReuseCache, ReuseEngine
 from ..engines.stack import LatencyError
 from ..results.dataset import (COMPONENTS, IterationRecord, Recorder, _var, coords_of,
                                iteration_dataset, request_variables)
@@ -43,7 +42,9 @@ from ..system.builder import InstanceParts
 from ..workload.request import Request
 from ..workload.trace import MAX_ARRIVAL_S
 from .chain import ChainShortcut
-from .checks import STALL_LIMIT, bad_makespan, check_parts, check_run, check_submit, stuck_error
+from .checks import (STALL_LIMIT, bad_makespan, check_lengths, check_parts, check_run,
+                     check_submit, stuck_error)
+from .fast_run import FastRunFile
 from .usage import Usage, host_transfer_latency
 
 
@@ -117,8 +118,7 @@ class Instance:
         self._chain = ChainShortcut(self.layout, self.network, self.converter,
                                     has_pim=self.pim is not None,
                                     congestion=self.config.system.congestion)
-        self._cache_loaded = False
-        self._saved_misses = 0
+        self._fast_run = FastRunFile(self.engine, self.config.fast_run)
         self._failed: Exception | None = None  # an iteration that could not be timed
 
     # -------------------------------------------------------------- requests
@@ -170,28 +170,10 @@ class Instance:
         self.request_ids.extend(range(start, start + len(arrival_at)))
 
     def check_lengths(self, num_prompt_tokens, num_output_tokens, ids=None) -> None:
-        """Refuse requests longer than the model serves (``max_model_len``).
-
-        Raises
-        ------
-        ValueError
-            Naming how many are too long and the first of them.
-        """
-        given = self.config.scheduler.max_model_len
-        limit = given or self.model.max_seq_len
-        total = num_prompt_tokens + num_output_tokens
-        over = np.flatnonzero(total > limit)
-        if len(over):
-            i = int(over[0])
-            name = int(ids[i]) if ids is not None else i
-            source = "as given" if given else f"{self.model.name}'s context"
-            raise ValueError(
-                f"{len(over)} of {len(total)} requests are longer than max_model_len={limit} "
-                f"tokens ({source}); the "
-                f"first is request {name} with {int(num_prompt_tokens[i])} prompt + "
-                f"{int(num_output_tokens[i])} output tokens. Filter the trace, or pass "
-                f"max_model_len >= {int(total.max())} to serve them beyond the model's "
-                f"context")
+        """Refuse requests longer than the model serves (``max_model_len``);
+        the ``ValueError`` names how many and the first of them."""
+        check_lengths(self.config.scheduler.max_model_len, self.model, num_prompt_tokens,
+                      num_output_tokens, ids)
 
     # ------------------------------------------------------------------ state
     @property
@@ -344,25 +326,12 @@ class Instance:
         TypeError, ValueError
             For a bad ``until`` or ``progress``; LatencyError as :meth:`step`.
 
-        With ``fast_run`` the reuse cache is read from its file
-        (:func:`~llmsim_nb.engines.reuse.cache_path`) before the first run and
-        written back after a run that simulated something new, so a later
-        process (a notebook restart, the next sweep point, the next CLI run)
-        does not simulate again what this one did. An unreadable or outdated
-        file is replaced, and a file that cannot be written is skipped, each
-        with a warning: the cache never costs a result.
+        With ``fast_run`` the reuse cache is read from its file before the
+        first run and written back after a run that timed something new
+        (:mod:`.fast_run`).
         """
         until = check_run(until, progress)
-        path = self._fast_run_path()
-        cache = self.reuse_cache
-        if path is not None and not self._cache_loaded:
-            self._cache_loaded = True
-            if path.exists():
-                try:
-                    cache.load(path, self.engine.inner)
-                except ValueError as exc:  # written by another version: start afresh
-                    warnings.warn(f"{exc}; starting a new cache there", stacklevel=2)
-            self._saved_misses = cache.misses
+        self._fast_run.before_run()
         while not self.is_finished and (until is None or self.now < until):
             if until is not None:
                 next_at = self.next_event_at
@@ -374,19 +343,8 @@ class Instance:
                 break
             if progress is not None:
                 progress(self.scheduler.num_finished)
-        if path is not None and cache.misses > self._saved_misses:
-            try:
-                cache.save(path, self.engine.inner)
-                self._saved_misses = cache.misses
-            except OSError as exc:
-                warnings.warn(f"the reuse cache was not saved to {str(path)!r}: {exc}",
-                              stacklevel=2)
+        self._fast_run.after_run()
         return self.results()
-
-    def _fast_run_path(self):
-        if not self.config.fast_run or self.reuse_cache is None:
-            return None
-        return cache_path(self.engine.inner)
 
     def results(self) -> xr.Dataset:
         """The Dataset of every iteration simulated so far and every request."""
