@@ -134,7 +134,10 @@ def test_keys_of_numpy_scalars_and_zero_timings_round_trip(tmp_path):
     cache.put(("odd",), (1.0, 1.0, 1.0))               # no layout: left out
     cache.put(("nan", OpKind.NORM, 1, 2, 3, 1, 4.0, 1.0, 1.0), (np.nan, 0.0, 0.0))  # left out
     loaded = ReuseCache()
-    assert loaded.load(cache.save(tmp_path / "c.npz", engine), engine) == 2
+    # The timings are invented (the format is under test, not the engine), so
+    # load them as an engine that is not spot-checked would (an impure one).
+    impure = type("Impure", (type(engine),), {"pure": False})(engine.spec)
+    assert loaded.load(cache.save(tmp_path / "c.npz", engine), impure) == 2
     assert loaded.get(key) == (0.0, 0.0, 0.0)
     assert loaded.get(("norm", OpKind.NORM, 1, 2, 3, 1, 48, 1.5, 2.5)) == (1e-6, 5e-7, 1e-6)
     assert loaded.get(("odd",)) is None
@@ -382,3 +385,31 @@ def test_a_compressed_archive_is_refused(tmp_path):
         np.savez_compressed(f, **arrays)
     with pytest.raises(ValueError, match="is compressed, encrypted or bigger than the file"):
         ReuseCache().load(path, engine.inner)
+
+
+def test_a_well_formed_file_with_wrong_timings_is_refused_by_the_spot_check(tmp_path, monkeypatch):
+    """Every timing x 1000 passes the format checks; re-timing a sample catches it."""
+    monkeypatch.setenv("LLMSIM_CACHE_DIR", str(tmp_path))
+    config = SimConfig.from_flags(model_name="gpt2", fast_run=True)
+    trace = small_trace(12)
+    expected = Simulator(config, trace).run()
+    (path,) = tmp_path.glob("*.npz")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {name: z[name] for name in z.files}
+    arrays["entry_timings"] = arrays["entry_timings"] * 1000
+    arrays["table_timings"] = arrays["table_timings"] * 1000
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.warns(UserWarning, match=r"cannot be used: it times op '.*' .* but the engine "
+                                         r"gives .* \(a file of another engine version"):
+        again = Simulator(config, trace).run()
+    np.testing.assert_array_equal(again.t_end.values, expected.t_end.values)
+
+
+def test_the_cache_file_name_carries_the_package_version(monkeypatch):
+    from llmsim_nb.engines.reuse import engine_hash
+    import llmsim_nb._version as version
+    engine = make_engine("npu-128x128")
+    before = engine_hash(engine)
+    monkeypatch.setattr(version, "__version__", "99.0.0")
+    assert engine_hash(engine) != before

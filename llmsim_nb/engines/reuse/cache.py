@@ -14,6 +14,7 @@ import numpy as np
 
 from ..base import Engine
 from .file import read_cache_file, write_cache_file
+from .spot_check import spot_check
 
 
 class ReuseCache:
@@ -100,11 +101,13 @@ class ReuseCache:
         """Add the entries and tables saved at ``path``; return the timings added.
 
         Raises ValueError if the file is not a valid cache file of this
-        format or was saved for a different engine configuration; nothing is
-        added then. The result is the same as putting every saved entry and
+        format, was saved for a different engine configuration, or a sample
+        of its timings disagrees with the engine (:mod:`.spot_check`);
+        nothing is added then. The result is the same as putting every saved entry and
         table, oldest first.
         """
         contents = read_cache_file(path, engine, max_cells=self.max_entries)
+        spot_check(contents, engine, str(path))  # well formed is not enough: right too
         if contents.num_left_out:
             # Tables the file had to leave out would have evicted every table
             # held now (they are newer), so those go too.

@@ -80,8 +80,12 @@ LAYOUT = {"entry_keys": list(INSTANCE_FIELDS[:6]), "entry_costs": list(INSTANCE_
 
 
 def engine_hash(engine: Engine) -> str:
-    """A stable hash of what determines an engine's timings (its name and spec)."""
-    return hashlib.sha256(f"{engine.name}:{engine.spec!r}".encode()).hexdigest()[:16]
+    """A stable hash of what determines an engine's timings: its name, its spec
+    and the package version (whose engines may time the same spec differently)."""
+    from ..._version import __version__
+
+    text = f"{engine.name}:{engine.spec!r}:llmsim_nb {__version__}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def cache_path(engine: Engine) -> Path:
