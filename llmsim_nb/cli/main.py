@@ -3,6 +3,8 @@
 - ``llmsim run`` (:mod:`.run`): simulate a trace and print a summary.
 - ``llmsim sweep`` (:mod:`.sweep`): a design-space sweep from a YAML file.
 - ``llmsim validate`` (:mod:`.validate`): a run against measured results.
+- ``llmsim list models|hardware|networks`` (:mod:`.list`): the registries' names.
+- ``llmsim --version``: ``llmsim_nb <version>``.
 
 Bad input ends with one line on stderr and exit status 2, before anything is
 simulated. Building the parser imports nothing heavy (no numpy, no xarray), so
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .._version import __version__
+from .list import add_list_parser, run_list_command
 from .run import RUN_FLAGS, add_run_parser, run_run_command
 from .sweep import add_sweep_parser, run_sweep_command
 from .validate import add_validate_parser, run_validate_command
@@ -26,10 +30,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="llmsim", description="Simulate LLM inference serving.")
+    parser.add_argument("--version", action="version", version=f"llmsim_nb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_run_parser(sub)
     add_sweep_parser(sub)
     add_validate_parser(sub, RUN_FLAGS)
+    add_list_parser(sub)
     return parser
 
 
@@ -44,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_sweep_command(args)
         if args.command == "validate":
             return run_validate_command(args, RUN_FLAGS)
+        if args.command == "list":
+            return run_list_command(args)
     except (ValueError, OSError) as exc:
         print(f"llmsim: error: {exc}", file=sys.stderr)
         return 2

@@ -4,9 +4,14 @@ The flags are the original LLMServingSim's parameter names (``--model_name
 --npu_num --max_batch --batch_delay --scheduling --parallel --npu_group
 --npu_mem --kv_manage --block_size --pim_type --sub_batch --dataset --network
 --output --gen --fast_run``) plus ours (``--hardware``,
-``--max_num_batched_tokens``, ``--seed``, ``--config file.yaml``...). The
-simulator is imported only when the command runs, so ``llmsim --help`` stays
-fast.
+``--max_num_batched_tokens``, ``--seed``, ``--config file.yaml``...), whose
+help shows the config dataclasses' defaults and ranges, and the workload
+flags (:data:`WORKLOAD_FLAGS`): generate a trace instead of reading
+``--dataset`` (``--num_requests --arrival --rate --cv --lengths``, drawn from
+``--seed``; :class:`~llmsim_nb.workload.recipe.WorkloadRecipe`), and cut or
+fix the trace before it is simulated (``--limit --drop_too_long --sort``).
+The simulator is imported only when the command runs, so ``llmsim --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from ..config import SimConfig
 
 #: (flag, type or None for a switch, help) of every ``llmsim run`` flag.
 RUN_FLAGS: list[tuple[str, type | None, str]] = [
-    ("model_name", str, "model name, e.g. gpt3-6.7b, llama-7b, llama-2-70b"),
-    ("hardware", str, "engine hardware preset (default npu-128x128, the paper's NPU)"),
+    ("model_name", str, "model name, e.g. gpt3-6.7b, llama-7b, llama-2-70b (llmsim list "
+                        "models)"),
+    ("hardware", str, "engine hardware preset (npu-128x128 is the paper's NPU; "
+                      "llmsim list hardware)"),
     ("npu_num", int, "number of NPUs"),
     ("npu_group", int, "pipeline groups"),
     ("parallel", str, "tensor | pipeline | hybrid"),
@@ -43,10 +50,12 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("pim_channels", int, "channels per PIM device (0 = the preset's 32); 1 GiB of KV each"),
     ("pim_num", int, "PIM devices in the pool (pim_type pool; 0 = one per NPU)"),
     ("pim_mapping", str, "decode-attention | attention | fastest (operator mapping)"),
-    ("num_sub_batches", int, "sub-batches with --sub_batch (default 2)"),
+    ("num_sub_batches", int, "sub-batches with --sub_batch"),
     ("sub_batch_criterion", str, "memory | compute: what sub-batches balance"),
-    ("dataset", str, "trace file (TSV/CSV/JSONL or Azure CSV); default: packaged trace"),
-    ("network", str, "network topology file or preset (e.g. gpu_n4.json)"),
+    ("dataset", str, "trace file (TSV/CSV/JSONL or Azure CSV); default: packaged trace, or "
+                     "a generated one with --num_requests ..."),
+    ("network", str, "network topology file or preset (e.g. gpu_n4.json; llmsim list "
+                     "networks)"),
     ("micro_batches", int, "most micro-batches per iteration (pipeline); 0 = one per stage"),
     ("attention_placement", str, "auto | heads | requests (selective batching)"),
     ("collective", str, "auto | ring | direct | halving_doubling"),
@@ -54,47 +63,110 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("gen", None, "skip prefill: prompts start in the KV cache"),
     ("fast_run", None, "the original's compile bypass: keep the reuse cache on disk between "
                        "runs ($LLMSIM_CACHE_DIR, default ~/.cache/llmsim_nb)"),
-    ("reuse", str, "on | off: reuse operator timings (results identical; default on)"),
+    ("reuse", str, "on | off: reuse operator timings (results identical)"),
     ("reuse_cache_size", int, "most cached operator timings"),
     ("npu_mode", str, "analytical | detailed (tile-level GEMM schedule, slower)"),
-    ("seed", int, "random seed"),
+    ("seed", int, "random seed (of generated traces: --num_requests ...)"),
     ("config", str, "YAML file of flag names and values"),
     ("output", str, "write PREFIX-throughput.tsv, -simulation-time.tsv, -requests.csv, .nc"),
 ]
 
 
-def flag_ranges() -> dict[str, str]:
-    """``flag -> "range LO .. HI UNITS"`` from the config fields' metadata (the
-    ranges ``SimConfig`` checks), for the help text."""
+#: The workload flags of ``llmsim run`` (not of ``validate`` or a ``--config`` file):
+#: (flag, type or None for a switch, help). The defaults written here are
+#: ``WorkloadRecipe``'s (tests/test_cli_workload.py checks that they agree).
+WORKLOAD_FLAGS: list[tuple[str, type | None, str]] = [
+    ("num_requests", int, "generate N requests instead of reading --dataset (default 100)"),
+    ("arrival", str, "arrival process of generated requests: poisson | gamma | constant "
+                     "(evenly spaced) (default poisson)"),
+    ("rate", float, "mean arrival rate of generated requests in req/s (default 10)"),
+    ("cv", float, "--arrival gamma only: coefficient of variation of the gaps; 0 = evenly "
+                  "spaced, 1 = Poisson-like, > 1 = burstier (default 1)"),
+    ("lengths", str, "prompt and output lengths of generated requests: sharegpt | alpaca | "
+                     "fixed:IN,OUT | uniform:LO,HI (prompts and outputs each from LO..HI) | "
+                     "uniform:PLO,PHI,OLO,OHI (prompts from PLO..PHI, outputs from "
+                     "OLO..OHI); ranges inclusive (default sharegpt)"),
+    ("limit", int, "simulate at most the first N requests of the trace"),
+    ("drop_too_long", None, "drop the requests longer than max_model_len (default: the "
+                            "model's context) instead of refusing the trace; stderr says "
+                            "how many"),
+    ("sort", None, "sort a --dataset file whose arrivals go backwards (stable, by arrival) "
+                   "instead of refusing it"),
+]
+#: The workload flags that generate a trace (``WorkloadRecipe``'s fields).
+GENERATE_FLAGS = ("num_requests", "arrival", "rate", "cv", "lengths")
+
+
+def _config_fields() -> dict:
+    """``flag -> dataclasses.Field`` of every config flag (through ``FLAG_FIELDS``)."""
     import dataclasses
 
     from ..config import FLAG_FIELDS, MemoryConfig, SchedulerConfig, SimConfig, SystemConfig
 
     sections = {None: SimConfig, "scheduler": SchedulerConfig, "memory": MemoryConfig,
                 "system": SystemConfig}
+    by_section = {key: {f.name: f for f in dataclasses.fields(cls)}
+                  for key, cls in sections.items()}
+    return {flag: by_section[section][name] for flag, (section, name) in FLAG_FIELDS.items()}
+
+
+def _show(value) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def flag_ranges() -> dict[str, str]:
+    """``flag -> "range LO .. HI UNITS"`` from the config fields' metadata (the
+    ranges ``SimConfig`` checks), for the help text."""
     out = {}
-    for flag, (section, name) in FLAG_FIELDS.items():
-        meta = {f.name: f.metadata for f in dataclasses.fields(sections[section])}[name]
+    for flag, f in _config_fields().items():
+        meta = f.metadata
         if meta.get("range"):
             low, high = meta["range"]
             units = "" if meta.get("units", "1") == "1" else f" {meta['units']}"
-            show = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731
-            out[flag] = f"range {show(low)} .. {show(high)}{units}"
+            out[flag] = f"range {_show(low)} .. {_show(high)}{units}"
+    return out
+
+
+def flag_defaults() -> dict[str, str]:
+    """``flag -> "default VALUE"`` from the config dataclasses' field defaults, for the
+    help text. Defaults of None (worked out at run time, as the flag's help says)
+    and switches that are off are left out; True shows as ``on``."""
+    import dataclasses
+
+    out = {}
+    for flag, f in _config_fields().items():
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if value is None or value is False:
+            continue
+        out[flag] = "default on" if value is True else \
+            f"default {value if isinstance(value, str) else _show(value)}"
     return out
 
 
 def add_run_parser(sub) -> None:
     """Add the ``run`` subcommand to ``llmsim``'s subparsers."""
     run = sub.add_parser("run", help="simulate a trace and print a summary")
-    ranges = flag_ranges()
+    ranges, defaults = flag_ranges(), flag_defaults()
     for name, kind, text in RUN_FLAGS:
-        if name in ranges:
-            text = f"{text} ({ranges[name]})"
+        notes = [note[name] for note in (defaults, ranges) if name in note]
+        if notes:
+            text = f"{text} ({'; '.join(notes)})"
         if kind is None:
             run.add_argument(f"--{name}", action="store_true", default=None, help=text)
         else:
             run.add_argument(f"--{name}", type=kind, default=None, help=text)
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    group = run.add_argument_group(
+        "workload", "generate the trace (drawn from --seed) instead of reading --dataset, "
+                    "and cut or fix the trace before it is simulated")
+    metavars = {"num_requests": "N", "arrival": "PROCESS", "rate": "R", "cv": "C",
+                "lengths": "SPEC", "limit": "N"}
+    for name, kind, text in WORKLOAD_FLAGS:
+        if kind is None:
+            group.add_argument(f"--{name}", action="store_true", help=text)
+        else:
+            group.add_argument(f"--{name}", type=kind, default=None, metavar=metavars[name],
+                               help=text)
 
 
 def _format_summary(summary: dict, wall: float, ds) -> str:
@@ -105,6 +177,9 @@ def _format_summary(summary: dict, wall: float, ds) -> str:
         "-" * 60,
         f"llmsim_nb {ds.attrs['llmsim_nb_version']}: {ds.attrs['model']} on "
         f"{ds.attrs['hardware']} ({ds.attrs['engine']} engine)",
+        f"layout              TP {ds.attrs.get('tensor_parallel', '?')} x PP "
+        f"{ds.attrs.get('pipeline_parallel', '?')}, network {ds.attrs.get('network') or '-'}, "
+        f"{ds.attrs['engine']} engine",
         f"trace: {ds.attrs['trace_source']}",
         f"requests finished   {summary['num_finished']} / {summary['num_requests']}",
         f"iterations          {summary['num_iterations']}",
@@ -125,6 +200,87 @@ def _format_summary(summary: dict, wall: float, ds) -> str:
     return "\n".join(lines)
 
 
+def _with_flag_hint(message: str) -> str:
+    """The library's advice for a trace it refuses, plus the flag that follows it."""
+    if "Filter the trace, or pass max_model_len" in message:
+        return f"{message} (llmsim run: --drop_too_long drops them, or --max_model_len N)"
+    if "Pass sort=True to sort" in message:
+        return f"{message} (llmsim run: --sort)"
+    return message
+
+
+def _workload(args: argparse.Namespace, config: SimConfig):
+    """The trace the workload flags ask for, or None for the Simulator's own
+    (``--dataset`` or the packaged trace) when none is given.
+
+    Order: read or generate, ``--sort``, ``--limit``, then ``--drop_too_long``
+    (whose count goes to stderr). Conflicting flags raise a one-line
+    ``ValueError`` naming them.
+    """
+    generate = {name: getattr(args, name) for name in GENERATE_FLAGS}
+    given = [f"--{name}" for name, value in generate.items() if value is not None]
+    if not given and args.limit is None and not args.drop_too_long and not args.sort:
+        return None
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit {args.limit}: must be a whole number >= 1 (the most "
+                         f"requests simulated)")
+    from ..workload import default_trace, load_trace
+    from ..workload.recipe import WorkloadRecipe
+
+    if given:
+        if config.dataset is not None:
+            raise ValueError(f"--dataset {config.dataset!r} and {given[0]} are alternatives: "
+                             f"read a trace file, or generate one with "
+                             f"{', '.join('--' + f for f in GENERATE_FLAGS)}, not both")
+        if args.limit is not None:
+            raise ValueError(f"--limit {args.limit} cuts a trace that is read; a generated "
+                             f"trace has --num_requests requests: ask for that many instead")
+        if args.sort:
+            raise ValueError("--sort sorts a --dataset file whose arrivals go backwards; a "
+                             "generated trace (" + given[0] + ") is always in arrival order")
+        trace = WorkloadRecipe.from_flags(**generate).build(config.seed)
+    elif config.dataset is not None:
+        limit = None if args.sort else args.limit  # sort first, then cut
+        trace = load_trace(config.dataset, sort=args.sort, limit=limit)
+        if args.sort:
+            trace = trace.sort()
+        elif limit is not None and len(trace) == limit:
+            trace = trace.head(limit)  # says "(first N)" in the source
+    elif args.sort:
+        raise ValueError("--sort sorts a --dataset file whose arrivals go backwards; without "
+                         "--dataset the packaged trace is already in arrival order")
+    else:
+        trace = default_trace()
+    if args.limit is not None and len(trace) > args.limit:
+        trace = trace.head(args.limit)
+    if args.drop_too_long:
+        trace = _drop_too_long(trace, config, quiet=args.quiet)
+    return trace
+
+
+def _drop_too_long(trace, config: SimConfig, *, quiet: bool):
+    """``trace`` without the requests longer than ``max_model_len`` (the limit
+    ``Instance.check_lengths`` enforces); says how many were dropped on stderr."""
+    from ..models.catalog import get_model
+
+    given = config.scheduler.max_model_len
+    model = get_model(config.model)
+    limit = given or model.max_seq_len
+    why = "as given" if given else f"{model.name}'s context"
+    fits = trace.num_prompt_tokens + trace.num_output_tokens <= limit
+    n, dropped = len(trace), len(trace) - int(fits.sum())
+    if dropped == n:
+        raise ValueError(f"--drop_too_long would drop all {n} requests: each is longer than "
+                         f"max_model_len={limit} tokens ({why}); pass --max_model_len N to "
+                         f"serve them beyond the model's context")
+    if dropped:
+        trace = trace.filter(fits, label=f"prompt + output <= max_model_len={limit}")
+    if not quiet:
+        print(f"llmsim: --drop_too_long dropped {dropped} of {n} requests longer than "
+              f"max_model_len={limit} tokens ({why})", file=sys.stderr)
+    return trace
+
+
 def run_run_command(args: argparse.Namespace) -> int:
     """Run ``llmsim run``; return the exit status."""
     from tqdm import tqdm
@@ -136,9 +292,13 @@ def run_run_command(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name) for name, _, _ in RUN_FLAGS}
     start = time.perf_counter()
     config = SimConfig.from_flags(**flags)
-    if args.output is not None:  # before anything is simulated (or created)
-        check_output_prefix(args.output)
-    sim = Simulator(config)
+    try:
+        trace = _workload(args, config)
+        if args.output is not None:  # before anything is simulated (or created)
+            check_output_prefix(args.output)
+        sim = Simulator(config, trace)
+    except ValueError as exc:
+        raise ValueError(_with_flag_hint(str(exc))) from None
     if args.output is not None:
         # The run lasts at least until the last arrival becomes schedulable, so
         # the throughput table has at least that many buckets: refuse it now,
@@ -167,4 +327,5 @@ def run_run_command(args: argparse.Namespace) -> int:
 
 
 
-__all__ = ["RUN_FLAGS", "add_run_parser", "run_run_command"]
+__all__ = ["GENERATE_FLAGS", "RUN_FLAGS", "WORKLOAD_FLAGS", "add_run_parser", "flag_defaults",
+           "flag_ranges", "run_run_command"]

@@ -2,7 +2,8 @@
 
 Building blocks live in :mod:`.arrivals` (arrival processes) and
 :mod:`.lengths` (length distributions and the shipped empirical tables); they
-are re-exported here.
+are re-exported here. :func:`constant_arrivals` (evenly spaced arrivals, the
+``llmsim run --arrival constant`` process) is defined here.
 
 Shipped data and how to regenerate it
 -------------------------------------
@@ -40,6 +41,7 @@ from .trace import Trace
 __all__ = [
     "poisson_arrivals",
     "gamma_arrivals",
+    "constant_arrivals",
     "LengthDistribution",
     "Fixed",
     "Uniform",
@@ -57,6 +59,31 @@ DEFAULT_TRACE_SEED = 0
 DEFAULT_TRACE_RATE = 10.0  # requests per second
 DEFAULT_TRACE_REQUESTS = 100
 _ARRIVALS = ("poisson", "gamma")
+
+
+def constant_arrivals(rng: np.random.Generator, num_requests: int, rate: float) -> np.ndarray:
+    """Evenly spaced arrival times: request ``i`` arrives at ``i / rate`` seconds.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Checked but unused: nothing is random, so no number is drawn (a trace
+        generator's later draws are the same as with no arrival draws at all).
+    num_requests : int
+        Number of arrivals, ``>= 1``.
+    rate : float
+        Arrival rate in requests per second, ``> 0``.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        ``0, 1/rate, 2/rate, ...``, each computed as ``i / rate`` (no
+        accumulated rounding): at rate 4, exactly ``0, 0.25, 0.5, 0.75, ...``.
+    """
+    check_rng("constant_arrivals", rng)
+    n = check_int("constant_arrivals", "num_requests", num_requests, 1)
+    rate = check_positive("constant_arrivals", "rate", rate)
+    return np.arange(n, dtype=np.float64) / rate
 
 
 def synthetic_trace(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,13 +225,99 @@ class Trace:
                 f"Trace.head: n = {n} out of range; must be between 1 and {len(self)} "
                 f"(the trace length)"
             )
-        n = int(n)
+        return self._derived(slice(0, int(n)), f"first {int(n)}")
+
+    def _derived(self, index: np.ndarray | slice, what: str,
+                 arrival_at: np.ndarray | None = None) -> Trace:
+        """A new trace of the rows ``index`` (re-numbered), its source saying ``what``."""
         return Trace(
-            self.arrival_at[:n],
-            self.num_prompt_tokens[:n],
-            self.num_output_tokens[:n],
-            source=f"{self.source} (first {n})",
+            self.arrival_at[index] if arrival_at is None else arrival_at,
+            self.num_prompt_tokens[index],
+            self.num_output_tokens[index],
+            source=f"{self.source} ({what})",
         )
+
+    def filter(self, keep: np.ndarray | Callable[[Trace], np.ndarray], *,
+               label: str = "") -> Trace:
+        """Return a trace of the requests ``keep`` selects, in their order.
+
+        Parameters
+        ----------
+        keep : array_like of bool or callable
+            A boolean mask with one entry per request, or a function called
+            once with this trace that returns such a mask (vectorized, e.g.
+            ``lambda t: t.num_prompt_tokens <= 512``).
+        label : str, optional
+            What the filter keeps, for the new trace's ``source``.
+
+        Returns
+        -------
+        Trace
+            Re-numbered; ``source`` ends ``(kept K of N: label)``.
+
+        Raises
+        ------
+        ValueError
+            If the mask is not boolean of length ``len(self)``, or keeps nothing.
+        """
+        mask = np.asarray(keep(self) if callable(keep) else keep)
+        n = len(self)
+        if mask.dtype != np.bool_ or mask.shape != (n,):
+            raise ValueError(f"Trace.filter: keep must be a boolean mask of shape ({n},) or a "
+                             f"function returning one, got dtype {mask.dtype} shape {mask.shape}")
+        kept = int(mask.sum())
+        if kept == 0:
+            raise ValueError(f"Trace.filter: the mask keeps none of the {n} requests; a trace "
+                             f"needs at least one")
+        return self._derived(mask, f"kept {kept} of {n}" + (f": {label}" if label else ""))
+
+    def sort(self) -> Trace:
+        """Return the requests stably sorted by arrival (ties keep their order).
+
+        A ``Trace`` is always in arrival order already (the constructor refuses
+        arrivals that go backwards), so the order never changes; the new
+        ``source`` records that the order was asked for. Columns or files that
+        go backwards are sorted on the way in: ``load_trace(path, sort=True)``
+        (``llmsim run --sort``).
+
+        Returns
+        -------
+        Trace
+            ``source`` ends ``(sorted by arrival)``.
+        """
+        return self._derived(np.argsort(self.arrival_at, kind="stable"), "sorted by arrival")
+
+    def scale_rate(self, factor: float) -> Trace:
+        """Return the trace with every arrival divided by ``factor``.
+
+        Parameters
+        ----------
+        factor : float
+            Finite and ``> 0``: ``2`` arrives twice as fast (twice the rate),
+            ``0.5`` half as fast. Token counts are unchanged.
+
+        Returns
+        -------
+        Trace
+            ``source`` ends ``(rate x FACTOR)``.
+
+        Raises
+        ------
+        ValueError
+            If ``factor`` is not a finite number ``> 0``, or the slowed-down
+            last arrival would reach :data:`MAX_ARRIVAL_S`.
+        """
+        if isinstance(factor, (bool, np.bool_)) or not isinstance(
+                factor, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(factor) or factor <= 0:
+            raise ValueError(f"Trace.scale_rate: factor must be a finite number > 0, "
+                             f"got {factor!r}")
+        arrival = self.arrival_at / float(factor)
+        if not arrival[-1] < MAX_ARRIVAL_S:
+            raise ValueError(f"Trace.scale_rate: factor {factor!r} moves the last arrival to "
+                             f"{float(arrival[-1]):g} s; arrivals must stay below "
+                             f"{MAX_ARRIVAL_S:g} s (about 3 years)")
+        return self._derived(slice(None), f"rate x{float(factor):g}", arrival)
 
     @classmethod
     def from_requests(
