@@ -744,3 +744,30 @@ def test_network_json_fuzz(key, data, in_list, tmp_path_factory):
         assert dim.latency == config["link-latency"][i] / 1e9 >= 0
         assert math.isfinite(dim.bandwidth) and math.isfinite(dim.latency)
     assert all(v > 0 and math.isfinite(v) for v in topo.hbm_bandwidth)
+
+
+@pytest.mark.parametrize("key, value, pattern", [
+    ("link-bandwidth", [5e-324], r"Dimension.bandwidth=.* is out of range; allowed 1e\+06 \.\. 1e\+24"),
+    ("link-bandwidth", [1e-300], r"Dimension.bandwidth=.* is out of range"),
+    ("link-latency", [1e300], r"Dimension.latency=.* is out of range; allowed 0 \.\. 1"),
+    ("units-count", [2**40], r"Dimension.size=1099511627776 is out of range; allowed 1 \.\. 65536"),
+])
+def test_network_numbers_no_run_could_use_are_refused_on_reading(tmp_path, key, value, pattern):
+    """Before: 5e-324 B/s loaded and the run failed with an inf makespan; 1e300 ns ran."""
+    from llmsim_nb.network import load_topology
+    data = {"topology-name": "Hierarchical", "dimensions-count": 1,
+            "topologies-per-dim": ["FullyConnected"], "dimension-type": ["N"],
+            "units-count": [4], "links-count": [3], "link-latency": [500],
+            "link-bandwidth": [50], key: value}
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=pattern) as info:
+        load_topology(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_topology_of_too_many_devices_is_refused():
+    from llmsim_nb.network import Dimension, Topology
+    dims = [Dimension("FullyConnected", 1024, 1e11, 1e-6, 1) for _ in range(2)]
+    with pytest.raises(ValueError, match=r"has 1048576 devices .* at most 131072"):
+        Topology(dims, name="huge")

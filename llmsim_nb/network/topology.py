@@ -63,16 +63,36 @@ DIMENSION_TYPES = ("N", "T", "P", "B", "C", "Q")
 LinkId = tuple[int, int, Union[int, str]]
 
 
-def _check_real(owner: str, name: str, value: Any, *, strict: bool) -> None:
+#: Ranges of a dimension's numbers: bandwidth from 1 MB/s (below it one KV block
+#: takes seconds) to 1e24 B/s (NVLink 5 is 1.8 TB/s per GPU, but the seed's
+#: NeuPIMs files give 1e12 GB/s to make a link free); latencies up to 1 s
+#: (real links take ns to us); sizes and link counts up to 65,536, as devices
+#: (``npu_num``'s range). A whole topology holds at most 2**17 devices (NPUs
+#: plus a pool of as many PIM devices).
+BANDWIDTH_RANGE = (1e6, 1e24)
+MAX_LATENCY = 1.0
+MAX_SIZE = 65_536
+MAX_DEVICES = 2 ** 17
+
+
+def _check_real(owner: str, name: str, value: Any, *, strict: bool,
+                maximum: float | None = None, minimum: float = 0.0) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{owner}.{name} must be a finite number, got {value!r}")
     if value < 0 or (strict and value == 0):
         raise ValueError(f"{owner}.{name} must be {'>' if strict else '>='} 0, got {value}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{owner}.{name}={value!r} is out of range; allowed {minimum:g} .. "
+                         f"{maximum:g}")
 
 
-def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
+def _check_int(owner: str, name: str, value: Any, minimum: int,
+               maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{owner}.{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{owner}.{name}={value!r} is out of range; allowed {minimum} .. "
+                         f"{maximum}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +134,17 @@ class Dimension:
         owner = "Dimension"
         if self.kind not in TOPOLOGY_KINDS:
             raise ValueError(f"{owner}.kind={self.kind!r} is not one of {list(TOPOLOGY_KINDS)}")
-        _check_int(owner, "size", self.size, 1)
-        _check_real(owner, "bandwidth", self.bandwidth, strict=True)
-        _check_real(owner, "latency", self.latency, strict=False)
-        _check_int(owner, "num_links", self.num_links, 1)
+        _check_int(owner, "size", self.size, 1, MAX_SIZE)
+        _check_real(owner, "bandwidth", self.bandwidth, strict=True,
+                    minimum=BANDWIDTH_RANGE[0], maximum=BANDWIDTH_RANGE[1])
+        _check_real(owner, "latency", self.latency, strict=False, maximum=MAX_LATENCY)
+        _check_int(owner, "num_links", self.num_links, 1, MAX_SIZE)
         if self.dim_type not in DIMENSION_TYPES:
             raise ValueError(f"{owner}.dim_type={self.dim_type!r} is not one of "
                              f"{list(DIMENSION_TYPES)}")
-        _check_real(owner, "router_latency", self.router_latency, strict=False)
-        _check_real(owner, "nic_latency", self.nic_latency, strict=False)
+        _check_real(owner, "router_latency", self.router_latency, strict=False,
+                    maximum=MAX_LATENCY)
+        _check_real(owner, "nic_latency", self.nic_latency, strict=False, maximum=MAX_LATENCY)
 
     @property
     def link_capacity(self) -> float:
@@ -178,6 +200,11 @@ class Topology:
                 or not all(isinstance(d, Dimension) for d in self.dimensions)):
             raise ValueError(f"{owner}.dimensions must be a non-empty tuple of Dimension, "
                              f"got {self.dimensions!r}")
+        devices = math.prod(d.size for d in self.dimensions)
+        if devices > MAX_DEVICES:
+            raise ValueError(f"{owner} {self.name!r} has {devices} devices (dimension sizes "
+                             f"{[d.size for d in self.dimensions]}); at most {MAX_DEVICES} are "
+                             f"allowed")
         for name in ("name", "source"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{owner}.{name} must be a string, got {getattr(self, name)!r}")
