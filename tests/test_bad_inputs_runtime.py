@@ -493,3 +493,20 @@ def test_a_plot_that_fails_is_shown_not_raised(dash, monkeypatch):
     monkeypatch.setattr(type(dash), "_draw", broken)
     dash.buttons["step"].click()
     assert dash.error == "KeyError: 'throughput'" and dash.iteration == 1
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("base: {model_name: gpt2}\npoints: [5]\n", r"points must be a list of mappings of flags, got \[5\]"),
+    ("base: {model_name: gpt2}\naxes: {npu_num: [1, 2]}\nout_dir: [1]\n",
+     r"out_dir must be a non-empty string, got \[1\]"),
+    ("base: {model_name: gpt2}\naxes: {npu_num: [1, 2]}\nvalidate: \"no\"\n",
+     r"validate must be true or false, got 'no'"),
+    ("base: {model_name: gpt2}\naxes: {npu_num: [1, 2]}\nscheduler_address: 5\n",
+     r"scheduler_address must be a non-empty string, got 5"),
+])
+def test_sweep_files_with_values_of_the_wrong_type_are_refused(tmp_path, text, pattern):
+    from llmsim_nb.sweeps.spec import read_sweep_yaml
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=pattern):
+        read_sweep_yaml(path)

@@ -332,9 +332,19 @@ def read_sweep_yaml(path: str | Path) -> dict[str, Any]:
         if name not in FLAG_FIELDS:
             raise ValueError(f"sweep file {str(p)!r}: axes: {name!r} is not a flag; known flags: "
                              f"{sorted(FLAG_FIELDS)} (sweep trace files with 'dataset')")
-    if "points" in data and not isinstance(data["points"], list):
+    points = data.get("points")
+    if "points" in data and (not isinstance(points, list)
+                             or not all(isinstance(q, dict) for q in points)):
         raise ValueError(f"sweep file {str(p)!r}: points must be a list of mappings of flags, "
-                         f"got {data['points']!r}")
+                         f"got {points!r}")
+    for key in ("out_dir", "scheduler_address"):
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"sweep file {str(p)!r}: {key} must be a non-empty string, got "
+                             f"{value!r}")
+    if "validate" in data and not isinstance(data["validate"], bool):
+        raise ValueError(f"sweep file {str(p)!r}: validate must be true or false, got "
+                         f"{data['validate']!r}")
     workers = data.get("workers")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
