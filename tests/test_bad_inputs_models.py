@@ -470,11 +470,11 @@ ONNX_CASES = [
      r"metadata llmsim\.hidden_size='1024' contradicts the graph: the hidden-state input "
      r"'hidden_states' has width 768"),
     ("metadata dtype zero", exported_with(dtype_bytes="0"),
-     r"metadata llmsim\.dtype_bytes='0' must be an integer >= 1"),
+     r"metadata llmsim\.dtype_bytes='0' must be an integer in 1\.\.2147483647"),
     ("metadata dtype negative", exported_with(dtype_bytes="-2"),
-     r"metadata llmsim\.dtype_bytes='-2' must be an integer >= 1"),
+     r"metadata llmsim\.dtype_bytes='-2' must be an integer in 1\.\.2147483647"),
     ("metadata layers text", exported_with(num_layers="twelve"),
-     r"metadata llmsim\.num_layers='twelve' must be an integer >= 1"),
+     r"metadata llmsim\.num_layers='twelve' must be an integer in 1\.\.2147483647"),
     ("metadata weights stray", exported_with(weights="qkv_proj.weight,nope"),
      r"llmsim\.weights names \['nope'\] which is neither a graph input nor an initializer; "
      r"the metadata contradicts the graph"),
@@ -513,7 +513,7 @@ def test_onnx_metadata_only_entries(tmp_path):
     assert "metadata llmsim.bias='yes' must be 'true' or 'false'" in message
     onnx.save(exported_with(vocab_size="0"), path)
     message = one_line_error(lambda: spec_from_onnx_metadata(path), f"ONNX file {str(path)!r}: ")
-    assert "metadata llmsim.vocab_size='0' must be an integer >= 1" in message
+    assert "metadata llmsim.vocab_size='0' must be an integer in 1..2147483647" in message
 
 
 def test_onnx_missing_file_and_in_memory_names(tmp_path):
@@ -771,3 +771,27 @@ def test_a_topology_of_too_many_devices_is_refused():
     dims = [Dimension("FullyConnected", 1024, 1e11, 1e-6, 1) for _ in range(2)]
     with pytest.raises(ValueError, match=r"has 1048576 devices .* at most 131072"):
         Topology(dims, name="huge")
+
+
+def test_a_quantised_checkpoint_is_refused_not_planned_at_two_bytes(tmp_path):
+    from llmsim_nb.models import model_from_hf_config
+    config = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
+              "vocab_size": 1000, "max_position_embeddings": 512,
+              "quantization_config": {"quant_method": "awq", "bits": 4}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"quantization_config \(quant_method='awq'\) stores "
+                                         r"quantised weights"):
+        model_from_hf_config(path)
+    del config["quantization_config"]
+    path.write_text(json.dumps(config))
+    assert model_from_hf_config(path).num_layers == 2
+
+
+def test_onnx_metadata_counts_are_bounded(tmp_path):
+    from llmsim_nb.models.onnx.metadata import _meta_int
+    assert _meta_int({"num_layers": "32"}, "num_layers", "f.onnx") == 32
+    with pytest.raises(ValueError, match=r"llmsim.num_layers='99999999999999999999' must be an "
+                                         r"integer in 1..2147483647"):
+        _meta_int({"num_layers": "99999999999999999999"}, "num_layers", "f.onnx")

@@ -60,6 +60,12 @@ def _check_architecture(rd: _Reader) -> None:
         if config.get(key) is not None:
             raise rd.fail(f"{key}={_show(config[key])} is multi-head latent attention, "
                           f"which ModelSpec does not model; allowed: no {key} key or null")
+    quant = config.get("quantization_config")
+    if quant is not None:
+        method = quant.get("quant_method") if isinstance(quant, dict) else None
+        raise rd.fail(f"quantization_config (quant_method={_show(method)}) stores quantised "
+                      f"weights, which ModelSpec does not model (every weight would be planned "
+                      f"at dtype_bytes); allowed: no quantization_config key or null")
     for key in ("is_encoder_decoder", "add_cross_attention"):
         if rd.flag(key, False):
             raise rd.fail(f"{key}=true: encoder-decoder / cross-attention models are not "

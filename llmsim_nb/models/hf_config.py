@@ -97,8 +97,9 @@ def model_from_hf_config(path_or_dict, name: str | None = None, *,
         directory name, then ``model_type``.
     dtype_bytes : int, default 2
         Bytes per weight/activation element (the serving precision; the
-        config's ``torch_dtype`` and ``quantization_config`` are not used
-        because they describe the stored checkpoint).
+        config's ``torch_dtype`` describes the stored checkpoint and is not
+        used; a ``quantization_config`` is refused, since quantised weights
+        are not modelled).
 
     Returns
     -------

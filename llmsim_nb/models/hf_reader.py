@@ -100,7 +100,7 @@ class _Reader:
             kind = "a float" if isinstance(value, float) else type(value).__name__
             raise self.fail(f"{key}={_show(value)} must be a JSON integer >= 1, got {kind}")
         if not 1 <= value <= _MAX_INT:
-            raise self.fail(f"{key}={value} must be an integer in 1..{_MAX_INT}")
+            raise self.fail(f"{key}={_show(value)} must be an integer in 1..{_MAX_INT}")
         return value
 
     def flag(self, key: str, default: bool) -> bool:

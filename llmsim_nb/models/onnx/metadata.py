@@ -52,14 +52,17 @@ def spec_from_onnx_metadata(path_or_model) -> ModelSpec:
 
 
 _INT_TEXT = re.compile(r"[0-9]+")
+_MAX_INT = 2**31 - 1
 
 
 def _meta_int(meta: dict[str, str], key: str, where: str) -> int:
     """An ``llmsim.<key>`` entry that must be a decimal integer >= 1."""
     raw = meta[key]
-    if not _INT_TEXT.fullmatch(raw) or int(raw) < 1:
-        raise ValueError(f"{where}: metadata {META_PREFIX}{key}={raw!r} must be an integer "
-                         f">= 1")
+    # Bounded like a HuggingFace config's counts: no model is near 2**31 of anything.
+    if not _INT_TEXT.fullmatch(raw) or len(raw) > 10 or not 1 <= int(raw) <= _MAX_INT:
+        shown = raw if len(raw) <= 24 else f"{raw[:20]}... ({len(raw)} characters)"
+        raise ValueError(f"{where}: metadata {META_PREFIX}{key}={shown!r} must be an integer "
+                         f"in 1..{_MAX_INT}")
     return int(raw)
 
 
