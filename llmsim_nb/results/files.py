@@ -247,18 +247,26 @@ def check_output_prefix(prefix: str | Path) -> list[Path]:
 
 # ---------------------------------------------------------------------- writers
 def write_throughput_tsv(ds: xr.Dataset, path: str | Path) -> Path:
+    """The original's throughput report: prompt and generation tokens/s per 0.5-s bucket
+    (TSV, exact decimals), written atomically; returns the path."""
     return _write_atomically(path, _text_writer(_throughput_text(ds)))
 
 
 def write_simulation_time_tsv(ds: xr.Dataset, path: str | Path) -> Path:
+    """The original's simulation-time report: host wall time per component (TSV),
+    written atomically; returns the path."""
     return _write_atomically(path, _text_writer(_simulation_time_text(ds)))
 
 
 def write_requests_csv(ds: xr.Dataset, path: str | Path) -> Path:
+    """One row per request (arrival, admission, first token, finish, TTFT, TPOT, E2E,
+    queueing, tokens; seconds), written atomically; returns the path."""
     return _write_atomically(path, _text_writer(_requests_text(ds)))
 
 
 def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
+    """The whole Dataset as netCDF (attrs and units kept), written atomically; returns
+    the path."""
     return _write_atomically(path, _netcdf_writer(ds))
 
 

@@ -302,6 +302,7 @@ class SweepSpec:
         return coords
 
     def result_path(self, out_dir: Path, point: SweepPoint) -> Path:
+        """Where ``point``'s summary is kept under ``out_dir`` (read back on resume)."""
         return out_dir / "points" / f"{point.key}.nc"
 
 

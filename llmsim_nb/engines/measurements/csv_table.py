@@ -5,7 +5,7 @@ structure (not UTF-8, empty, no rows, duplicate columns, ragged rows); the
 table's methods then read each cell as text, a number, a positive number, a
 bounded integer or a boolean, refusing anything else with one ``ValueError``
 line naming the file, the row and line, the column and the value. Used by the
-measurement readers (:mod:`.measurements`) and by
+measurement readers (:mod:`.loading`) and by
 :mod:`llmsim_nb.fidelity.validate`.
 """
 

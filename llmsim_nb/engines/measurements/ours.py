@@ -1,4 +1,4 @@
-"""Our measurement CSV schema (see :mod:`.measurements` for the columns)."""
+"""Our measurement CSV schema (see :mod:`.loading` for the columns)."""
 
 from __future__ import annotations
 

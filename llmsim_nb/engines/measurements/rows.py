@@ -3,7 +3,7 @@
 Also the builders every reader shares: the :class:`~llmsim_nb.models.ops.Op`
 objects a measured operator ran (built with the same template as a simulation)
 and the shape key the ``profiled`` engine interpolates within. The file formats
-are read by :mod:`.measurements`.
+are read by :mod:`.loading`.
 """
 
 from __future__ import annotations
