@@ -26,7 +26,7 @@ HEAVY = ("numpy", "xarray", "pandas", "dask", "onnx", "matplotlib", "scipy", "ya
 
 def _llmsim() -> list[str]:
     exe = shutil.which("llmsim")
-    return [exe] if exe else [sys.executable, "-m", "llmsim_nb.cli.main"]
+    return [exe] if exe else [sys.executable, "-m", "llmsim_nb.cli"]
 
 
 def _time(cmd: list[str], runs: int) -> list[float]:

@@ -12,7 +12,7 @@ SEED_TRACE = "share-gpt-req100-rate10.tsv"
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "llmsim_nb.cli.main", *args],
+    return subprocess.run([sys.executable, "-m", "llmsim_nb.cli", *args],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -61,8 +61,8 @@ def test_config_file_and_flags(tmp_path, capsys):
 
 @pytest.mark.parametrize("args,message", [
     (["--model_name", "gpt5"], "gpt5"),
-    (["--scheduling", "fifo"], "SchedulerConfig.policy='fifo'"),
-    (["--block_size", "0"], "SchedulerConfig.block_size must be >= 1"),
+    (["--scheduling", "fifo"], "scheduling='fifo' is not one of"),
+    (["--block_size", "0"], "block_size=0 is out of range (must be >= 1)"),
     (["--npu_num", "3", "--attention_placement", "heads"], "must divide"),
     (["--network", "nonexistent_net.json"], "nonexistent_net"),
     (["--npu_num", "8", "--network", "gpu_n4.json"], "has 4 devices but npu_num=8"),
@@ -70,7 +70,7 @@ def test_config_file_and_flags(tmp_path, capsys):
     (["--sub_batch"], "sub_batch=True needs pim_type"),
     (["--hardware", "tpu-v9"], "tpu-v9"),
     (["--dataset", "/nonexistent/trace.tsv"], "trace.tsv"),
-    (["--npu_mem", "-1"], "npu_mem must be > 0"),
+    (["--npu_mem", "-1"], "npu_mem=-1.0 is out of range (must be > 0"),
     (["--npu_num", "two"], "invalid int value"),
     (["--config", "/nonexistent.yaml"], "does not exist"),
 ])

@@ -254,7 +254,7 @@ def test_bad_workload_flag_is_one_line_before_simulating(args, message, capsys):
 
 
 def test_bad_flag_from_the_console_script():
-    result = subprocess.run([sys.executable, "-m", "llmsim_nb.cli.main", "run", "--cv", "3"],
+    result = subprocess.run([sys.executable, "-m", "llmsim_nb.cli", "run", "--cv", "3"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == ("llmsim: error: --cv 3 applies only to --arrival gamma; "

@@ -45,7 +45,7 @@ def test_variants_with_replace_are_validated():
     c = SimConfig()
     d = dataclasses.replace(c, scheduler=dataclasses.replace(c.scheduler, max_batch=4))
     assert d.scheduler.max_batch == 4 and c.scheduler.max_batch == 0
-    with pytest.raises(ValueError, match="max_batch must be >= 0"):
+    with pytest.raises(ValueError, match=r"max_batch=-1 is out of range \(must be >= 0\)"):
         dataclasses.replace(c.scheduler, max_batch=-1)
 
 
@@ -63,18 +63,18 @@ def test_yaml_config_and_override(tmp_path):
     ({"kv_manage": "lru"}, "kv_manage='lru'"),
     ({"parallel": "data"}, "parallel='data'"),
     ({"pim_type": "remote"}, "pim_type='remote'"),
-    ({"max_batch": 1.5}, "max_batch must be an integer"),
-    ({"block_size": 0}, "block_size must be >= 1"),
-    ({"batch_delay": -0.1}, "batch_delay must be >= 0"),
-    ({"batch_delay": float("nan")}, "batch_delay must be a finite number"),
-    ({"npu_num": 0}, "npu_num must be >= 1"),
+    ({"max_batch": 1.5}, "max_batch=1.5 must be an integer"),
+    ({"block_size": 0}, r"block_size=0 is out of range \(must be >= 1\)"),
+    ({"batch_delay": -0.1}, r"batch_delay=-0.1 is out of range \(must be >= 0\)"),
+    ({"batch_delay": float("nan")}, "batch_delay=nan must be a finite number"),
+    ({"npu_num": 0}, r"npu_num=0 is out of range \(must be >= 1\)"),
     ({"npu_num": 8, "npu_group": 3}, "npu_group=3 must divide npu_num=8"),
-    ({"npu_mem": 0}, "npu_mem must be > 0"),
+    ({"npu_mem": 0}, r"npu_mem=0.0 is out of range \(must be > 0"),
     ({"sub_batch": True}, "needs pim_type"),
-    ({"seed": -1}, "seed must be >= 0"),
-    ({"max_num_batched_tokens": 0}, "max_num_batched_tokens must be >= 1"),
-    ({"gen": "yes"}, "gen must be a bool"),
-    ({"model_name": ""}, "model must be a model name"),
+    ({"seed": -1}, r"seed=-1 is out of range \(must be >= 0\)"),
+    ({"max_num_batched_tokens": 0}, r"max_num_batched_tokens=0 is out of range \(must be >= 1\)"),
+    ({"gen": "yes"}, "gen='yes' must be a bool"),
+    ({"model_name": ""}, "model_name='' must be a model name"),
 ])
 def test_bad_flags_name_the_field_and_value(flags, message):
     with pytest.raises(ValueError, match=message):

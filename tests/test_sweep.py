@@ -172,7 +172,7 @@ def test_points_list_and_trace_axis(tmp_path):
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "llmsim_nb.cli.main", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "llmsim_nb.cli", *args], capture_output=True,
                           text=True, timeout=300, cwd=cwd)
 
 

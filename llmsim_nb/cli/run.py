@@ -281,13 +281,12 @@ def _drop_too_long(trace, config: SimConfig, *, quiet: bool):
     return trace
 
 
-def run_run_command(args: argparse.Namespace) -> int:
-    """Run ``llmsim run``; return the exit status."""
+def _simulate(args: argparse.Namespace):
+    """Build the config, the trace and the simulator, run; (Dataset, wall seconds)."""
     from tqdm import tqdm
 
     from ..instance.simulator import Simulator
-    from ..results.dataset import summarize
-    from ..results.files import check_output_prefix, check_throughput_buckets, write_outputs
+    from ..results.files import check_output_prefix, check_throughput_buckets
 
     flags = {name: getattr(args, name) for name, _, _ in RUN_FLAGS}
     start = time.perf_counter()
@@ -304,19 +303,29 @@ def run_run_command(args: argparse.Namespace) -> int:
         # the throughput table has at least that many buckets: refuse it now,
         # not after the simulation, if it would be too big to allocate.
         check_throughput_buckets(float(sim.trace.arrival_at.max()) + config.scheduler.batch_delay)
-    total = len(sim.trace)
-    with tqdm(total=total, unit="req", delay=2.0, disable=True if args.quiet else None,
-              desc="simulating", file=sys.stderr) as bar, \
-            warnings.catch_warnings(record=True) as caught:
+    with tqdm(total=len(sim.trace), unit="req", delay=2.0,
+              disable=True if args.quiet else None, desc="simulating", file=sys.stderr) as bar:
         def progress(done: int) -> None:
             bar.update(done - bar.n)
 
+        ds = sim.run(progress=progress)  # with --fast_run it reads and writes the cache
+    return ds, time.perf_counter() - start
+
+
+def run_run_command(args: argparse.Namespace) -> int:
+    """Run ``llmsim run``; return the exit status."""
+    from ..results.dataset import summarize
+    from ..results.files import write_outputs
+
+    # Every warning of the command (configuration, building, the run) is
+    # printed as one line, not in Python's two-line format.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            ds = sim.run(progress=progress)  # with --fast_run it reads and writes the cache
+            ds, wall = _simulate(args)
         finally:
-            for warning in caught:  # one line each, not Python's two-line format
+            for warning in caught:
                 print(f"llmsim: warning: {warning.message}", file=sys.stderr)
-    wall = time.perf_counter() - start
     if args.output is not None:
         paths = write_outputs(ds, args.output)
         if not args.quiet:
@@ -324,7 +333,6 @@ def run_run_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(_format_summary(summarize(ds), wall, ds))
     return 0
-
 
 
 __all__ = ["GENERATE_FLAGS", "RUN_FLAGS", "WORKLOAD_FLAGS", "add_run_parser", "flag_defaults",

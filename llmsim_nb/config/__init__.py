@@ -14,16 +14,20 @@ why each bound is what it is).
 
 The package: :mod:`.fields` (choices and checks), :mod:`.sections`
 (scheduler, memory, system), :mod:`.sim` (:class:`SimConfig` and the flags),
+:mod:`.effects` (flags that can have no effect: errors and warnings),
 :mod:`.yaml_file` (reading YAML settings files).
 """
 
 from .fields import (ATTENTION_PLACEMENTS, COLLECTIVES, GIB, KV_MANAGE, NPU_MODES, PARALLEL,
-                     PIM_MAPPINGS, PIM_TYPES, SCHEDULING_POLICIES, SUB_BATCH_CRITERIA)
+                     PIM_MAPPINGS, PIM_TYPES, SCHEDULING_POLICIES, SUB_BATCH_CRITERIA,
+                     ConfigWarning, did_you_mean)
 from .sections import MemoryConfig, SchedulerConfig, SystemConfig
 from .sim import FLAG_FIELDS, SimConfig
+from .effects import check_flag_effects
 from .yaml_file import read_yaml_file, read_yaml_flags, yaml_problem
 
-__all__ = ["ATTENTION_PLACEMENTS", "COLLECTIVES", "FLAG_FIELDS", "GIB", "KV_MANAGE",
-           "MemoryConfig", "NPU_MODES", "PARALLEL", "PIM_MAPPINGS", "PIM_TYPES",
+__all__ = ["ATTENTION_PLACEMENTS", "COLLECTIVES", "ConfigWarning", "FLAG_FIELDS", "GIB",
+           "KV_MANAGE", "MemoryConfig", "NPU_MODES", "PARALLEL", "PIM_MAPPINGS", "PIM_TYPES",
            "SCHEDULING_POLICIES", "SUB_BATCH_CRITERIA", "SchedulerConfig", "SimConfig",
-           "SystemConfig", "read_yaml_file", "read_yaml_flags", "yaml_problem"]
+           "SystemConfig", "check_flag_effects", "did_you_mean", "read_yaml_file",
+           "read_yaml_flags", "yaml_problem"]

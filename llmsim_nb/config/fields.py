@@ -8,17 +8,28 @@ is about), ``integer`` (whether only ints are accepted) and ``optional``
 (whether None is accepted); :func:`_check_number` enforces them and the ranges
 below say why each bound is physically defensible.
 
-The checks raise ``ValueError`` naming the owner, the field (which is also the
-flag), the value and what is allowed, on one line; nothing is clamped,
-truncated or defaulted. An int field refuses a float even when it is whole
-(``npu_num: 4.0`` in a YAML file), a float field refuses a bool, NaN and
-infinity.
+The checks raise ``ValueError`` on one line that leads with the setting as the
+user writes it, ``FLAG=VALUE`` (the ``llmsim run`` flag of the field,
+:func:`flag_of`; a field without a flag by its field name), then what is wrong
+and what is allowed::
+
+    scheduling='chunkd' is not one of ['orca', 'vllm', 'chunked']; did you mean 'chunked'?
+    npu_mem=1e+300 is out of range (must be <= 16384); allowed 0.001 .. 16384 GiB (...)
+    npu_num=4.0 must be an integer (a float; integers are never truncated); allowed 1 .. 65536 (...)
+
+Nothing is clamped, truncated or defaulted. An int field refuses a float even
+when it is whole (``npu_num: 4.0`` in a YAML file), a float field refuses a
+bool, NaN and infinity. :func:`did_you_mean` suggests the closest allowed
+names (:func:`difflib.get_close_matches`) when one is close; nothing is ever
+corrected automatically.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+from collections.abc import Iterable
 from typing import Any
 
 SCHEDULING_POLICIES = ("orca", "vllm", "chunked")
@@ -31,6 +42,14 @@ ATTENTION_PLACEMENTS = ("auto", "heads", "requests")
 COLLECTIVES = ("auto", "ring", "direct", "halving_doubling")
 NPU_MODES = ("analytical", "detailed")
 GIB = 1024 ** 3
+
+
+class ConfigWarning(UserWarning):
+    """A setting that is valid but has no effect, or is overridden, in its
+    configuration (see :func:`llmsim_nb.config.effects.check_flag_effects`), or
+    that another is used in its place (the tensor-parallel attention fallback of
+    :meth:`llmsim_nb.parallel.layout.ParallelLayout.from_config`)."""
+
 
 # ---------------------------------------------------------------------------- ranges
 # (min, max) of every numeric field, inclusive, in the field's units. The maxima
@@ -151,41 +170,108 @@ def _text_hint(value: Any) -> str:
     return ""
 
 
-def _check_number(owner: str, name: str, value: Any, meta: dict[str, Any]) -> None:
-    """Check a numeric field against its metadata: type, sign, range."""
+def flag_of(f: dataclasses.Field) -> str:
+    """The name a user writes for field ``f``: its flag, else its field name."""
+    return f.metadata.get("flag") or f.name
+
+
+def close_matches(word: Any, candidates: Iterable[Any], n: int = 3,
+                  cutoff: float = 0.6) -> list[str]:
+    """The candidates closest to ``word`` (case-insensitive), best first, as spelled.
+
+    Only string candidates are compared; a ``word`` that is not a string has
+    none. ``cutoff`` is :func:`difflib.get_close_matches`'s: 0.6 keeps a
+    typo's neighbours (``chunkd`` -> ``chunked``) and drops unrelated names.
+    Candidates that ``word`` (three characters or more) begins come first
+    (``h100`` -> ``h100-sxm``).
+    """
+    if not isinstance(word, str) or not word.strip():
+        return []
+    spelled: dict[str, str] = {}
+    for c in candidates:
+        if isinstance(c, str):
+            spelled.setdefault(c.lower(), c)
+    key = word.strip().lower()
+    found = difflib.get_close_matches(key, list(spelled), n=n, cutoff=cutoff)
+    if len(key) >= 3:
+        prefixed = sorted((c for c in spelled if c.startswith(key) and c != key), key=len)
+        found = list(dict.fromkeys(prefixed + found))[:n]
+    return [spelled[c] for c in found if spelled[c] != word]
+
+
+def _or_list(names: list[str]) -> str:
+    shown = [repr(x) for x in names]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+def suggestion(word: Any, candidates: Iterable[Any], n: int = 3) -> str:
+    """``"did you mean 'x'?"`` (``'x' or 'y'``, ``'x', 'y' or 'z'``) when a candidate
+    is close to ``word`` (:func:`close_matches`), else ``""``."""
+    close = close_matches(word, candidates, n)
+    return f"did you mean {_or_list(close)}?" if close else ""
+
+
+def did_you_mean(word: Any, candidates: Iterable[Any], n: int = 3) -> str:
+    """``"; did you mean 'x'?"`` when a candidate is close to ``word``, else ``""``:
+    the tail of a one-line error message (see :func:`suggestion`)."""
+    hint = suggestion(word, candidates, n)
+    return f"; {hint}" if hint else ""
+
+
+def did_you_mean_each(words: Iterable[Any], candidates: Iterable[Any]) -> str:
+    """:func:`did_you_mean` for several unknown names: ``"; did you mean 'npu_num'
+    (for 'npus')?"``; only the names that have a close candidate are named."""
+    candidates = list(candidates)
+    words = list(words)
+    if len(words) == 1:
+        return did_you_mean(words[0], candidates)
+    hints = [f"{_or_list(close)} (for {w!r})" for w in words
+             if (close := close_matches(w, candidates))]
+    return f"; did you mean {', '.join(hints)}?" if hints else ""
+
+
+def _check_number(name: str, value: Any, meta: dict[str, Any]) -> None:
+    """Check a numeric setting against its metadata: type, sign, range.
+
+    ``name`` is what the message leads with (the flag, see :func:`flag_of`).
+    """
     if value is None and meta.get("optional"):
         return
     lo, hi = meta["range"]
     allowed = range_text(meta)
+    shown = f"{name}={_show(value)}"
     if meta.get("integer"):
         if isinstance(value, bool) or not isinstance(value, int):
             hint = (" (a float; integers are never truncated)"
                     if isinstance(value, float) and value.is_integer() else "")
-            raise ValueError(f"{owner}.{name} must be an integer >= {lo}, got "
-                             f"{_show(value)}{hint or _text_hint(value)}; {allowed}")
+            raise ValueError(f"{shown} must be an integer{hint or _text_hint(value)}; "
+                             f"{allowed}")
     elif isinstance(value, bool) or not isinstance(value, (int, float)) or (
             isinstance(value, float) and not math.isfinite(value)):
-        raise ValueError(f"{owner}.{name} must be a finite number, got {_show(value)}"
-                         f"{_text_hint(value)}; {allowed}")
+        raise ValueError(f"{shown} must be a finite number{_text_hint(value)}; {allowed}")
     if meta.get("positive") and value <= 0:
         zero = 0.0 if isinstance(lo, float) else 0
-        raise ValueError(f"{owner}.{name} must be > {zero}, got {_show(value)}; {allowed}")
+        raise ValueError(f"{shown} is out of range (must be > {zero}); {allowed}")
     if value < lo:
-        raise ValueError(f"{owner}.{name} must be >= {_bound(lo)}, got {_show(value)}; "
-                         f"{allowed}")
+        raise ValueError(f"{shown} is out of range (must be >= {_bound(lo)}); {allowed}")
     if value > hi:
-        raise ValueError(f"{owner}.{name} must be <= {_bound(hi)}, got {_show(value)}; "
-                         f"{allowed}")
+        raise ValueError(f"{shown} is out of range (must be <= {_bound(hi)}); {allowed}")
 
 
 def _check_numbers(obj: Any) -> None:
     """Check every numeric field (those with a ``range``) of a config dataclass."""
-    owner = type(obj).__name__
     for f in dataclasses.fields(obj):
         if "range" in f.metadata:
-            _check_number(owner, f.name, getattr(obj, f.name), f.metadata)
+            _check_number(flag_of(f), getattr(obj, f.name), f.metadata)
 
 
-def _check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """``value`` must be one of ``allowed``; the message suggests the closest."""
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{owner}.{name}={_show(value)} is not one of {list(allowed)}")
+        raise ValueError(f"{name}={_show(value)} is not one of {list(allowed)}"
+                         f"{did_you_mean(value, allowed)}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={_show(value)} must be a bool")

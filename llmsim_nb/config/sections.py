@@ -2,7 +2,12 @@
 
 Frozen dataclasses validated in ``__post_init__``; variants with
 :func:`dataclasses.replace`. Every numeric field's metadata holds its ``range``
-(see :mod:`.fields` for why each bound is what it is).
+(see :mod:`.fields` for why each bound is what it is). Messages lead with the
+field's flag (``scheduling='fifo' is not one of ...``). A value that is valid
+but can have no effect beside the others (``pim_channels`` with
+``pim_type='none'``) is reported by :meth:`SimConfig.from_flags
+<llmsim_nb.config.sim.SimConfig.from_flags>`, which knows which flags were
+given (:mod:`.effects`); the constructors accept it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from .fields import (ACTIVATION_RESERVE_RANGE, ATTENTION_PLACEMENTS, BATCH_DELAY
                      NPU_GROUP_RANGE, NPU_MEM_RANGE, NPU_NUM_RANGE, NUM_KV_BLOCKS_RANGE,
                      NUM_SUB_BATCHES_RANGE, PARALLEL, PIM_CHANNELS_RANGE, PIM_MAPPINGS,
                      PIM_NUM_RANGE, PIM_TYPES, SCHEDULING_POLICIES, SUB_BATCH_CRITERIA,
-                     _check_choice, _check_numbers, _meta)
+                     _check_bool, _check_choice, _check_numbers, _meta, _show)
 
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
@@ -39,7 +44,9 @@ class SchedulerConfig:
         "KV management: vllm (blocks on demand) or max (reserve prompt+output at admission)",
         flag="kv_manage"))
     max_num_batched_tokens: int = field(default=2048, metadata=_meta(
-        "Token budget per iteration of the chunked policy", "token",
+        "Token budget per iteration of the chunked policy; with gpu_memory_utilization also "
+        "the tokens of the profiled forward whose activations are kept out (otherwise a "
+        "value under orca or vllm has no effect and is warned about)", "token",
         flag="max_num_batched_tokens", range=MAX_NUM_BATCHED_TOKENS_RANGE,
         note="tokens per iteration", integer=True))
     gen: bool = field(default=False, metadata=_meta(
@@ -51,12 +58,10 @@ class SchedulerConfig:
         note="longest context; None = the model's", integer=True, optional=True))
 
     def __post_init__(self) -> None:
-        owner = "SchedulerConfig"
         _check_numbers(self)
-        _check_choice(owner, "policy", self.policy, SCHEDULING_POLICIES)
-        _check_choice(owner, "kv_manage", self.kv_manage, KV_MANAGE)
-        if not isinstance(self.gen, bool):
-            raise ValueError(f"{owner}.gen must be a bool, got {self.gen!r}")
+        _check_choice("scheduling", self.policy, SCHEDULING_POLICIES)
+        _check_choice("kv_manage", self.kv_manage, KV_MANAGE)
+        _check_bool("gen", self.gen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +92,9 @@ class MemoryConfig:
         optional=True, positive=True))
     num_kv_blocks: int | None = field(default=None, metadata=_meta(
         "Explicit KV-cache blocks (vLLM's num_gpu_blocks_override); takes precedence "
-        "over gpu_memory_utilization and activation_reserve; must fit beside the "
-        "weights", "block", flag="num_kv_blocks", range=NUM_KV_BLOCKS_RANGE,
+        "over gpu_memory_utilization (then warned about) and activation_reserve; must fit "
+        "beside the weights; refused with pim_type local or pool (the KV cache lives in the "
+        "PIMs)", "block", flag="num_kv_blocks", range=NUM_KV_BLOCKS_RANGE,
         note="KV blocks per device; None = from memory", integer=True, optional=True))
 
     def __post_init__(self) -> None:
@@ -122,7 +128,7 @@ class SystemConfig:
         "Attention across a tensor-parallel group: heads (each rank a share of every "
         "request's heads, Megatron), requests (Orca's selective batching, as the original: "
         "each rank all heads of its own requests) or auto (heads when the group size "
-        "divides the heads, else requests)", flag="attention_placement"))
+        "divides the heads, else requests, with a warning)", flag="attention_placement"))
     collective: str = field(default="auto", metadata=_meta(
         "Collective algorithm on every network dimension: auto (ring on Ring "
         "dimensions, direct on FullyConnected and Switch), ring (the original's system "
@@ -131,10 +137,12 @@ class SystemConfig:
         "Congestion-aware network (links shared by concurrent transfers slow them)",
         flag="congestion"))
     pim_hardware: str = field(default="neupims-hbm2", metadata=_meta(
-        "PIM device preset (llmsim_nb.engines.pim.list_pim())", flag="pim_hardware"))
+        "PIM device preset (llmsim_nb.engines.pim.list_pim()); needs pim_type local or pool",
+        flag="pim_hardware"))
     pim_channels: int = field(default=0, metadata=_meta(
         "Channels per PIM device; 0 = the preset's (32). The KV cache lives in the PIM, "
-        "channels x 1 GiB per device", flag="pim_channels", range=PIM_CHANNELS_RANGE,
+        "channels x 1 GiB per device; needs pim_type local or pool", flag="pim_channels",
+        range=PIM_CHANNELS_RANGE,
         note="channels per PIM device; 0 = the preset's", integer=True))
     pim_num: int = field(default=0, metadata=_meta(
         "PIM devices in the pool (pim_type pool); 0 = one per NPU; must divide npu_num",
@@ -143,46 +151,40 @@ class SystemConfig:
     pim_mapping: str = field(default="decode-attention", metadata=_meta(
         "Operator mapping: decode-attention (score/context of decode tokens on PIM, "
         "NeuPIMs), attention (all attention on PIM), fastest (whichever engine's model "
-        "is faster per op)", flag="pim_mapping"))
+        "is faster per op); needs pim_type local or pool", flag="pim_mapping"))
     num_sub_batches: int = field(default=2, metadata=_meta(
-        "Sub-batches per micro-batch with sub_batch on (NeuPIMs uses 2)",
+        "Sub-batches per micro-batch with sub_batch on (NeuPIMs uses 2); needs sub_batch",
         flag="num_sub_batches", range=NUM_SUB_BATCHES_RANGE,
         note="sub-batches per micro-batch", integer=True))
     sub_batch_criterion: str = field(default="memory", metadata=_meta(
         "What sub-batches balance: memory (KV bytes read, the PIM's work) or compute "
-        "(FLOPs)", flag="sub_batch_criterion"))
+        "(FLOPs); needs sub_batch", flag="sub_batch_criterion"))
 
     def __post_init__(self) -> None:
-        owner = "SystemConfig"
         _check_numbers(self)
         if self.npu_num % self.npu_group:
-            raise ValueError(f"SystemConfig.npu_group={self.npu_group} must divide "
+            raise ValueError(f"npu_group={self.npu_group} must divide "
                              f"npu_num={self.npu_num}")
-        _check_choice(owner, "parallel", self.parallel, PARALLEL)
-        _check_choice(owner, "pim_type", self.pim_type, PIM_TYPES)
-        _check_choice(owner, "attention_placement", self.attention_placement,
-                      ATTENTION_PLACEMENTS)
-        _check_choice(owner, "collective", self.collective, COLLECTIVES)
-        if not isinstance(self.congestion, bool):
-            raise ValueError(f"{owner}.congestion must be a bool, got {self.congestion!r}")
+        _check_choice("parallel", self.parallel, PARALLEL)
+        _check_choice("pim_type", self.pim_type, PIM_TYPES)
+        _check_choice("attention_placement", self.attention_placement, ATTENTION_PLACEMENTS)
+        _check_choice("collective", self.collective, COLLECTIVES)
+        _check_bool("congestion", self.congestion)
         if self.network is not None and (not isinstance(self.network, str) or not self.network):
-            raise ValueError(f"{owner}.network must be a file path or preset name, "
-                             f"got {self.network!r}")
-        if not isinstance(self.sub_batch, bool):
-            raise ValueError(f"{owner}.sub_batch must be a bool, got {self.sub_batch!r}")
+            raise ValueError(f"network={_show(self.network)} must be a file path or preset "
+                             f"name")
+        _check_bool("sub_batch", self.sub_batch)
         if not isinstance(self.pim_hardware, str) or not self.pim_hardware:
-            raise ValueError(f"{owner}.pim_hardware must be a PIM preset name, "
-                             f"got {self.pim_hardware!r}")
-        _check_choice(owner, "pim_mapping", self.pim_mapping, PIM_MAPPINGS)
-        _check_choice(owner, "sub_batch_criterion", self.sub_batch_criterion,
-                      SUB_BATCH_CRITERIA)
+            raise ValueError(f"pim_hardware={_show(self.pim_hardware)} must be a PIM preset "
+                             f"name")
+        _check_choice("pim_mapping", self.pim_mapping, PIM_MAPPINGS)
+        _check_choice("sub_batch_criterion", self.sub_batch_criterion, SUB_BATCH_CRITERIA)
         if self.pim_num and self.pim_type != "pool":
-            raise ValueError(f"SystemConfig.pim_num={self.pim_num} sizes a PIM pool; it needs "
-                             f"pim_type='pool', got {self.pim_type!r}")
+            raise ValueError(f"pim_num={self.pim_num} sizes a PIM pool; it needs "
+                             f"pim_type='pool', got pim_type={self.pim_type!r}")
         if self.pim_num and self.npu_num % self.pim_num:
-            raise ValueError(f"SystemConfig.pim_num={self.pim_num} must divide "
-                             f"npu_num={self.npu_num} (each PIM device serves the same "
-                             f"number of NPUs)")
+            raise ValueError(f"pim_num={self.pim_num} must divide npu_num={self.npu_num} "
+                             f"(each PIM device serves the same number of NPUs)")
         if self.sub_batch and self.pim_type == "none":
-            raise ValueError("SystemConfig.sub_batch=True needs pim_type 'local' or 'pool' "
-                             "(sub-batch interleaving overlaps NPU and PIM)")
+            raise ValueError("sub_batch=True needs pim_type 'local' or 'pool' (sub-batch "
+                             "interleaving overlaps NPU and PIM), got pim_type='none'")

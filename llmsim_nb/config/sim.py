@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fields import (NPU_MODES, REUSE_CACHE_SIZE_RANGE, SEED_RANGE, _check_choice, _check_numbers,
-                     _meta, _show)
+from .fields import (NPU_MODES, REUSE_CACHE_SIZE_RANGE, SEED_RANGE, _check_bool, _check_choice,
+                     _check_numbers, _meta, _show, did_you_mean, did_you_mean_each)
+from .effects import check_flag_effects
 from .sections import MemoryConfig, SchedulerConfig, SystemConfig
 from .yaml_file import read_yaml_flags
 
@@ -58,7 +59,8 @@ class SimConfig:
         "Reuse operator timings across layers and iterations (on/off); results are "
         "identical either way, only simulation time changes", flag="reuse"))
     reuse_cache_size: int = field(default=1_000_000, metadata=_meta(
-        "Most cached operator timings (least recently used are dropped)", "entry",
+        "Most cached operator timings (least recently used are dropped); needs reuse on",
+        "entry",
         flag="reuse_cache_size", range=REUSE_CACHE_SIZE_RANGE,
         note="cached operator timings", integer=True))
     npu_mode: str = field(default="analytical", metadata=_meta(
@@ -67,25 +69,24 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
-            raise ValueError(f"SimConfig.model must be a model name, got {self.model!r}")
+            raise ValueError(f"model_name={_show(self.model)} must be a model name")
         if not isinstance(self.hardware, str) or not self.hardware:
-            raise ValueError(f"SimConfig.hardware must be a preset name, got {self.hardware!r}")
+            raise ValueError(f"hardware={_show(self.hardware)} must be a hardware preset name")
         _check_numbers(self)
         if self.dataset is not None and (not isinstance(self.dataset, str) or not self.dataset):
-            raise ValueError(f"SimConfig.dataset must be a trace file path or None (the "
-                             f"packaged trace), got {self.dataset!r}")
-        if not isinstance(self.fast_run, bool):
-            raise ValueError(f"SimConfig.fast_run must be a bool, got {self.fast_run!r}")
+            raise ValueError(f"dataset={_show(self.dataset)} must be a trace file path or None "
+                             f"(the packaged trace)")
+        _check_bool("fast_run", self.fast_run)
         if self.fast_run and self.reuse is False:
-            raise ValueError("SimConfig.fast_run=True keeps the reuse cache on disk, but "
-                             "reuse=False switches the cache off; turn reuse on or fast_run off")
+            raise ValueError("fast_run=True keeps the reuse cache on disk, but reuse=False "
+                             "switches the cache off; turn reuse on or fast_run off")
         if not isinstance(self.reuse, bool):
-            raise ValueError(f"SimConfig.reuse must be on/off (a bool), got {self.reuse!r}")
-        _check_choice("SimConfig", "npu_mode", self.npu_mode, NPU_MODES)
+            raise ValueError(f"reuse={_show(self.reuse)} must be on/off (a bool)")
+        _check_choice("npu_mode", self.npu_mode, NPU_MODES)
         for name, cls in (("scheduler", SchedulerConfig), ("memory", MemoryConfig),
                           ("system", SystemConfig)):
             if not isinstance(getattr(self, name), cls):
-                raise ValueError(f"SimConfig.{name} must be a {cls.__name__}, "
+                raise ValueError(f"{name} must be a {cls.__name__}, "
                                  f"got {type(getattr(self, name)).__name__}")
 
     # ----------------------------------------------------------------- flags
@@ -101,11 +102,21 @@ class SimConfig:
         ``config=`` names a YAML file whose keys are flag names too; explicit
         flags override it. ``output`` is accepted (it is where the CLI writes
         files) and does not affect the config. Unknown names raise, listing the
-        known ones. A value of None means "use the default".
+        known ones and suggesting the closest. A value of None means "use the
+        default".
+
+        A flag given here (or in the YAML file) with a value other than its
+        default that can have no effect in the configuration it is part of is
+        never ignored in silence: see :func:`.effects.check_flag_effects` for which
+        raise ``ValueError`` and which warn (:class:`~.fields.ConfigWarning`). A flag
+        passed at its default value asks for nothing and is never reported, so
+        ``from_flags(**config.to_flags())`` (what sweeps and the dashboard do)
+        reports only what the config itself sets.
         """
         unknown = sorted(set(flags) - set(cls.flag_names()))
         if unknown:
-            raise ValueError(f"unknown flag(s) {unknown}; known flags: {sorted(cls.flag_names())}")
+            raise ValueError(f"unknown flag(s) {unknown}; known flags: {sorted(cls.flag_names())}"
+                             f"{did_you_mean_each(unknown, cls.flag_names())}")
         values: dict[str, Any] = {}
         path = flags.pop("config", None)
         if path is not None:
@@ -115,7 +126,9 @@ class SimConfig:
             values.update(read_yaml_flags(path, FLAG_FIELDS))
         flags.pop("output", None)
         values.update({k: v for k, v in flags.items() if v is not None})
-        return _build_from_flags(cls, values)
+        config = _build_from_flags(cls, values)
+        check_flag_effects(config, _changed_flags(config, values), stacklevel=3)
+        return config
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SimConfig":
@@ -191,7 +204,8 @@ def _check_json_keys(what: str, data: Any, cls: type) -> None:
     unknown = sorted(str(k) for k in set(data) - set(expected))
     if unknown:
         raise ValueError(f"{what} has unknown key(s) {unknown}; "
-                         f"expected the {cls.__name__} keys {expected}")
+                         f"expected the {cls.__name__} keys {expected}"
+                         f"{did_you_mean_each(unknown, expected)}")
 
 
 def _json_type(value: Any) -> str:
@@ -200,6 +214,20 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     return f"{names.get(type(value), type(value).__name__)} ({_show(value, 40)})"
+
+
+def _changed_flags(config: SimConfig, given) -> set[str]:
+    """The flags of ``given`` whose value in ``config`` is not their default."""
+    out = set()
+    for flag in given:
+        section, name = FLAG_FIELDS[flag]
+        cls = SimConfig if section is None else _SECTION_CLASSES[section]
+        f = next(f for f in dataclasses.fields(cls) if f.name == name)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        value = getattr(config if section is None else getattr(config, section), name)
+        if value != default:
+            out.add(flag)
+    return out
 
 
 # Flags whose Python type is float but that users reasonably pass as ints.
@@ -211,13 +239,15 @@ def _build_from_flags(cls: type[SimConfig], values: dict[str, Any]) -> SimConfig
                                                    "system": {}}
     for flag, value in values.items():
         if flag not in FLAG_FIELDS:
-            raise ValueError(f"unknown flag {flag!r}; known flags: {sorted(cls.flag_names())}")
+            raise ValueError(f"unknown flag {flag!r}; known flags: {sorted(cls.flag_names())}"
+                             f"{did_you_mean(flag, cls.flag_names())}")
         if flag in _FLOAT_FLAGS and isinstance(value, int) and not isinstance(value, bool) \
                 and abs(value) <= 2 ** 53:  # exactly a float; larger ints fail the range check
             value = float(value)
         if flag == "reuse" and isinstance(value, str):
             if value not in ("on", "off"):
-                raise ValueError(f"reuse={value!r} is not one of ['on', 'off']")
+                raise ValueError(f"reuse={_show(value)} is not one of ['on', 'off']"
+                                 f"{did_you_mean(value, ('on', 'off'))}")
             value = value == "on"
         section, name = FLAG_FIELDS[flag]
         sections[section][name] = value

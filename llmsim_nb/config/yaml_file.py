@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .fields import did_you_mean_each
+
 def yaml_problem(exc: Exception) -> str:
     """A YAML parse error on one line: what is wrong and where (PyYAML's spans several)."""
     mark = getattr(exc, "problem_mark", None)
@@ -26,7 +28,8 @@ def read_yaml_file(path: str | Path, what: str) -> Any:
 
 
 def read_yaml_flags(path: str | Path, known) -> dict[str, Any]:
-    """A YAML file of flag names -> values; ``ValueError`` for any key not in ``known``."""
+    """A YAML file of flag names -> values; ``ValueError`` for any key not in ``known``
+    (suggesting the closest known key of each, when one is close)."""
     p = Path(path)
     data = read_yaml_file(p, "config file")
     if data is None:
@@ -36,5 +39,5 @@ def read_yaml_flags(path: str | Path, known) -> dict[str, Any]:
     unknown = sorted(set(data) - set(known), key=str)  # YAML keys may be numbers too
     if unknown:
         raise ValueError(f"config file {str(p)!r} has unknown key(s) {unknown}; "
-                         f"known: {sorted(known)}")
+                         f"known: {sorted(known)}{did_you_mean_each(unknown, known)}")
     return data

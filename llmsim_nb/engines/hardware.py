@@ -27,6 +27,7 @@ from functools import cache
 from typing import Any
 
 from .._presets import preset_entries
+from ..config.fields import did_you_mean
 from . import npu as _npu  # noqa: F401  (registers the "npu" engine)
 from .base import ENGINES, Engine, get_engine_class
 
@@ -157,13 +158,14 @@ def list_hardware() -> list[str]:
 
 
 def get_hardware(name: str = DEFAULT_HARDWARE) -> HardwarePreset:
-    """The preset called ``name``; an unknown name raises ``ValueError`` listing the known ones."""
+    """The preset called ``name``; an unknown name raises ``ValueError`` listing the known
+    ones and suggesting the closest (never picking one for you)."""
     presets = _presets()
     try:
         return presets[name]
     except (KeyError, TypeError):
         raise ValueError(f"hardware={name!r} is not a known preset; known presets: "
-                         f"{sorted(presets)}") from None
+                         f"{sorted(presets)}{did_you_mean(name, presets)}") from None
 
 
 def engine_from_spec(spec: Any) -> Engine:

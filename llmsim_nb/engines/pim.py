@@ -87,6 +87,7 @@ from functools import cache
 import numpy as np
 
 from .._presets import preset_entries
+from ..config.fields import did_you_mean
 from ..models.ops import Op, OpKind
 from .base import Engine, OpTiming, register_engine
 from .hardware import parse_quantity
@@ -224,11 +225,12 @@ def list_pim() -> list[str]:
 
 
 def get_pim(name: str = DEFAULT_PIM) -> PIMSpec:
-    """The :class:`PIMSpec` of preset ``name``; an unknown name lists the known ones."""
+    """The :class:`PIMSpec` of preset ``name``; an unknown name lists the known ones and
+    suggests the closest."""
     presets = _presets()
     if name not in presets:
         raise ValueError(f"pim_hardware={name!r} is not a known PIM preset; known: "
-                         f"{sorted(presets)}")
+                         f"{sorted(presets)}{did_you_mean(name, presets)}")
     return presets[name][0]
 
 

@@ -9,12 +9,12 @@ simulator's spellings such as ``"gpt3-7b"``).
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import yaml
 
 from .._presets import read_preset_file
+from ..config.fields import suggestion
 from .spec import ModelSpec
 
 
@@ -136,7 +136,8 @@ def get_model(name: str | ModelSpec) -> ModelSpec:
     Raises
     ------
     ValueError
-        If the name is not in the catalog; the message lists the known names.
+        If the name is not in the catalog; the message suggests the closest
+        names or aliases (when one is close) and lists the known names.
     """
     if isinstance(name, ModelSpec):
         return name
@@ -146,8 +147,10 @@ def get_model(name: str | ModelSpec) -> ModelSpec:
     key = _lookup.get(name.strip().lower())
     if key is None:
         known = list_models()
-        close = difflib.get_close_matches(name.strip().lower(), list(_lookup), n=3)
-        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        # The closest names and aliases as the catalog spells them (only when
+        # close: difflib's 0.6 cutoff); the name is never replaced by one.
+        hint = suggestion(name, list_models(include_aliases=True))
+        hint = f" ({hint})" if hint else ""
         raise ValueError(f"model name {name!r} is not in the catalog{hint}; known models: "
                          f"{', '.join(known)} (HuggingFace ids and aliases of these are "
                          f"accepted too; add your own with register_model)")

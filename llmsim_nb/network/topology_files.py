@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .._presets import preset_entries
+from ..config.fields import did_you_mean
 from .topology import Dimension, Topology, _check_int
 from .topology_json import _GB, _json_topology
 from .topology_parsing import _parse_json, _parse_yaml
@@ -78,8 +79,9 @@ def load_topology(name_or_path: str | Path) -> Topology:
     Raises
     ------
     ValueError
-        Unknown preset (the message lists the known ones), missing file, or a
-        malformed file (the message names the file and the key).
+        Unknown preset (the message lists the known ones and suggests the
+        closest), missing file, or a malformed file (the message names the file
+        and the key).
     """
     if isinstance(name_or_path, Topology):
         return name_or_path
@@ -93,7 +95,8 @@ def load_topology(name_or_path: str | Path) -> Topology:
     if not path.is_file():
         if bare:
             raise ValueError(f"network={text!r} is neither a known preset nor a file; known "
-                             f"presets: {list_network_presets()}")
+                             f"presets: {list_network_presets()}"
+                             f"{did_you_mean(_preset_name(text), list_network_presets())}")
         raise ValueError(f"network file {text!r} does not exist")
     where = f"network file {str(path)!r}"
     try:

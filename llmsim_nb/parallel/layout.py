@@ -15,11 +15,12 @@ balanced token counts so that stages overlap.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import ATTENTION_PLACEMENTS, SystemConfig
+from ..config import ATTENTION_PLACEMENTS, ConfigWarning, SystemConfig
 from ..models.ops import BatchShape
 
 
@@ -64,8 +65,18 @@ class ParallelLayout:
 
     @classmethod
     def from_config(cls, system: SystemConfig, num_layers: int,
-                    num_heads: int | None = None) -> "ParallelLayout":
-        """Resolve the seed's flags; ``attention="auto"`` needs ``num_heads``."""
+                    num_heads: int | None = None, model_name: str = "") -> "ParallelLayout":
+        """Resolve the seed's flags; ``attention="auto"`` needs ``num_heads``.
+
+        With ``num_heads`` given and a tensor-parallel degree that does not
+        divide it, ``attention_placement='heads'`` raises ``ValueError`` (the
+        heads cannot be split evenly), and ``'auto'`` switches to ``requests``
+        placement (Orca's selective batching) with a
+        :class:`~llmsim_nb.config.ConfigWarning` (a ``UserWarning``) naming the
+        flags and the switch, never silently; ``'requests'`` is what asks for
+        that placement without a warning. ``model_name`` only names the model
+        in those messages.
+        """
         n, groups = system.npu_num, system.npu_group
         if system.parallel == "tensor":
             if groups != 1:
@@ -85,8 +96,28 @@ class ParallelLayout:
         layers = tuple(base + (1 if s < extra else 0) for s in range(pp))
         micro = system.micro_batches if system.micro_batches else pp
         attention = system.attention_placement
+        if num_heads is not None and num_heads % tp:
+            of = f" of {model_name!r}" if model_name else ""
+            flags = f"npu_num={n}, npu_group={groups}, parallel={system.parallel!r}"
+            if attention == "heads":
+                raise ValueError(
+                    f"attention_placement='heads': tensor parallelism {tp} must divide the "
+                    f"{num_heads} attention heads{of} ({flags} give a {tp}-way tensor-parallel "
+                    f"group); use attention_placement='requests' (Orca's selective batching: "
+                    f"each rank computes all heads of its own requests) or a tensor-parallel "
+                    f"degree that divides {num_heads}")
+            if attention == "auto":
+                warnings.warn(
+                    f"attention_placement='auto' with {flags}: tensor parallelism {tp} does "
+                    f"not divide the {num_heads} attention heads{of}, so attention switches "
+                    f"from heads to requests placement (Orca's selective batching: each rank "
+                    f"computes all heads of its own requests, with all-to-alls around "
+                    f"attention); pass attention_placement='requests' to choose it (and "
+                    f"silence this warning) or use a tensor-parallel degree that divides "
+                    f"{num_heads}", ConfigWarning, stacklevel=2)
+                attention = "requests"
         if attention == "auto":
-            attention = "heads" if num_heads is None or num_heads % tp == 0 else "requests"
+            attention = "heads"
         return cls(tp, pp, layers, micro, attention)
 
     @property

@@ -130,11 +130,19 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
     ------
     ValueError
         The first part the configuration makes impossible, with the reason.
+
+    Warns
+    -----
+    ConfigWarning
+        ``attention_placement='auto'`` with a tensor-parallel degree that does
+        not divide the model's heads: attention switches to ``requests``
+        placement (see :meth:`ParallelLayout.from_config`).
     """
     config = SimConfig() if config is None else config
     model = get_model(config.model)
     template = decoder_template(model)
-    layout = ParallelLayout.from_config(config.system, model.num_layers, model.num_heads)
+    layout = ParallelLayout.from_config(config.system, model.num_layers, model.num_heads,
+                                        model.name)
     preset = get_hardware(config.hardware)
     spec = preset.spec
     if config.memory.npu_mem is not None:
