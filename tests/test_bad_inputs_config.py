@@ -177,7 +177,7 @@ def flag_cases():
                 ("bool", False, r"=False must be a finite number"),
                 ("string", "0.5", r"='0\.5' must be a finite number \(text, not a number"),
                 ("string 1e-3", "1e-3", r"='1e-3' must be a finite number \(text, not a "
-                                        r"number; in YAML write exponents with a dot"),
+                                        r"number; write a plain decimal number"),
                 ("huge int", 10 ** 400, rf"=~1e\+400 \(an integer of \d+ bits\) is out of "
                                         rf"range \(must be <= {re.escape(f'{hi:g}')}\)"),
                 ("list", [1.0], r"=\[1\.0\] must be a finite number")]
@@ -234,8 +234,16 @@ def test_yaml_floats_for_ints_are_refused_not_truncated(tmp_path):
     path.write_text("npu_num: 4.0\n")
     with pytest.raises(ValueError, match=r"^npu_num=4\.0 must be an integer \(a float"):
         F(config=str(path))
-    path.write_text("batch_delay: 1e-3\n")  # YAML 1.1 reads this as text
-    with pytest.raises(ValueError, match=r"^batch_delay='1e-3' must be a finite number"):
+    path.write_text("batch_delay: 1e-3\n")  # a plain decimal: read as 0.001 (PyYAML's
+    assert F(config=str(path)).scheduler.batch_delay == 0.001  # YAML 1.1 made it text)
+    for text, shown in (("max_batch: 0x10", "'0x10'"), ("max_batch: 1_000", "'1_000'"),
+                        ("batch_delay: 1:30", "'1:30'")):  # never read as 16, 1000, 90
+        path.write_text(text + "\n")
+        with pytest.raises(ValueError, match=rf"={shown} must be a"):
+            F(config=str(path))
+    path.write_text("npu_num: 2\nnpu_num: 4\n")
+    with pytest.raises(ValueError, match=r"key 'npu_num' appears more than once \(again at "
+                                         r"line 2\)"):
         F(config=str(path))
     path.write_text("1: 2\nfoo: 3\n")  # keys of mixed types are still listed
     with pytest.raises(ValueError, match=r"unknown key\(s\) \[1, 'foo'\]"):
@@ -659,3 +667,11 @@ def test_throughput_file_keeps_times_of_long_runs_distinct():
     rows = [line.split("\t") for line in _throughput_text(ds).splitlines()[1:]]
     assert rows[-3:] == [["100000.5", "6", "0"], ["100001", "0", "14"], ["100001.5", "0", "2"]]
     assert len({r[0] for r in rows}) == len(rows)
+
+
+def test_from_json_refuses_a_key_given_twice_and_deep_nesting():
+    text = SimConfig().to_json()
+    with pytest.raises(ValueError, match=r"key 'seed' appears more than once"):
+        SimConfig.from_json(text[:-1] + ', "seed": 1}')
+    with pytest.raises(ValueError, match=r"nests too deeply"):
+        SimConfig.from_json("[" * 100_000)

@@ -160,13 +160,14 @@ def range_text(meta: dict[str, Any]) -> str:
 
 
 def _text_hint(value: Any) -> str:
-    """A hint for a number that arrived as text (YAML reads ``1e-3`` as a string)."""
+    """A hint for a number that arrived as text: settings files take plain
+    decimal numbers only (``0x10``, ``1_000`` and ``1:30`` stay text)."""
     if isinstance(value, str):
         try:
             float(value)
         except ValueError:
             return ""
-        return " (text, not a number; in YAML write exponents with a dot, e.g. 1.0e-3)"
+        return " (text, not a number; write a plain decimal number, e.g. 1000 or 1.0e-3)"
     return ""
 
 

@@ -29,7 +29,7 @@ class SimConfig:
     model : str
         Catalog model name (``llmsim_nb.models.list_models()``).
     hardware : str
-        Engine preset (``llmsim_nb.engines.list_hardware()``).
+        Engine preset (``llmsim_nb.engines.hardware.list_hardware()``).
     scheduler, memory, system : nested configs
     seed : int
         Seed of the ``numpy.random.Generator`` used for generated traces.
@@ -162,8 +162,10 @@ class SimConfig:
             raise ValueError(f"SimConfig.from_json needs a JSON string, got "
                              f"{type(text).__name__}")
         try:
-            data = json.loads(text)
-        except ValueError as exc:  # JSONDecodeError, bad UTF-8, too many digits
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        except RecursionError:
+            raise ValueError("SimConfig JSON nests too deeply to be a config") from None
+        except ValueError as exc:  # JSONDecodeError, bad UTF-8, too many digits, a key twice
             raise ValueError(f"SimConfig JSON is not valid JSON: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                              ) from None
@@ -173,6 +175,16 @@ class SimConfig:
             _check_json_keys(f"SimConfig JSON {name!r}", data[name], section_cls)
             sections[name] = section_cls(**data[name])
         return cls(**{**data, **sections})
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's dict; ``ValueError`` if it gives a key twice (json keeps the last)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears more than once in one object")
+        out[key] = value
+    return out
 
 
 def _flag_fields() -> dict[str, tuple[str | None, str]]:

@@ -1,11 +1,65 @@
-"""Reading YAML files of settings, with one-line errors naming the file."""
+"""Reading YAML files of settings, with one-line errors naming the file.
+
+YAML is read strictly (:func:`strict_yaml_loader`): a key given twice in one
+mapping is an error (PyYAML keeps the last one silently), and numbers are
+plain decimals only (``4``, ``-2``, ``0.5``, ``1e-3``, ``.inf``): YAML 1.1's
+hexadecimal and octal integers (``0x10``), digit separators (``1_000``) and
+base-60 numbers (``1:30`` read as 90) stay strings, which the config's checks
+then refuse naming the flag, instead of being read as a different number.
+"""
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .fields import did_you_mean_each
+
+
+class DuplicateKeyError(ValueError):
+    """A YAML mapping gives one key twice."""
+
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(f"key {key!r} appears more than once (again at line {line})")
+
+
+_INT = re.compile(r"^[-+]?[0-9]+$")
+_FLOAT = re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)?$"
+                    r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$")
+
+
+@cache
+def strict_yaml_loader():
+    """A ``yaml.SafeLoader`` subclass: no duplicate keys, decimal numbers only."""
+    import yaml
+
+    int_tag, float_tag = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: set[Any] = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # "<<" merges may be overridden by explicit keys
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        duplicate = key in seen
+                    except TypeError:  # unhashable: the base class reports it
+                        continue
+                    if duplicate:
+                        raise DuplicateKeyError(key, key_node.start_mark.line + 1)
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    StrictLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in (int_tag, float_tag)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    StrictLoader.add_implicit_resolver(int_tag, _INT, list("-+0123456789"))
+    StrictLoader.add_implicit_resolver(float_tag, _FLOAT, list("-+0123456789."))
+    return StrictLoader
 
 def yaml_problem(exc: Exception) -> str:
     """A YAML parse error on one line: what is wrong and where (PyYAML's spans several)."""
@@ -22,9 +76,16 @@ def read_yaml_file(path: str | Path, what: str) -> Any:
     if not p.is_file():
         raise ValueError(f"{what} {str(p)!r} does not exist")
     try:
-        return yaml.safe_load(p.read_text())
+        return yaml.load(p.read_text(), Loader=strict_yaml_loader())  # noqa: S506 (safe)
+    except DuplicateKeyError as exc:
+        raise ValueError(f"{what} {str(p)!r}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{what} {str(p)!r} is not valid YAML: {yaml_problem(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {str(p)!r} is not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start})") from None
+    except RecursionError:
+        raise ValueError(f"{what} {str(p)!r} nests too deeply to be a settings file") from None
 
 
 def read_yaml_flags(path: str | Path, known) -> dict[str, Any]:
