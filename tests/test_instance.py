@@ -147,3 +147,18 @@ def test_submit_names_the_callers_ids_and_bounds_the_time():
     with pytest.raises(ValueError, match=r"submit\(at=1e\+300\): .* below 1e\+08 s"):
         inst.submit(Request(9, arrival_at=3.0, num_prompt_tokens=8, num_output_tokens=2),
                     at=1e300)
+
+
+@pytest.mark.parametrize("args, kwargs, kind, pattern", [
+    (("gpt2",), {}, TypeError, r"build_instance\(config=...\) must be a SimConfig or None, got "
+                               r"str \(for a model by name: SimConfig.from_flags"),
+    ((), {"engine": "npu"}, TypeError, r"build_instance\(engine='npu'\): engine must be an "
+                                       r"Engine instance"),
+    ((), {"pim_mapping": "attention"}, TypeError, r"pim_mapping=...\) must be a callable"),
+    ((), {"pim_mapping": lambda op: None}, ValueError, r"but pim_type='none'"),
+    ((), {"longest_request": -5}, ValueError, r"longest_request=-5\) must be an integer >= 0"),
+    ((), {"longest_request": "x"}, ValueError, r"longest_request='x'\) must be an integer"),
+])
+def test_build_instance_refuses_arguments_of_the_wrong_kind(args, kwargs, kind, pattern):
+    with pytest.raises(kind, match=pattern):
+        build_instance(*args, **kwargs)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from ..config import SimConfig
-from ..engines.base import Engine, check_engine_argument
-from ..system.builder import build_instance
+from ..engines.base import Engine
+from ..system.builder import build_instance, check_build_arguments
 from ..workload import Trace, default_trace, load_trace
 from .instance import Instance, SimulationFinished
 
@@ -43,12 +43,9 @@ class Simulator(Instance):
 
     def __init__(self, config: SimConfig | None = None, trace: Trace | None = None, *,
                  engine: Engine | None = None, pim_mapping=None) -> None:
-        _check_arguments(config, trace, engine, pim_mapping)
+        _check_trace(trace)
+        check_build_arguments(config, engine, pim_mapping, 0, "Simulator")
         config = SimConfig() if config is None else config
-        if pim_mapping is not None and config.system.pim_type == "none":
-            raise ValueError("Simulator(pim_mapping=...) maps operators between NPU and PIM, "
-                             "but pim_type='none'; set pim_type 'local' or 'pool', or leave "
-                             "pim_mapping out")
         if trace is None:
             trace = load_trace(config.dataset) if config.dataset else default_trace()
         longest = int((trace.num_prompt_tokens + trace.num_output_tokens).max(initial=0))
@@ -60,26 +57,14 @@ class Simulator(Instance):
         self._submit_arrays(trace.arrival_at, trace.num_prompt_tokens, trace.num_output_tokens)
 
 
-def _check_arguments(config, trace, engine, pim_mapping) -> None:
-    """TypeErrors for arguments of the wrong kind, saying what is expected."""
-    if config is not None and not isinstance(config, SimConfig):
-        hint = {str: f" (for a model by name: SimConfig.from_flags(model_name={config!r}))",
-                dict: " (for flags: SimConfig.from_flags(**flags))"}
-        raise TypeError(f"Simulator(config=...) must be a SimConfig or None, got "
-                        f"{type(config).__name__}"
-                        f"{next((h for t, h in hint.items() if isinstance(config, t)), '')}")
+def _check_trace(trace) -> None:
+    """A TypeError for a trace of the wrong kind, saying what is expected."""
     if trace is not None and not isinstance(trace, Trace):
         hint = (" (a trace file: load_trace(path))" if isinstance(trace, (str, PurePath))
                 else "; build one with Trace(arrival_at, num_prompt_tokens, "
                      "num_output_tokens), Trace.from_requests(requests) or load_trace(path)")
         raise TypeError(f"Simulator(trace=...) must be a Trace or None, got "
                         f"{type(trace).__name__}{hint}")
-    check_engine_argument(engine, "Simulator")
-    if pim_mapping is not None and not callable(pim_mapping):
-        hint = (f" (a named policy is the pim_mapping flag: SimConfig.from_flags("
-                f"pim_mapping={pim_mapping!r}, ...))" if isinstance(pim_mapping, str) else "")
-        raise TypeError(f"Simulator(pim_mapping=...) must be a callable policy(op) -> bool "
-                        f"array (True = PIM) or None, got {type(pim_mapping).__name__}{hint}")
 
 
 __all__ = ["Simulator", "SimulationFinished"]

@@ -27,7 +27,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..config import GIB, SimConfig
-from ..engines.base import Engine, get_engine_class
+from ..engines.base import Engine, check_engine_argument, get_engine_class
 from ..engines.hardware import get_hardware
 from ..engines.npu_detailed import DetailedNPUEngine  # noqa: F401  registers "npu-detailed"
 from ..engines.reuse import ReuseCache, ReuseEngine
@@ -138,6 +138,7 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
         not divide the model's heads: attention switches to ``requests``
         placement (see :meth:`ParallelLayout.from_config`).
     """
+    check_build_arguments(config, engine, pim_mapping, longest_request, "build_instance")
     config = SimConfig() if config is None else config
     model = get_model(config.model)
     template = decoder_template(model)
@@ -179,6 +180,34 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
     scheduler = Scheduler(config.scheduler, kv_cache, model.kv_bytes_per_token())
     return InstanceParts(config, model, template, layout, engine.spec, engine, pim, stack,
                          converter, topology, network, memory, kv_cache, scheduler)
+
+
+def check_build_arguments(config, engine, pim_mapping, longest_request, caller: str) -> None:
+    """TypeError / ValueError for arguments of the wrong kind, saying what is expected.
+
+    ``caller`` names the function in the message (``build_instance``, ``Simulator``).
+    """
+    if config is not None and not isinstance(config, SimConfig):
+        hint = {str: f" (for a model by name: SimConfig.from_flags(model_name={config!r}))",
+                dict: " (for flags: SimConfig.from_flags(**flags))"}
+        raise TypeError(f"{caller}(config=...) must be a SimConfig or None, got "
+                        f"{type(config).__name__}"
+                        f"{next((h for t, h in hint.items() if isinstance(config, t)), '')}")
+    check_engine_argument(engine, caller)
+    if pim_mapping is not None and not callable(pim_mapping):
+        hint = (f" (a named policy is the pim_mapping flag: SimConfig.from_flags("
+                f"pim_mapping={pim_mapping!r}, ...))" if isinstance(pim_mapping, str) else "")
+        raise TypeError(f"{caller}(pim_mapping=...) must be a callable policy(op) -> bool "
+                        f"array (True = PIM) or None, got {type(pim_mapping).__name__}{hint}")
+    pim_type = (config or SimConfig()).system.pim_type
+    if pim_mapping is not None and pim_type == "none":
+        raise ValueError(f"{caller}(pim_mapping=...) maps operators between NPU and PIM, but "
+                         f"pim_type='none'; set pim_type 'local' or 'pool', or leave "
+                         f"pim_mapping out")
+    if isinstance(longest_request, bool) or not isinstance(longest_request, int) \
+            or longest_request < 0:
+        raise ValueError(f"{caller}(longest_request={longest_request!r}) must be an integer "
+                         f">= 0 (prompt + output tokens; 0 = no check)")
 
 
 def _memory_plan(config: SimConfig, model: ModelSpec, stack: ExecutionStack,
@@ -241,4 +270,4 @@ def choose_topology(config: SimConfig, num_devices: int | None = None) -> Topolo
     return topology
 
 
-__all__ = ["InstanceParts", "build_instance", "choose_topology"]
+__all__ = ["InstanceParts", "build_instance", "check_build_arguments", "choose_topology"]
