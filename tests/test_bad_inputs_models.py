@@ -795,3 +795,19 @@ def test_onnx_metadata_counts_are_bounded(tmp_path):
     with pytest.raises(ValueError, match=r"llmsim.num_layers='99999999999999999999' must be an "
                                          r"integer in 1..2147483647"):
         _meta_int({"num_layers": "99999999999999999999"}, "num_layers", "f.onnx")
+
+
+@pytest.mark.parametrize("text, pattern", [
+    (None, r"model catalog file '.*missing.yaml' does not exist"),
+    ("models: [\n", r"model catalog file '.*' is not valid YAML: .* at line \d+, column \d+"),
+    ("models: []\nmodels: []\n", r"key 'models' appears more than once \(again at line 2\)"),
+    ("- 1\n", r"expected a mapping with a 'models' list"),
+])
+def test_catalog_files_are_refused_in_one_line(tmp_path, text, pattern):
+    from llmsim_nb.models.catalog import load_catalog_file
+    path = tmp_path / ("missing.yaml" if text is None else "catalog.yaml")
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ValueError, match=pattern) as info:
+        load_catalog_file(path)
+    assert "\n" not in str(info.value)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 
 from .._presets import read_preset_file
 from ..config.fields import suggestion
@@ -68,8 +67,9 @@ def load_catalog_file(path=None) -> list[ModelSpec]:
     if path is None:
         data, source = read_preset_file("models.yaml"), "presets/models.yaml"
     else:
-        with open(path, encoding="utf-8") as fh:
-            data, source = yaml.safe_load(fh.read()) or {}, str(path)
+        from ..config.yaml_file import read_yaml_file  # strict: no duplicate keys
+
+        data, source = read_yaml_file(path, "model catalog file") or {}, str(path)
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
         raise ValueError(f"{source}: expected a mapping with a 'models' list")
     families = data.get("families") or {}
