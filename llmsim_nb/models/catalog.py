@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from .._presets import read_preset_file
 from ..config.fields import suggestion
 from .spec import ModelSpec
