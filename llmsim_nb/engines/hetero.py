@@ -141,7 +141,7 @@ class HeteroStack(ExecutionStack):
             return None
         dt = self.template.dtype_bytes
         templates = [self.template.block[i] for i in self._attention]
-        ranks = sb.request_ids % self.layout.tp
+        ranks = self.layout.attention_ranks(sb)
         best, best_time = None, -1.0
         for rank in np.unique(ranks).tolist():
             part = subset(sb, ranks == rank)

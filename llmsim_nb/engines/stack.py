@@ -230,7 +230,7 @@ class ExecutionStack:
         templates = self._attention_templates
         out: list[float | None] = [None] * self.layout.tp
         per_op = np.zeros(len(templates))
-        ranks = mb.request_ids % self.layout.tp
+        ranks = self.layout.attention_ranks(mb)
         for rank in np.unique(ranks).tolist():  # only ranks that hold requests
             totals = self.engine.op_totals(templates, subset(mb, ranks == rank),
                                            self.template.dtype_bytes)

@@ -36,7 +36,7 @@ import xarray as xr
 from .._version import __version__
 from ..engines.reuse import ReuseCache, ReuseEngine
 from ..engines.stack import LatencyError
-from ..results.dataset import (COMPONENTS, IterationRecord, Recorder, _var, coords_of,
+from ..results.dataset import (COMPONENTS, IterationRecord, Recorder, coords_of, variable,
                                iteration_dataset, request_variables)
 from ..system.builder import InstanceParts
 from ..workload.request import Request
@@ -351,14 +351,14 @@ class Instance:
         usage = self._usage
         data = self._recorder.iteration_variables()
         data.update(request_variables(self.scheduler.table))
-        data["wall_time"] = _var("wall_time", ("component",),
+        data["wall_time"] = variable("wall_time", ("component",),
                                  np.array([self._wall[c] for c in COMPONENTS]))
-        data["device_busy_time"] = _var("device_busy_time", ("device",),
+        data["device_busy_time"] = variable("device_busy_time", ("device",),
                                         usage.device_busy.copy())
         if self.pim is not None:
-            data["pim_busy_time"] = _var("pim_busy_time", ("device",), usage.pim_busy.copy())
+            data["pim_busy_time"] = variable("pim_busy_time", ("device",), usage.pim_busy.copy())
         links = sorted(usage.link_bytes)
-        data["link_bytes"] = _var("link_bytes", ("link",),
+        data["link_bytes"] = variable("link_bytes", ("link",),
                                   np.array([usage.link_bytes[k] for k in links], dtype=float))
         coords = {"iteration": np.arange(self.num_iterations), "op": list(self.op_names),
                   "request": np.arange(len(self.scheduler.table)),

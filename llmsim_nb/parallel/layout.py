@@ -128,6 +128,13 @@ class ParallelLayout:
     def is_single_device(self) -> bool:
         return self.num_devices == 1
 
+    def attention_ranks(self, batch: BatchShape) -> np.ndarray:
+        """The tensor-parallel rank that computes each request's attention with
+        ``requests`` placement: request ``r`` on rank ``r % tp`` (as the original
+        simulator places them). The engines ask the layout, so the placement
+        rule lives here, not in code that times operators."""
+        return batch.request_ids % self.tp
+
     def stage_devices(self, stage: int) -> range:
         return range(stage * self.tp, (stage + 1) * self.tp)
 

@@ -120,7 +120,9 @@ class IterationRecord:
         return dict(zip(ITERATION_VARS, self.row()))
 
 
-def _var(name: str, dims: tuple[str, ...], data: np.ndarray) -> xr.Variable:
+def variable(name: str, dims: tuple[str, ...], data: np.ndarray) -> xr.Variable:
+    """The Variable ``name`` over ``dims``, with its units and long name from
+    :data:`VARIABLES` (every result variable is made here)."""
     units, long_name = VARIABLES[name]
     # fastpath: ``data`` is always a plain numpy array here, so xarray need not
     # check whether it is a dask or pandas object (that check imports
@@ -131,7 +133,7 @@ def _var(name: str, dims: tuple[str, ...], data: np.ndarray) -> xr.Variable:
 
 
 def _coord(dim: str, values) -> xr.Variable:
-    """A coordinate along ``dim`` as a Variable (fastpath: see :func:`_var`)."""
+    """A coordinate along ``dim`` as a Variable (fastpath: see :func:`variable`)."""
     return xr.Variable((dim,), np.asarray(values), fastpath=True)
 
 
@@ -173,11 +175,11 @@ class Recorder:
 
     def iteration_variables(self) -> dict[str, xr.Variable]:
         n = self.num_iterations
-        out = {name: _var(name, ("iteration",),
+        out = {name: variable(name, ("iteration",),
                           self._rows[:n, j].astype(np.int64 if name in _INT_VARS
                                                    else np.float64))
                for j, name in enumerate(ITERATION_VARS)}
-        out["op_latency"] = _var("op_latency", ("iteration", "op"), self._ops[:n].copy())
+        out["op_latency"] = variable("op_latency", ("iteration", "op"), self._ops[:n].copy())
         return out
 
 
@@ -196,7 +198,7 @@ def request_variables(table: RequestTable) -> dict[str, xr.Variable]:
         "num_prompt_tokens": col("num_prompt_tokens"),
         "num_output_tokens": outputs, "num_evictions": col("num_evictions"),
     }
-    return {name: _var(name, ("request",), values) for name, values in data.items()}
+    return {name: variable(name, ("request",), values) for name, values in data.items()}
 
 
 def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...], attrs: dict,
@@ -206,12 +208,12 @@ def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...], attrs:
     ``node``) for a Gantt chart."""
     plan = record.plan
     values = record.values()
-    data = {name: _var(name, ("iteration",), np.array([values[name]]))
+    data = {name: variable(name, ("iteration",), np.array([values[name]]))
             for name in ITERATION_VARS}
-    data["op_latency"] = _var("op_latency", ("iteration", "op"), record.op_latency[None, :])
-    data["num_query_tokens"] = _var("num_query_tokens", ("request",),
+    data["op_latency"] = variable("op_latency", ("iteration", "op"), record.op_latency[None, :])
+    data["num_query_tokens"] = variable("num_query_tokens", ("request",),
                                     plan.batch.num_query_tokens.copy())
-    data["num_context_tokens"] = _var("num_context_tokens", ("request",),
+    data["num_context_tokens"] = variable("num_context_tokens", ("request",),
                                       plan.batch.num_context_tokens.copy())
     data["num_prompt_tokens"] = xr.Variable(
         ("request",), plan.num_prompt_tokens.copy(),
@@ -220,12 +222,12 @@ def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...], attrs:
               "request": plan.batch.request_ids.copy()}
     if graph is not None and schedule is not None:
         nodes = graph.nodes
-        data["node_start_at"] = _var("node_start_at", ("node",), schedule.start_at.copy())
-        data["node_end_at"] = _var("node_end_at", ("node",), schedule.end_at.copy())
-        data["node_device"] = _var("node_device", ("node",),
+        data["node_start_at"] = variable("node_start_at", ("node",), schedule.start_at.copy())
+        data["node_end_at"] = variable("node_end_at", ("node",), schedule.end_at.copy())
+        data["node_device"] = variable("node_device", ("node",),
                                    np.array([n.device for n in nodes], dtype=np.int64))
-        data["node_size"] = _var("node_size", ("node",), np.array([n.size for n in nodes]))
-        data["node_unit"] = _var("node_unit", ("node",),
+        data["node_size"] = variable("node_size", ("node",), np.array([n.size for n in nodes]))
+        data["node_unit"] = variable("node_unit", ("node",),
                                  np.array([n.unit for n in nodes], dtype=np.int64))
         coords["node"] = np.arange(len(nodes))
         coords["node_name"] = ("node", np.array([n.name for n in nodes], dtype=str))
