@@ -117,13 +117,13 @@ def _show(value) -> str:
 def flag_ranges() -> dict[str, str]:
     """``flag -> "range LO .. HI UNITS"`` from the config fields' metadata (the
     ranges ``SimConfig`` checks), for the help text."""
+    from ..config.fields import range_text  # the wording the config's own errors use
+
     out = {}
     for flag, f in _config_fields().items():
-        meta = f.metadata
-        if meta.get("range"):
-            low, high = meta["range"]
-            units = "" if meta.get("units", "1") == "1" else f" {meta['units']}"
-            out[flag] = f"range {_show(low)} .. {_show(high)}{units}"
+        if f.metadata.get("range"):
+            text = range_text({k: v for k, v in f.metadata.items() if k != "range_note"})
+            out[flag] = "range " + text.removeprefix("allowed ")
     return out
 
 
