@@ -31,7 +31,7 @@ from llmsim_nb.fidelity.validate import (
     load_measured_requests,
     load_throughput_curve,
 )
-from llmsim_nb.workload import Trace, load_trace
+from llmsim_nb.workload import Trace, TraceError, load_trace
 from llmsim_nb.workload.loaders import MAX_ARRIVAL_S, MAX_TOKENS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -944,3 +944,11 @@ def test_in_memory_traces_have_the_file_doors_limits(columns, pattern):
     base = dict(arrival_at=[0.0, 1.0], num_prompt_tokens=[4, 4], num_output_tokens=[2, 2])
     with pytest.raises(TraceError, match=pattern):
         Trace(**{**base, **columns})
+
+
+def test_a_token_cell_of_thousands_of_digits_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "t.tsv"
+    path.write_text("input_toks\toutput_toks\tarrival_time_ns\n" + "9" * 6000 + "\t5\t0\n")
+    with pytest.raises(TraceError, match=r"t.tsv: .*'input_toks' = '9{20}\.\.\. \(6000 "
+                                         r"characters\)' is too large"):
+        load_trace(path)

@@ -46,7 +46,9 @@ allowed. Nothing is clamped, defaulted, truncated or dropped:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +66,9 @@ _DELIMITERS = {".tsv": "\t", ".csv": ","}
 
 
 def _split_delimited(
-    path: Path, rows: list[tuple[int, str]], delimiter: str, limit: int | None
+    path: Path, numbers: Sequence[int], texts: list[str], delimiter: str, limit: int | None
 ) -> _Columns:
-    header_line, header_text = rows[0]
+    header_line, header_text = numbers[0], texts[0]
     header = [h.strip() for h in header_text.split(delimiter)]
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
@@ -89,26 +91,27 @@ def _split_delimited(
             f"{path}: missing column(s) {missing}; found columns {header}. Expected either "
             f"{list(SEED_COLUMNS)} or the Azure trace columns {list(AZURE_COLUMNS)}"
         )
-    data = rows[1:] if limit is None else rows[1 : 1 + limit]
+    end = None if limit is None else 1 + limit
+    data, lines = texts[1:end], numbers[1:end]
     if not data:
         raise TraceError(
             f"{path}: has a header but no request rows (0 requests); a trace needs at least "
             f"1 request"
         )
-    idx = [header.index(c) for c in names]
     width = len(header)
-    lines: list[int] = []
-    cols: list[list[str]] = [[], [], []]
-    for n, text in data:
-        fields = text.split(delimiter)
-        if len(fields) != width:
-            raise TraceError(
-                f"{path}: row {len(lines) + 1} (line {n}): has {len(fields)} fields, "
-                f"the header has {width} ({header})"
-            )
-        lines.append(n)
-        for c, j in zip(cols, idx):
-            c.append(fields[j].strip())
+    # A row has len(text.split(delimiter)) == text.count(delimiter) + 1 fields.
+    counts = np.fromiter(map(str.count, data, repeat(delimiter)), dtype=np.int64, count=len(data))
+    bad = np.flatnonzero(counts != width - 1)
+    if bad.size:
+        i = int(bad[0])
+        raise TraceError(
+            f"{path}: row {i + 1} (line {lines[i]}): has {int(counts[i]) + 1} fields, "
+            f"the header has {width} ({header})"
+        )
+    # Every row has exactly ``width`` fields, so the split of all rows joined by the
+    # delimiter holds row r's field j at r * width + j.
+    fields = delimiter.join(data).split(delimiter)
+    cols = [list(map(str.strip, fields[header.index(c)::width])) for c in names]
     if relative:
         return _azure_columns(path, cols, lines)
     return _seed_columns(path, cols, lines)
@@ -187,24 +190,24 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
 
 
 def _load(path: Path, sort: bool, limit: int | None) -> Trace:
-    rows = _read_lines(path)
-    if not rows:
+    numbers, texts = _read_lines(path)
+    if not texts:
         raise TraceError(
             f"{path}: file is empty; expected a header line such as "
             f"{chr(9).join(SEED_COLUMNS)!r} followed by request rows"
         )
-    first = rows[0][1].lstrip()
+    first = texts[0].lstrip()
     if path.suffix.lower() in _JSONL_SUFFIXES or first.startswith("{"):
-        cols = _split_jsonl(path, rows, limit)
+        cols = _split_jsonl(path, numbers, texts, limit)
     else:
-        header = rows[0][1]
+        header = texts[0]
         if "\t" in header:
             delimiter = "\t"
         elif "," in header:
             delimiter = ","
         else:
             delimiter = _DELIMITERS.get(path.suffix.lower(), "\t")
-        cols = _split_delimited(path, rows, delimiter, limit)
+        cols = _split_delimited(path, numbers, texts, delimiter, limit)
     _check_values(path, cols)
 
     arrival = cols.arrival_ns

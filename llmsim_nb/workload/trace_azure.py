@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,64 @@ _AZURE_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2
 _AZURE_YEARS = (1678, 2261)
 
 
-def _parse_timestamps(path: Path, column: str, values: list[str], lines: list[int]) -> np.ndarray:
+# What _AZURE_TS asks of the first 19 characters: D a digit, S a space or 'T'.
+_TEMPLATE = "DDDD-DD-DDSDD:DD:DD"
+
+
+def _plain_timestamps(values: list[str]) -> bool:
+    """Whether every cell fits :data:`_AZURE_TS` with a year in :data:`_AZURE_YEARS`.
+
+    One vectorised pass over the joined column; False also for what merely needs a
+    closer look (non-ASCII text), so a False answer means "check the cells one by one".
+    """
+    n = len(values)
+    if not n or "" in values:
+        return False
+    joined = "\n".join(values)
+    if not joined.isascii() or joined.count("\n") != n - 1:
+        return False
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    if lengths.min() < 19 or lengths.max() > 29 or np.any(lengths == 20):
+        return False
+    buf = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    digit = (buf >= ord("0")) & (buf <= ord("9"))
+    for pos, want in enumerate(_TEMPLATE):
+        at = starts + pos
+        if want == "D":
+            ok = digit[at]
+        elif want == "S":
+            ok = (buf[at] == ord(" ")) | (buf[at] == ord("T"))
+        else:
+            ok = buf[at] == ord(want)
+        if not ok.all():
+            return False
+    fraction = lengths > 19
+    if np.any(buf[starts[fraction] + 19] != ord(".")):
+        return False
+    # Checked so far: 5 non-digits per cell, '.' in those with a fraction, and the n - 1
+    # line breaks between cells. Any other non-digit is in a fraction: refused.
+    if buf.size - np.count_nonzero(digit) != 6 * n - 1 + np.count_nonzero(fraction):
+        return False
+    year = sum((buf[starts + k].astype(np.int64) - ord("0")) * 10 ** (3 - k) for k in range(4))
+    low, high = _AZURE_YEARS
+    return bool(year.min() >= low and year.max() <= high)
+
+
+def _parse_timestamps(path: Path, column: str, values: list[str], lines: Sequence[int]
+                      ) -> np.ndarray:
+    if _plain_timestamps(values):
+        try:
+            return np.array(values, dtype="datetime64[ns]").astype(np.int64)
+        except ValueError:  # e.g. February 30th: the cells say which
+            pass
+    return _parse_timestamp_cells(path, column, values, lines)
+
+
+def _parse_timestamp_cells(
+    path: Path, column: str, values: list[str], lines: Sequence[int]
+) -> np.ndarray:
     low, high = _AZURE_YEARS
     for i, s in enumerate(values):
         if _AZURE_TS.fullmatch(s) is None:
@@ -50,7 +108,7 @@ def _parse_timestamps(path: Path, column: str, values: list[str], lines: list[in
     return stamps.astype(np.int64)
 
 
-def _azure_columns(path: Path, cols: list[list[str]], lines: list[int]) -> _Columns:
+def _azure_columns(path: Path, cols: list[list[str]], lines: Sequence[int]) -> _Columns:
     """The Azure cells (in :data:`AZURE_COLUMNS` order) parsed; arrivals still absolute."""
     names = AZURE_COLUMNS
     # Azure: TIMESTAMP, ContextTokens, GeneratedTokens
