@@ -1,5 +1,6 @@
 """The llmsim command line end to end."""
 
+import json
 import subprocess
 import sys
 
@@ -92,3 +93,14 @@ def test_run_help_states_every_numeric_flags_range(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "range 1 .. 65536" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_run_writes_trace_events_and_checks_the_path_first(tmp_path):
+    path = tmp_path / "timeline.json"
+    assert main(["run", "--model_name", "gpt2", "--quiet", "--trace_events", str(path)]) == 0
+    events = json.loads(path.read_text())["traceEvents"]
+    assert any(e.get("ph") == "X" and e.get("name", "").startswith("iteration") for e in events)
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    result = run_cli("run", "--model_name", "gpt2", "--trace_events", str(folder))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1

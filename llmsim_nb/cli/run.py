@@ -17,6 +17,7 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 import time
 import warnings
@@ -156,6 +157,9 @@ def add_run_parser(sub) -> None:
         else:
             run.add_argument(f"--{name}", type=kind, default=None, help=text)
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    run.add_argument("--trace_events", metavar="PATH", default=None,
+                     help="write the run's timeline as Chrome / Perfetto trace-event JSON "
+                          "(open in ui.perfetto.dev; .gz compresses)")
     group = run.add_argument_group(
         "workload", "generate the trace (drawn from --seed) instead of reading --dataset, "
                     "and cut or fix the trace before it is simulated")
@@ -286,7 +290,7 @@ def _simulate(args: argparse.Namespace):
     from tqdm import tqdm
 
     from ..instance.simulator import Simulator
-    from ..results.files import check_output_prefix, check_throughput_buckets
+    from ..results.files import check_output_paths, check_output_prefix, check_throughput_buckets
 
     flags = {name: getattr(args, name) for name, _, _ in RUN_FLAGS}
     start = time.perf_counter()
@@ -295,6 +299,8 @@ def _simulate(args: argparse.Namespace):
         trace = _workload(args, config)
         if args.output is not None:  # before anything is simulated (or created)
             check_output_prefix(args.output)
+        if args.trace_events is not None:
+            check_output_paths([Path(args.trace_events)])
         sim = Simulator(config, trace)
     except ValueError as exc:
         raise ValueError(_with_flag_hint(str(exc))) from None
@@ -330,6 +336,12 @@ def run_run_command(args: argparse.Namespace) -> int:
         paths = write_outputs(ds, args.output)
         if not args.quiet:
             print("wrote " + ", ".join(str(p) for p in paths))
+    if args.trace_events is not None:
+        from ..results.timeline import write_trace_events
+
+        path = write_trace_events(ds, args.trace_events)
+        if not args.quiet:
+            print(f"wrote {path} (trace events: open in ui.perfetto.dev)")
     if not args.quiet:
         print(_format_summary(summarize(ds), wall, ds))
     return 0
