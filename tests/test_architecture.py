@@ -150,6 +150,8 @@ def test_modules_stay_small_or_say_why():
     ("import llmsim_nb.models", ("onnx", "xarray", "matplotlib")),
     ("from llmsim_nb import Simulator; Simulator(); import sys",
      ("onnx", "matplotlib", "dask.array", "distributed", "scipy")),
+    ("from llmsim_nb.cli.main import main; main(['run', '--quiet'])",
+     ("xarray", "pandas", "dask", "onnx", "matplotlib")),
 ])
 def test_importing_loads_only_what_is_needed(code, absent):
     """Start-up stays fast: ``import llmsim_nb`` and ``llmsim --help`` load no

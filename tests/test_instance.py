@@ -162,3 +162,16 @@ def test_submit_names_the_callers_ids_and_bounds_the_time():
 def test_build_instance_refuses_arguments_of_the_wrong_kind(args, kwargs, kind, pattern):
     with pytest.raises(kind, match=pattern):
         build_instance(*args, **kwargs)
+
+
+def test_result_arrays_summarize_as_the_dataset_does():
+    """The CLI summarises plain arrays (no Dataset, no xarray): the same figures."""
+    import math
+
+    from llmsim_nb.results import summarize
+    sim = Simulator(gpt2(), small_trace(20))
+    assert sim.advance() == sim.num_iterations > 0
+    a, b = summarize(sim.result_arrays()), summarize(sim.results())
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key] == b[key] or (math.isnan(a[key]) and math.isnan(b[key])), key

@@ -286,7 +286,10 @@ def _drop_too_long(trace, config: SimConfig, *, quiet: bool):
 
 
 def _simulate(args: argparse.Namespace):
-    """Build the config, the trace and the simulator, run; (Dataset, wall seconds)."""
+    """Build the config, the trace and the simulator, run; (results, wall seconds).
+
+    The results are the run's Dataset when files are to be written, else its
+    ``ArrayResults`` (all the summary reads)."""
     from tqdm import tqdm
 
     from ..instance.simulator import Simulator
@@ -314,7 +317,13 @@ def _simulate(args: argparse.Namespace):
         def progress(done: int) -> None:
             bar.update(done - bar.n)
 
-        ds = sim.run(progress=progress)  # with --fast_run it reads and writes the cache
+        # With --fast_run either reads and writes the cache. Without files to
+        # write, the summary needs only the arrays: no Dataset (nor xarray) is made.
+        if args.output is not None or args.trace_events is not None:
+            ds = sim.run(progress=progress)
+        else:
+            sim.advance(progress=progress)
+            ds = sim.result_arrays()
     return ds, time.perf_counter() - start
 
 

@@ -30,14 +30,15 @@ import math
 import time
 from collections.abc import Callable
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import xarray as xr
 
 from .._version import __version__
 from ..engines.reuse import ReuseCache, ReuseEngine
 from ..engines.stack import LatencyError
-from ..results.dataset import (COMPONENTS, IterationRecord, Recorder, coords_of, variable,
-                               iteration_dataset, request_variables)
+from ..results.dataset import (COMPONENTS, ArrayResults, IterationRecord, Recorder, coords_of,
+                               iteration_dataset, request_arrays, request_variables, variable)
 from ..system.builder import InstanceParts
 from ..workload.request import Request
 from ..workload.trace import MAX_ARRIVAL_S
@@ -46,6 +47,9 @@ from .checks import (STALL_LIMIT, bad_makespan, check_lengths, check_parts, chec
                      check_submit, stuck_error)
 from .fast_run import FastRunFile
 from .usage import Usage, host_transfer_latency
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 class SimulationFinished(Exception):
@@ -330,7 +334,19 @@ class Instance:
         first run and written back after a run that timed something new
         (:mod:`.fast_run`).
         """
+        self.advance(until, progress=progress)
+        return self.results()
+
+    def advance(self, until: float | None = None, *,
+                progress: Callable[[int], None] | None = None) -> int:
+        """:meth:`run` without building its Dataset; return the iterations run.
+
+        For callers that want only some results (:meth:`result_arrays`, the
+        CLI's summary) or will ask for them later: the same iterations, clock
+        and fast-run cache handling as :meth:`run`.
+        """
         until = check_run(until, progress)
+        start = self.num_iterations
         self._fast_run.before_run()
         while not self.is_finished and (until is None or self.now < until):
             if until is not None:
@@ -344,7 +360,15 @@ class Instance:
             if progress is not None:
                 progress(self.scheduler.num_finished)
         self._fast_run.after_run()
-        return self.results()
+        return self.num_iterations - start
+
+    def result_arrays(self) -> ArrayResults:
+        """The per-iteration and per-request values of :meth:`results` as plain
+        arrays (``summarize`` takes them), without building a Dataset."""
+        arrays = self._recorder.iteration_arrays()
+        arrays.update(request_arrays(self.scheduler.table))
+        return ArrayResults(arrays, {"iteration": self.num_iterations,
+                                     "request": len(self.scheduler.table)}, self.attrs())
 
     def results(self) -> xr.Dataset:
         """The Dataset of every iteration simulated so far and every request."""
@@ -364,6 +388,8 @@ class Instance:
                   "request": np.arange(len(self.scheduler.table)),
                   "component": list(COMPONENTS), "device": np.arange(len(usage.device_busy)),
                   "link": np.array(links, dtype=str)}
+        import xarray as xr  # here, not at the top: stepping and recording need no xarray
+
         return xr.Dataset(data, coords=coords_of(coords), attrs=self.attrs())
 
 

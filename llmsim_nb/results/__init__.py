@@ -4,14 +4,33 @@
   recorder, the step and run Datasets, :func:`summarize`.
 - :mod:`.files`: the original's TSV reports, per-request CSV, netCDF.
 - :mod:`.timeline`: step and run timelines as Chrome / Perfetto trace-event JSON.
+
+Names are imported on first use, so that recording a run needs no xarray
+until a Dataset is built (the CLI's summary never builds one).
 """
 
-from .dataset import (COMPONENTS, ITERATION_VARS, SIMULATION_EFFORT_VARS, VARIABLES,
-                      IterationRecord, Recorder, iteration_dataset, request_variables, summarize)
-from .files import throughput_over_time, write_outputs
-from .timeline import MAX_REQUEST_TRACKS, to_trace_events, write_trace_events
+import importlib
 
-__all__ = ["COMPONENTS", "ITERATION_VARS", "IterationRecord", "MAX_REQUEST_TRACKS", "Recorder",
-           "SIMULATION_EFFORT_VARS", "VARIABLES", "iteration_dataset", "request_variables",
-           "summarize", "throughput_over_time", "to_trace_events", "write_outputs",
-           "write_trace_events"]
+_EXPORTS = {
+    "COMPONENTS": "dataset", "ITERATION_VARS": "dataset", "SIMULATION_EFFORT_VARS": "dataset",
+    "VARIABLES": "dataset", "ArrayResults": "dataset", "IterationRecord": "dataset",
+    "Recorder": "dataset", "iteration_dataset": "dataset", "request_variables": "dataset",
+    "summarize": "dataset", "throughput_over_time": "files", "write_outputs": "files",
+    "MAX_REQUEST_TRACKS": "timeline", "to_trace_events": "timeline",
+    "write_trace_events": "timeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmsim_nb.results' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

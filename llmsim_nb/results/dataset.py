@@ -12,11 +12,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import xarray as xr
 
 from ..scheduler.plan import IterationPlan
 from ..scheduler.request_state import RequestTable
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 # name: (units, long_name) of every variable the simulator writes.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -123,6 +127,8 @@ class IterationRecord:
 def variable(name: str, dims: tuple[str, ...], data: np.ndarray) -> xr.Variable:
     """The Variable ``name`` over ``dims``, with its units and long name from
     :data:`VARIABLES` (every result variable is made here)."""
+    import xarray as xr  # here, not at the top: recording a run needs no xarray
+
     units, long_name = VARIABLES[name]
     # fastpath: ``data`` is always a plain numpy array here, so xarray need not
     # check whether it is a dask or pandas object (that check imports
@@ -134,6 +140,8 @@ def variable(name: str, dims: tuple[str, ...], data: np.ndarray) -> xr.Variable:
 
 def _coord(dim: str, values) -> xr.Variable:
     """A coordinate along ``dim`` as a Variable (fastpath: see :func:`variable`)."""
+    import xarray as xr
+
     return xr.Variable((dim,), np.asarray(values), fastpath=True)
 
 
@@ -173,18 +181,29 @@ class Recorder:
             new[: len(old)] = old
             setattr(self, name, new)
 
-    def iteration_variables(self) -> dict[str, xr.Variable]:
+    def iteration_arrays(self) -> dict[str, np.ndarray]:
+        """Every iteration variable's values (integers as int64), by name."""
         n = self.num_iterations
-        out = {name: variable(name, ("iteration",),
-                          self._rows[:n, j].astype(np.int64 if name in _INT_VARS
-                                                   else np.float64))
+        out = {name: self._rows[:n, j].astype(np.int64 if name in _INT_VARS else np.float64)
                for j, name in enumerate(ITERATION_VARS)}
-        out["op_latency"] = variable("op_latency", ("iteration", "op"), self._ops[:n].copy())
+        out["op_latency"] = self._ops[:n].copy()
+        return out
+
+    def iteration_variables(self) -> dict[str, xr.Variable]:
+        arrays = self.iteration_arrays()
+        out = {name: variable(name, ("iteration",), arrays[name]) for name in ITERATION_VARS}
+        out["op_latency"] = variable("op_latency", ("iteration", "op"), arrays["op_latency"])
         return out
 
 
 def request_variables(table: RequestTable) -> dict[str, xr.Variable]:
     """Per-request variables (NaN where a request has not reached that point)."""
+    return {name: variable(name, ("request",), values)
+            for name, values in request_arrays(table).items()}
+
+
+def request_arrays(table: RequestTable) -> dict[str, np.ndarray]:
+    """Per-request values by variable name (NaN where a request has not reached that point)."""
     col = table.column
     arrival, admitted = col("arrival_at"), col("admitted_at")
     first, finished = col("first_token_at"), col("finished_at")
@@ -198,7 +217,7 @@ def request_variables(table: RequestTable) -> dict[str, xr.Variable]:
         "num_prompt_tokens": col("num_prompt_tokens"),
         "num_output_tokens": outputs, "num_evictions": col("num_evictions"),
     }
-    return {name: variable(name, ("request",), values) for name, values in data.items()}
+    return data
 
 
 def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...], attrs: dict,
@@ -206,6 +225,8 @@ def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...], attrs:
     """The small Dataset ``Simulator.step()`` returns: one iteration, its batch and,
     with ``graph`` and ``schedule``, every execution-graph node's timing (dim
     ``node``) for a Gantt chart."""
+    import xarray as xr
+
     plan = record.plan
     values = record.values()
     data = {name: variable(name, ("iteration",), np.array([values[name]]))
@@ -233,6 +254,32 @@ def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...], attrs:
         coords["node_name"] = ("node", np.array([n.name for n in nodes], dtype=str))
         coords["node_type"] = ("node", np.array([n.type.value for n in nodes], dtype=str))
     return xr.Dataset(data, coords=coords_of(coords), attrs=attrs)
+
+
+class ArrayResults:
+    """A run's results as plain arrays: what :func:`summarize` reads, without a Dataset.
+
+    ``results[name].values``, ``results.sizes`` and ``results.attrs`` answer as
+    a run Dataset's do (the same arrays ``Instance.results()`` wraps), so the
+    CLI's summary needs no xarray.
+    """
+
+    class _Values:
+        __slots__ = ("values",)
+
+        def __init__(self, values: np.ndarray) -> None:
+            self.values = values
+
+    def __init__(self, arrays: dict[str, np.ndarray], sizes: dict[str, int], attrs: dict) -> None:
+        self._arrays = arrays
+        self.sizes = sizes
+        self.attrs = attrs
+
+    def __getitem__(self, name: str) -> "ArrayResults._Values":
+        return self._Values(self._arrays[name])
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._arrays
 
 
 def summarize(ds: xr.Dataset) -> dict[str, float]:
