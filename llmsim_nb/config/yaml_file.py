@@ -23,6 +23,7 @@ class DuplicateKeyError(ValueError):
 
     def __init__(self, key: Any, line: int) -> None:
         super().__init__(f"key {key!r} appears more than once (again at line {line})")
+        self.key, self.line = key, line
 
 
 _INT = re.compile(r"^[-+]?[0-9]+$")

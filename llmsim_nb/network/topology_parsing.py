@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from ..config.yaml_file import DuplicateKeyError, strict_yaml_loader
+
 _FIELD = re.compile(r"Dimension\.(\w+)")
 
 
@@ -49,26 +51,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue  # "<<" merges may be overridden by explicit keys
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    duplicate = key in seen
-                except TypeError:  # unhashable: the base class reports it
-                    continue
-                if duplicate:
-                    raise _DuplicateKey(key, key_node.start_mark.line + 1)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _parse_json(raw: str, where: str) -> Any:
     """The data of a JSON file's text ``raw``; ``where`` names the file in errors."""
     try:
@@ -85,8 +67,9 @@ def _parse_json(raw: str, where: str) -> Any:
 def _parse_yaml(raw: str, where: str) -> Any:
     """The data of a YAML file's text ``raw``; ``where`` names the file in errors."""
     try:
-        return yaml.load(raw, Loader=_UniqueKeyLoader)
-    except _DuplicateKey as dup:
+        # The settings files' strict reading: no key twice, plain decimal numbers only.
+        return yaml.load(raw, Loader=strict_yaml_loader())  # noqa: S506 (a SafeLoader)
+    except DuplicateKeyError as dup:
         raise ValueError(f"{where}: key {_show(dup.key)} appears more than once in one "
                          f"mapping (line {dup.line}); each key may appear only once") from None
     except yaml.YAMLError as err:
