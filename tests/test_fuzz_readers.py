@@ -154,3 +154,18 @@ def test_llmcompass_folder_is_read_correctly_or_refused_cleanly(tmp_path_factory
         return
     latencies = np.array([m.latency for m in measured])
     assert len(latencies) and np.isfinite(latencies).all() and (latencies > 0).all()
+
+
+@pytest.mark.parametrize("text", ["08", "max_batch: 08", "a: !!int 0x10", "a: !!int abc"])
+def test_the_strict_yaml_loader_reads_leading_zeros_as_decimal_and_refuses_odd_tags(text):
+    """Found by the network YAML fuzz test: PyYAML's int constructor read '08' as octal
+    and raised a bare ValueError."""
+    import yaml
+
+    from llmsim_nb.config.yaml_file import strict_yaml_loader
+    if "!!int" in text:
+        with pytest.raises(yaml.YAMLError, match="is not a plain decimal integer"):
+            yaml.load(text, Loader=strict_yaml_loader())
+    else:
+        value = yaml.load(text, Loader=strict_yaml_loader())
+        assert value in (8, {"max_batch": 8})

@@ -59,6 +59,16 @@ def strict_yaml_loader():
         first: [(tag, regexp) for tag, regexp in resolvers if tag not in (int_tag, float_tag)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
     StrictLoader.add_implicit_resolver(int_tag, _INT, list("-+0123456789"))
+    def decimal_int(loader, node):
+        # Decimal, always: PyYAML's own constructor reads a leading 0 as octal ("08"
+        # fails) and takes 0x, 0o, _ and base 60 under an explicit !!int tag too.
+        text = loader.construct_scalar(node)
+        if not isinstance(text, str) or not _INT.match(text):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{text!r} is not a plain decimal integer", node.start_mark)
+        return int(text)
+
+    StrictLoader.add_constructor(int_tag, decimal_int)
     StrictLoader.add_implicit_resolver(float_tag, _FLOAT, list("-+0123456789."))
     return StrictLoader
 
