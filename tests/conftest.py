@@ -1,6 +1,15 @@
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The suite is reproducible: hypothesis draws the same examples on every run
+# (a CI run never fails on a case no earlier run saw). To explore new cases,
+# run with HYPOTHESIS_PROFILE=explore (random draws, more examples).
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
