@@ -18,7 +18,7 @@ from .fields import (NPU_MODES, REUSE_CACHE_SIZE_RANGE, SEED_RANGE, _check_bool,
                      _check_numbers, _meta, _show, did_you_mean, did_you_mean_each)
 from .effects import check_flag_effects
 from .sections import MemoryConfig, SchedulerConfig, SystemConfig
-from .yaml_file import read_yaml_flags
+from .yaml_file import read_yaml_flags, unique_keys
 
 @dataclass(frozen=True, slots=True)
 class SimConfig:
@@ -162,7 +162,7 @@ class SimConfig:
             raise ValueError(f"SimConfig.from_json needs a JSON string, got "
                              f"{type(text).__name__}")
         try:
-            data = json.loads(text, object_pairs_hook=_unique_keys)
+            data = json.loads(text, object_pairs_hook=unique_keys)
         except RecursionError:
             raise ValueError("SimConfig JSON nests too deeply to be a config") from None
         except ValueError as exc:  # JSONDecodeError, bad UTF-8, too many digits, a key twice
@@ -175,16 +175,6 @@ class SimConfig:
             _check_json_keys(f"SimConfig JSON {name!r}", data[name], section_cls)
             sections[name] = section_cls(**data[name])
         return cls(**{**data, **sections})
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object's dict; ``ValueError`` if it gives a key twice (json keeps the last)."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key {key!r} appears more than once in one object")
-        out[key] = value
-    return out
 
 
 def _flag_fields() -> dict[str, tuple[str | None, str]]:

@@ -19,11 +19,31 @@ from .fields import did_you_mean_each
 
 
 class DuplicateKeyError(ValueError):
-    """A YAML mapping gives one key twice."""
+    """A mapping (YAML) or object (JSON) gives one key twice; ``line`` where known."""
 
-    def __init__(self, key: Any, line: int) -> None:
-        super().__init__(f"key {key!r} appears more than once (again at line {line})")
+    def __init__(self, key: Any, line: int | None = None) -> None:
+        where = f"(again at line {line})" if line is not None else "in one object"
+        super().__init__(f"key {key!r} appears more than once {where}")
         self.key, self.line = key, line
+
+
+def shown(value: Any) -> str:
+    """``repr`` of a value read from a file, cut short so a message stays one line."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """``json.loads``'s ``object_pairs_hook`` that refuses a key given twice
+    (json keeps the last one silently): raises :class:`DuplicateKeyError`."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[Any] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return out
 
 
 _INT = re.compile(r"^[-+]?[0-9]+$")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config.yaml_file import DuplicateKeyError, unique_keys
 from ..engines.measurements.csv_table import _open_text, _read_table, _Table
 
 _REQUEST_ALIASES = {"arrival": ("arrival", "arrival_at", "arrival_time"),
@@ -49,21 +50,6 @@ def _from_csv(path: Path) -> tuple[pd.DataFrame, _Table]:
         if extra in table.header:
             out[extra] = np.array(table.integers(extra, minimum), dtype=np.float64)
     return pd.DataFrame(out), table
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return obj
 
 
 def _real(value: object) -> bool:
@@ -108,12 +94,12 @@ def _json_counts(path: Path, data: dict, key: str, n: int, minimum: int) -> np.n
 def _from_vllm_json(path: Path, arrivals) -> pd.DataFrame:
     text = _open_text(path, "vLLM benchmark file")
     try:
-        data = json.loads(text, object_pairs_hook=_unique_keys)
+        data = json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON "
                          f"({exc.msg})") from None
-    except _DuplicateKey as exc:
-        raise ValueError(f"{path}: duplicate key {exc.args[0]!r}; each key may appear "
+    except DuplicateKeyError as exc:
+        raise ValueError(f"{path}: duplicate key {exc.key!r}; each key may appear "
                          "once") from None
     except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit number, deep nesting
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -12,29 +12,11 @@ import json
 import os
 from typing import Any, Mapping
 
+from ..config.yaml_file import DuplicateKeyError, unique_keys
+from ..config.yaml_file import shown as _show
+
 _MAX_INT = 2**31 - 1
 _MISSING = object()
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str):
-        super().__init__(key)
-        self.key = key
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
-def _show(value: Any) -> str:
-    """``repr`` of a value from the file, cut short so a message stays one line."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _load(path_or_dict) -> tuple[dict[str, Any], str | None, str]:
@@ -63,8 +45,8 @@ def _load(path_or_dict) -> tuple[dict[str, Any], str | None, str]:
         raise ValueError(f"{where}: is not UTF-8 text (byte {err.start}); a config.json "
                          f"is JSON text") from None
     try:
-        config = json.loads(text, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as dup:
+        config = json.loads(text, object_pairs_hook=unique_keys)
+    except DuplicateKeyError as dup:
         raise ValueError(f"{where}: key {dup.key!r} appears more than once in one JSON "
                          f"object; each key may appear only once") from None
     except json.JSONDecodeError as err:

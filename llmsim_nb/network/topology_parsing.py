@@ -16,15 +16,10 @@ from typing import Any
 
 import yaml
 
-from ..config.yaml_file import DuplicateKeyError, strict_yaml_loader
+from ..config.yaml_file import DuplicateKeyError, strict_yaml_loader, unique_keys
+from ..config.yaml_file import shown as _show
 
 _FIELD = re.compile(r"Dimension\.(\w+)")
-
-
-def _show(value: Any) -> str:
-    """``repr`` of a value from the file, cut short so a message stays one line."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _dimension_error(err: ValueError, given: dict[str, Any], keys: dict[str, str]) -> str:
@@ -36,26 +31,11 @@ def _dimension_error(err: ValueError, given: dict[str, Any], keys: dict[str, str
     return str(err)
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: Any, line: int | None = None):
-        super().__init__(key)
-        self.key, self.line = key, line
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
 def _parse_json(raw: str, where: str) -> Any:
     """The data of a JSON file's text ``raw``; ``where`` names the file in errors."""
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as dup:
+        return json.loads(raw, object_pairs_hook=unique_keys)
+    except DuplicateKeyError as dup:
         raise ValueError(f"{where}: key {dup.key!r} appears more than once in one JSON "
                          f"object; each key may appear only once") from None
     except json.JSONDecodeError as err:
