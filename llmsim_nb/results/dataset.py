@@ -278,9 +278,6 @@ class ArrayResults:
     def __getitem__(self, name: str) -> "ArrayResults._Values":
         return self._Values(self._arrays[name])
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._arrays
-
 
 def summarize(ds: xr.Dataset) -> dict[str, float]:
     """Headline figures of a run Dataset (throughputs as the original reports them).
