@@ -204,13 +204,16 @@ def _format_summary(summary: dict, wall: float, ds) -> str:
     return "\n".join(lines)
 
 
-def _with_flag_hint(message: str) -> str:
+def _with_flag_hint(exc: ValueError) -> str:
     """The library's advice for a trace it refuses, plus the flag that follows it."""
-    if "Filter the trace, or pass max_model_len" in message:
-        return f"{message} (llmsim run: --drop_too_long drops them, or --max_model_len N)"
-    if "Pass sort=True to sort" in message:
-        return f"{message} (llmsim run: --sort)"
-    return message
+    from ..instance.checks import RequestsTooLongError
+    from ..workload.loaders import UnsortedTraceError
+
+    if isinstance(exc, RequestsTooLongError):
+        return f"{exc} (llmsim run: --drop_too_long drops them, or --max_model_len N)"
+    if isinstance(exc, UnsortedTraceError):
+        return f"{exc} (llmsim run: --sort)"
+    return str(exc)
 
 
 def _workload(args: argparse.Namespace, config: SimConfig):
@@ -306,7 +309,7 @@ def _simulate(args: argparse.Namespace):
             check_output_paths([Path(args.trace_events)])
         sim = Simulator(config, trace)
     except ValueError as exc:
-        raise ValueError(_with_flag_hint(str(exc))) from None
+        raise ValueError(_with_flag_hint(exc)) from None
     if args.output is not None:
         # The run lasts at least until the last arrival becomes schedulable, so
         # the throughput table has at least that many buckets: refuse it now,

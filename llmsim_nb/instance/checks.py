@@ -101,6 +101,10 @@ def bad_makespan(makespan: float, now: float, iteration: int, plan, engine_name:
         f"would not move); an iteration must move the clock forward")
 
 
+class RequestsTooLongError(ValueError):
+    """Requests longer than ``max_model_len`` (filter the trace or raise the limit)."""
+
+
 def check_lengths(max_model_len, model, num_prompt_tokens, num_output_tokens, ids=None) -> None:
     """Refuse requests longer than ``max_model_len`` (None: the model's context).
 
@@ -117,7 +121,7 @@ def check_lengths(max_model_len, model, num_prompt_tokens, num_output_tokens, id
         i = int(over[0])
         name = int(ids[i]) if ids is not None else i
         source = "as given" if max_model_len else f"{model.name}'s context"
-        raise ValueError(
+        raise RequestsTooLongError(
             f"{len(over)} of {len(total)} requests are longer than max_model_len={limit} "
             f"tokens ({source}); the "
             f"first is request {name} with {int(num_prompt_tokens[i])} prompt + "

@@ -65,6 +65,10 @@ _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 _DELIMITERS = {".tsv": "\t", ".csv": ","}
 
 
+
+class UnsortedTraceError(TraceError):
+    """A trace file's arrivals go backwards (``load_trace(..., sort=True)`` sorts them)."""
+
 def _split_delimited(
     path: Path, numbers: Sequence[int], texts: list[str], delimiter: str, limit: int | None
 ) -> _Columns:
@@ -216,7 +220,7 @@ def _load(path: Path, sort: bool, limit: int | None) -> Trace:
     if backwards.size:
         if not sort:
             i = int(backwards[0]) + 1
-            raise TraceError(
+            raise UnsortedTraceError(
                 f"{path}: {_where(cols.lines, i)}: {cols.names[2]} goes backwards "
                 f"({_value_text(cols, i)} after {_value_text(cols, i - 1)}); arrivals must be "
                 f"non-decreasing. Pass sort=True to sort the requests by arrival (stable)"
