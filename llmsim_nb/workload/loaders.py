@@ -65,9 +65,9 @@ _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 _DELIMITERS = {".tsv": "\t", ".csv": ","}
 
 
-
 class UnsortedTraceError(TraceError):
     """A trace file's arrivals go backwards (``load_trace(..., sort=True)`` sorts them)."""
+
 
 def _split_delimited(
     path: Path, numbers: Sequence[int], texts: list[str], delimiter: str, limit: int | None
