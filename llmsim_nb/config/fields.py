@@ -32,7 +32,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-SCHEDULING_POLICIES = ("orca", "vllm", "chunked")
+SCHEDULING_POLICIES = ("orca", "vllm", "chunked", "vllm-v1")
+REQUEST_ORDERS = ("fcfs", "priority")
+PREEMPTION_MODES = ("recompute", "swap")
 KV_MANAGE = ("vllm", "max")
 PARALLEL = ("tensor", "pipeline", "hybrid")
 PIM_TYPES = ("none", "local", "pool")
@@ -68,6 +70,9 @@ BLOCK_SIZE_RANGE = (1, 2 ** 16)
 #: Tokens per iteration of the chunked policy: vLLM defaults to 2k-16k; 2**24
 #: (16.8M) exceeds the longest context of any model (10M, Llama 4 Scout).
 MAX_NUM_BATCHED_TOKENS_RANGE = (1, 2 ** 24)
+#: Most prompt tokens one request may compute per iteration (vLLM's
+#: long_prefill_token_threshold); 0 = no cap. Bounded as the token budget.
+LONG_PREFILL_TOKEN_THRESHOLD_RANGE = (0, 2 ** 24)
 #: Longest request (prompt + output): the longest shipping context window is 10M
 #: tokens (Llama 4 Scout); 2**24 = 16.8M.
 MAX_MODEL_LEN_RANGE = (1, 2 ** 24)

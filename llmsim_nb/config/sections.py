@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from .fields import (ACTIVATION_RESERVE_RANGE, ATTENTION_PLACEMENTS, BATCH_DELAY_RANGE,
                      BLOCK_SIZE_RANGE, COLLECTIVES, GPU_MEMORY_UTILIZATION_RANGE,
-                     HOST_BANDWIDTH_RANGE, HOST_LATENCY_RANGE, KV_MANAGE, MAX_BATCH_RANGE,
+                     HOST_BANDWIDTH_RANGE, HOST_LATENCY_RANGE, KV_MANAGE,
+                     LONG_PREFILL_TOKEN_THRESHOLD_RANGE, PREEMPTION_MODES, REQUEST_ORDERS, MAX_BATCH_RANGE,
                      MAX_MODEL_LEN_RANGE, MAX_NUM_BATCHED_TOKENS_RANGE, MICRO_BATCHES_RANGE,
                      NPU_GROUP_RANGE, NPU_MEM_RANGE, NPU_NUM_RANGE, NUM_KV_BLOCKS_RANGE,
                      NUM_SUB_BATCHES_RANGE, PARALLEL, PIM_CHANNELS_RANGE, PIM_MAPPINGS,
@@ -30,7 +31,8 @@ class SchedulerConfig:
     policy: str = field(default="orca", metadata=_meta(
         "Scheduling policy: orca (iteration-level, whole prompts mixed with decodes), "
         "vllm (prefill-first, as vLLM v0), chunked (token budget mixing prefill chunks "
-        "with decodes, as Sarathi-Serve / vLLM v1)", flag="scheduling"))
+        "with decodes, as Sarathi-Serve), vllm-v1 (vLLM V1's scheduler: one token budget, "
+        "automatic prefix caching, preemption by recompute)", flag="scheduling"))
     max_batch: int = field(default=0, metadata=_meta(
         "Most requests in one batch (vLLM's max_num_seqs); 0 = unlimited", flag="max_batch",
         range=MAX_BATCH_RANGE, note="requests per batch; 0 = unlimited", integer=True))
@@ -56,12 +58,66 @@ class SchedulerConfig:
         "model's context length. A longer request is refused before the run", "token",
         flag="max_model_len", range=MAX_MODEL_LEN_RANGE,
         note="longest context; None = the model's", integer=True, optional=True))
+    enable_prefix_caching: bool | None = field(default=None, metadata=_meta(
+        "Automatic prefix caching (vLLM's enable_prefix_caching): full KV blocks are "
+        "shared by content and kept cached after their requests finish; None = on for "
+        "vllm-v1; only vllm-v1 caches", flag="enable_prefix_caching"))
+    enable_chunked_prefill: bool = field(default=True, metadata=_meta(
+        "vllm-v1: split a prompt over iterations to fit the token budget (vLLM's "
+        "enable_chunked_prefill); off, a prompt over the budget waits", 
+        flag="enable_chunked_prefill"))
+    long_prefill_token_threshold: int = field(default=0, metadata=_meta(
+        "vllm-v1: most tokens one request computes per iteration (vLLM's "
+        "long_prefill_token_threshold); 0 = no cap", "token",
+        flag="long_prefill_token_threshold", range=LONG_PREFILL_TOKEN_THRESHOLD_RANGE,
+        note="tokens per request per iteration; 0 = no cap", integer=True))
+    scheduling_policy: str = field(default="fcfs", metadata=_meta(
+        "vllm-v1: order of admission and preemption, fcfs or priority (lower value "
+        "first, then arrival; vLLM's scheduling_policy)", flag="scheduling_policy"))
+    preemption_mode: str | None = field(default=None, metadata=_meta(
+        "What happens to a request whose KV blocks must be given up: recompute (vllm-v1: "
+        "freed, computed again later) or swap (orca / vllm / chunked: moved to host "
+        "memory and reloaded); None = the policy's", flag="preemption_mode"))
 
     def __post_init__(self) -> None:
         _check_numbers(self)
         _check_choice("scheduling", self.policy, SCHEDULING_POLICIES)
         _check_choice("kv_manage", self.kv_manage, KV_MANAGE)
         _check_bool("gen", self.gen)
+        _check_bool("enable_chunked_prefill", self.enable_chunked_prefill)
+        if self.enable_prefix_caching is not None:
+            _check_bool("enable_prefix_caching", self.enable_prefix_caching)
+        _check_choice("scheduling_policy", self.scheduling_policy, REQUEST_ORDERS)
+        if self.preemption_mode is not None:
+            _check_choice("preemption_mode", self.preemption_mode, PREEMPTION_MODES)
+        v1 = self.policy == "vllm-v1"
+        wrong = [text for text, bad in (
+            ("enable_prefix_caching=True needs scheduling='vllm-v1' (only it caches "
+             "prefixes)", self.enable_prefix_caching and not v1),
+            ("enable_chunked_prefill=False needs scheduling='vllm-v1' (orca and vllm never "
+             "chunk; chunked always does)", not self.enable_chunked_prefill and not v1),
+            (f"long_prefill_token_threshold={self.long_prefill_token_threshold} needs "
+             f"scheduling='vllm-v1'", self.long_prefill_token_threshold and not v1),
+            ("scheduling_policy='priority' needs scheduling='vllm-v1'",
+             self.scheduling_policy != "fcfs" and not v1),
+            ("preemption_mode='recompute' needs scheduling='vllm-v1' (orca, vllm and chunked "
+             "swap to host)", self.preemption_mode == "recompute" and not v1),
+            ("preemption_mode='swap' is not modelled for scheduling='vllm-v1', which preempts "
+             "by recompute (swap is orca / vllm / chunked's)", self.preemption_mode == "swap"
+             and v1),
+            ("gen=True is not supported by scheduling='vllm-v1' (use orca, vllm or chunked)",
+             self.gen and v1),
+            ("kv_manage='max' is not supported by scheduling='vllm-v1', which allocates "
+             "blocks on demand", self.kv_manage == "max" and v1)) if bad]
+        if wrong:
+            raise ValueError("; ".join(wrong))
+
+    @property
+    def prefix_caching(self) -> bool:
+        """Whether prefixes are cached (``enable_prefix_caching``, None = the policy's)."""
+        if self.enable_prefix_caching is None:
+            return self.policy == "vllm-v1"
+        return self.enable_prefix_caching
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,6 +236,10 @@ def _changed_flags(config: SimConfig, given) -> set[str]:
 _FLOAT_FLAGS = {"batch_delay", "npu_mem", "gpu_memory_utilization"}
 
 
+#: Switches given as on / off on the command line (or True / False).
+_ON_OFF_FLAGS = ("reuse", "enable_prefix_caching", "enable_chunked_prefill")
+
+
 def _build_from_flags(cls: type[SimConfig], values: dict[str, Any]) -> SimConfig:
     sections: dict[str | None, dict[str, Any]] = {None: {}, "scheduler": {}, "memory": {},
                                                    "system": {}}
@@ -246,9 +250,9 @@ def _build_from_flags(cls: type[SimConfig], values: dict[str, Any]) -> SimConfig
         if flag in _FLOAT_FLAGS and isinstance(value, int) and not isinstance(value, bool) \
                 and abs(value) <= 2 ** 53:  # exactly a float; larger ints fail the range check
             value = float(value)
-        if flag == "reuse" and isinstance(value, str):
+        if flag in _ON_OFF_FLAGS and isinstance(value, str):
             if value not in ("on", "off"):
-                raise ValueError(f"reuse={_show(value)} is not one of ['on', 'off']"
+                raise ValueError(f"{flag}={_show(value)} is not one of ['on', 'off']"
                                  f"{did_you_mean(value, ('on', 'off'))}")
             value = value == "on"
         section, name = FLAG_FIELDS[flag]

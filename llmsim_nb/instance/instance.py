@@ -37,8 +37,8 @@ import numpy as np
 from .._version import __version__
 from ..engines.reuse import ReuseCache, ReuseEngine
 from ..engines.stack import LatencyError
-from ..results.dataset import (COMPONENTS, ArrayResults, IterationRecord, Recorder, coords_of,
-                               iteration_dataset, request_arrays, request_variables, variable)
+from ..results.dataset import (COMPONENTS, ArrayResults, IterationRecord, Recorder,
+                               iteration_dataset, request_arrays)
 from ..system.builder import InstanceParts
 from ..workload.request import Request
 from ..workload.trace import MAX_ARRIVAL_S
@@ -46,6 +46,8 @@ from .chain import ChainShortcut
 from .checks import (STALL_LIMIT, bad_makespan, check_lengths, check_parts, check_run,
                      check_submit, stuck_error)
 from .fast_run import FastRunFile
+from .run_dataset import run_dataset
+from .token_times import TokenTimes
 from .usage import Usage, host_transfer_latency
 
 if TYPE_CHECKING:
@@ -119,6 +121,7 @@ class Instance:
         self._recorder = Recorder(self.op_names)
         self._wall = dict.fromkeys(COMPONENTS, 0.0)
         self._usage = Usage(self.topology.num_devices)
+        self._token_times = TokenTimes()
         self._chain = ChainShortcut(self.layout, self.network, self.converter,
                                     has_pim=self.pim is not None,
                                     congestion=self.config.system.congestion)
@@ -160,17 +163,20 @@ class Instance:
                            np.array([request.num_output_tokens]),
                            ids=np.array([request.request_id]))
         index = len(self.scheduler.table)
-        self.scheduler.add(index, arrival, request.num_prompt_tokens, request.num_output_tokens)
+        self.scheduler.add(index, arrival, request.num_prompt_tokens, request.num_output_tokens,
+                           request.content)
         self.request_ids.append(request.request_id)
         return index
 
-    def _submit_arrays(self, arrival_at, num_prompt_tokens, num_output_tokens) -> None:
-        """Submit many requests given as arrays (a trace), ids 0, 1, 2, ..."""
+    def _submit_arrays(self, arrival_at, num_prompt_tokens, num_output_tokens,
+                       content=None) -> None:
+        """Submit many requests given as arrays (a trace, its ``PromptContent``
+        or None), ids 0, 1, 2, ..."""
         add = self.scheduler.add
         start = len(self.scheduler.table)
-        for i in range(len(arrival_at)):
-            add(start + i, float(arrival_at[i]), int(num_prompt_tokens[i]),
-                int(num_output_tokens[i]))
+        for i, (t, p, o) in enumerate(zip(arrival_at.tolist(), num_prompt_tokens.tolist(),
+                                          num_output_tokens.tolist())):
+            add(start + i, t, p, o, None if content is None else content.row(i))
         self.request_ids.extend(range(start, start + len(arrival_at)))
 
     def check_lengths(self, num_prompt_tokens, num_output_tokens, ids=None) -> None:
@@ -280,6 +286,7 @@ class Instance:
                                         self.engine.name, trace.compute_latency)
             raise self._failed
         finished = sched.update(plan, t_end)
+        self._token_times.record(sched.table, plan, t_end)
         self.now = t_end
         record = IterationRecord(plan, t_start, t_end, trace.compute_latency, transfer,
                                  trace.op_latency, tuple(s.request_id for s in finished),
@@ -367,30 +374,15 @@ class Instance:
         arrays (``summarize`` takes them), without building a Dataset."""
         arrays = self._recorder.iteration_arrays()
         arrays.update(request_arrays(self.scheduler.table))
+        arrays["inter_token_latency"] = self._token_times.gaps()
         return ArrayResults(arrays, {"iteration": self.num_iterations,
                                      "request": len(self.scheduler.table)}, self.attrs())
 
     def results(self) -> xr.Dataset:
         """The Dataset of every iteration simulated so far and every request."""
-        usage = self._usage
-        data = self._recorder.iteration_variables()
-        data.update(request_variables(self.scheduler.table))
-        data["wall_time"] = variable("wall_time", ("component",),
-                                 np.array([self._wall[c] for c in COMPONENTS]))
-        data["device_busy_time"] = variable("device_busy_time", ("device",),
-                                        usage.device_busy.copy())
-        if self.pim is not None:
-            data["pim_busy_time"] = variable("pim_busy_time", ("device",), usage.pim_busy.copy())
-        links = sorted(usage.link_bytes)
-        data["link_bytes"] = variable("link_bytes", ("link",),
-                                  np.array([usage.link_bytes[k] for k in links], dtype=float))
-        coords = {"iteration": np.arange(self.num_iterations), "op": list(self.op_names),
-                  "request": np.arange(len(self.scheduler.table)),
-                  "component": list(COMPONENTS), "device": np.arange(len(usage.device_busy)),
-                  "link": np.array(links, dtype=str)}
-        import xarray as xr  # here, not at the top: stepping and recording need no xarray
-
-        return xr.Dataset(data, coords=coords_of(coords), attrs=self.attrs())
+        return run_dataset(self._recorder, self.scheduler.table, self._usage, self._wall,
+                           self._token_times.gaps(), self.op_names, self.pim is not None,
+                           self.attrs())
 
 
 __all__ = ["Instance", "SimulationFinished"]

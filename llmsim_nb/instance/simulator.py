@@ -54,7 +54,8 @@ class Simulator(Instance):
         self.trace = trace
         self._trace_source = getattr(trace, "source", "")
         self.check_lengths(trace.num_prompt_tokens, trace.num_output_tokens)
-        self._submit_arrays(trace.arrival_at, trace.num_prompt_tokens, trace.num_output_tokens)
+        self._submit_arrays(trace.arrival_at, trace.num_prompt_tokens, trace.num_output_tokens,
+                            getattr(trace, "content", None))
 
 
 def _check_trace(trace) -> None:

@@ -36,6 +36,15 @@ class IterationPlan:
         KV bytes moved each way.
     num_used_blocks, num_blocks : int
         Cache occupancy after this iteration's allocation, and capacity.
+    num_prefix_query_tokens : int
+        Tokens looked up in the prefix cache by the requests admitted in this
+        iteration (each one's prompt, plus its generated tokens when it is
+        re-admitted after a preemption); 0 without prefix caching.
+    num_cached_tokens : int
+        Of those, tokens found in the cache (not computed again).
+    preempted_request_ids : tuple of int
+        Requests preempted by recompute for this iteration (their blocks freed,
+        their tokens to be computed again).
     """
 
     iteration: int
@@ -48,6 +57,9 @@ class IterationPlan:
     reloaded_bytes: float
     num_used_blocks: int
     num_blocks: int
+    num_prefix_query_tokens: int = 0
+    num_cached_tokens: int = 0
+    preempted_request_ids: tuple[int, ...] = ()
 
     @property
     def batch_size(self) -> int:
@@ -64,6 +76,12 @@ class IterationPlan:
     @property
     def num_decode_tokens(self) -> int:
         return self.batch.num_tokens - self.num_prefill_tokens
+
+    @property
+    def prefix_hit_rate(self) -> float:
+        """Cached over looked-up tokens of this iteration's admissions (NaN if none)."""
+        q = self.num_prefix_query_tokens
+        return self.num_cached_tokens / q if q else float("nan")
 
     @property
     def kv_usage(self) -> float:

@@ -38,8 +38,9 @@ STATUSES = tuple(RequestStatus)
 PENDING, WAITING, RUNNING, EVICTED, FINISHED = range(len(STATUSES))
 
 _INT_FIELDS = ("num_prompt_tokens", "num_output_tokens", "num_computed_tokens",
-               "num_generated_tokens", "num_evictions", "max_kv_tokens")
-_FLOAT_FIELDS = ("arrival_at", "admitted_at", "first_token_at", "finished_at")
+               "num_generated_tokens", "num_evictions", "max_kv_tokens", "num_cached_tokens",
+               "num_preemptions", "num_recomputed_tokens", "priority")
+_FLOAT_FIELDS = ("arrival_at", "admitted_at", "first_token_at", "finished_at", "last_token_at")
 
 
 def max_kv_tokens(num_prompt_tokens: int, num_output_tokens: int, gen: bool = False) -> int:
@@ -61,6 +62,16 @@ class RequestTable:
     num_generated_tokens, num_evictions : ndarray of int64
     max_kv_tokens : ndarray of int64
         Tokens held at the largest (what ``kv_manage='max'`` reserves).
+    num_cached_tokens : ndarray of int64
+        Prompt tokens found in the prefix cache at the request's first
+        admission (vLLM's ``Request.num_cached_tokens``); 0 without caching.
+    num_preemptions, num_recomputed_tokens : ndarray of int64
+        Times the request was preempted by recompute, and the computed tokens
+        those preemptions discarded (computed again unless found cached).
+    priority : ndarray of int64
+        Scheduling priority (lower first) for the ``priority`` order.
+    last_token_at : ndarray of float64
+        When the latest output token was emitted (inter-token latencies).
     status : ndarray of int8
         Index into :data:`STATUSES`.
 

@@ -97,8 +97,13 @@ class Scheduler:
 
     # ------------------------------------------------------------ requests
     def add(self, request_id: int, arrival_at: float, num_prompt_tokens: int,
-            num_output_tokens: int) -> RequestState:
-        """Register a request; ids must be 0, 1, 2, ... in arrival order."""
+            num_output_tokens: int, content=None, priority: int = 0) -> RequestState:
+        """Register a request; ids must be 0, 1, 2, ... in arrival order.
+
+        ``content`` (a :class:`~llmsim_nb.workload.content.RequestContent`) only
+        matters to prefix caching, which these policies do not do (vllm-v1
+        does); ``priority`` is stored, and these policies admit FCFS.
+        """
         table = self.table
         if request_id != len(table):
             raise ValueError(f"request ids must be consecutive from 0; got {request_id} "
@@ -115,6 +120,7 @@ class Scheduler:
                 f"but the device holds only {self.kv.num_blocks}; it could never run "
                 f"(give more memory or shorten the request)")
         table.add(arrival_at, num_prompt_tokens, num_output_tokens, gen=gen)
+        table.priority[request_id] = priority
         if len(table) > len(self._blocks_held):
             grown = 2 * len(self._blocks_held)
             self._blocks_held = np.concatenate((self._blocks_held,

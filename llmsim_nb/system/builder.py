@@ -40,7 +40,9 @@ from ..network import Network, Topology, default_topology, load_topology
 from ..network.interconnect import interconnect_topology
 from ..parallel.layout import ParallelLayout
 from ..scheduler.kv_cache import KVCacheManager
+from ..scheduler.prefix_cache import PrefixCachingKVManager
 from ..scheduler.scheduler import Scheduler
+from ..scheduler.v1_scheduler import V1Scheduler
 from .memory_plan import MemoryPlan
 from .pim import PIMSystem
 
@@ -92,8 +94,8 @@ class InstanceParts:
     topology: Topology
     network: Network
     memory: MemoryPlan
-    kv_cache: KVCacheManager
-    scheduler: Scheduler
+    kv_cache: KVCacheManager | PrefixCachingKVManager
+    scheduler: Scheduler | V1Scheduler
 
     @property
     def num_devices(self) -> int:
@@ -176,8 +178,13 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
     block_size = config.scheduler.block_size
     num_blocks = (pim.num_kv_blocks(memory, block_size, model.name, longest_request)
                   if pim is not None else memory.num_kv_blocks(block_size, model.name))
-    kv_cache = KVCacheManager(num_blocks, block_size)
-    scheduler = Scheduler(config.scheduler, kv_cache, model.kv_bytes_per_token())
+    if config.scheduler.policy == "vllm-v1":
+        kv_cache = PrefixCachingKVManager(num_blocks, block_size,
+                                          enable_caching=config.scheduler.prefix_caching)
+        scheduler = V1Scheduler(config.scheduler, kv_cache, model.kv_bytes_per_token())
+    else:
+        kv_cache = KVCacheManager(num_blocks, block_size)
+        scheduler = Scheduler(config.scheduler, kv_cache, model.kv_bytes_per_token())
     return InstanceParts(config, model, template, layout, engine.spec, engine, pim, stack,
                          converter, topology, network, memory, kv_cache, scheduler)
 

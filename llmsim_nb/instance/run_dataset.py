@@ -1,0 +1,40 @@
+"""The Dataset of a whole run: iterations, requests, token gaps, devices, links."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..results.dataset import (COMPONENTS, Recorder, coords_of, request_variables, variable)
+from ..scheduler.request_state import RequestTable
+from .usage import Usage
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+
+def run_dataset(recorder: Recorder, table: RequestTable, usage: Usage, wall: dict[str, float],
+                gaps: np.ndarray, op_names: tuple[str, ...], has_pim: bool,
+                attrs: dict) -> xr.Dataset:
+    """One Dataset of everything recorded so far (dims iteration, op, request,
+    token_gap, component, device, link)."""
+    data = recorder.iteration_variables()
+    data.update(request_variables(table))
+    data["inter_token_latency"] = variable("inter_token_latency", ("token_gap",), gaps)
+    data["wall_time"] = variable("wall_time", ("component",),
+                                 np.array([wall[c] for c in COMPONENTS]))
+    data["device_busy_time"] = variable("device_busy_time", ("device",),
+                                        usage.device_busy.copy())
+    if has_pim:
+        data["pim_busy_time"] = variable("pim_busy_time", ("device",), usage.pim_busy.copy())
+    links = sorted(usage.link_bytes)
+    data["link_bytes"] = variable("link_bytes", ("link",),
+                                  np.array([usage.link_bytes[k] for k in links], dtype=float))
+    coords = {"iteration": np.arange(recorder.num_iterations), "op": list(op_names),
+              "request": np.arange(len(table)), "token_gap": np.arange(len(gaps)),
+              "component": list(COMPONENTS), "device": np.arange(len(usage.device_busy)),
+              "link": np.array(links, dtype=str)}
+    import xarray as xr  # here, not at the top: stepping and recording need no xarray
+
+    return xr.Dataset(data, coords=coords_of(coords), attrs=attrs)

@@ -1,0 +1,232 @@
+"""A paged KV block pool with automatic prefix caching (vLLM V1 semantics).
+
+Mirrors ``BlockPool`` / ``KVCacheManager`` of ``vllm/v1/core``:
+
+- A full block that holds computed (or about-to-be-computed) tokens is
+  registered under its chained hash (:mod:`.block_hasher`). Requests whose
+  prompts share a prefix share those blocks, counted by a reference count.
+- A request's cached prefix is the longest run of its leading full blocks
+  whose hashes are registered, at most ``(num_tokens - 1) // block_size``
+  blocks: a request always computes at least its last token.
+- Freed blocks go to the back of the free queue, a request's blocks in
+  reverse order (its tail blocks, the least likely to be shared, are reused
+  first), and stay registered. Allocation takes blocks from the front (least
+  recently freed first) and drops the hash of a registered one: that is the
+  LRU eviction. A block with a reference is never in the free queue, so it is
+  never evicted.
+- A cache hit on a free block takes it out of the queue ("touch").
+- Blocks are registered when they are allocated for tokens the iteration will
+  compute (``cache_full_blocks`` after ``allocate_slots``, as vLLM does), so a
+  request admitted later in the same iteration already finds them: each layer
+  writes the whole batch's K/V before its attention reads the cache.
+
+Invariants
+----------
+- ``num_free_blocks + sum(ref_count of blocks in use > 0) counts`` : a block is
+  free (in the queue, ``ref == 0``) or referenced by >= 1 request, never both.
+- ``num_used_blocks <= num_blocks``; a request holding ``t`` tokens holds
+  ``ceil(t / block_size)`` blocks.
+- A hash maps only to blocks whose registered hash it is.
+
+Differences from vLLM, on purpose: no null block (block 0 is a normal block,
+so ids start at 0 as :class:`~.kv_cache.KVCacheManager` does); one KV cache
+group (all layers full attention); no speculative or encoder tokens.
+
+Never-used blocks are not materialised (a system may hold hundreds of
+millions): they are the range ``[_next_unused, num_blocks)`` at the front of
+the free queue, which no freed block ever precedes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .block_hasher import BlockHasher
+
+
+class PrefixCachingKVManager:
+    """Allocates KV blocks to requests and caches full blocks by content.
+
+    Parameters
+    ----------
+    num_blocks : int
+        Blocks that fit in device memory after weights and activations.
+    block_size : int
+        Tokens per block.
+    enable_caching : bool
+        False makes it a plain pool with an LRU free queue (no hashes, no hits).
+    """
+
+    def __init__(self, num_blocks: int, block_size: int, enable_caching: bool = True) -> None:
+        if num_blocks < 1:
+            raise ValueError(f"PrefixCachingKVManager.num_blocks must be >= 1, got {num_blocks}")
+        if block_size < 1:
+            raise ValueError(f"PrefixCachingKVManager.block_size must be >= 1, got {block_size}")
+        self.num_blocks = num_blocks
+        self.block_size = block_size
+        self.enable_caching = enable_caching
+        self._next_unused = 0
+        self._free: OrderedDict[int, None] = OrderedDict()   # freed blocks, LRU first
+        self._ref: dict[int, int] = {}                       # block -> references (> 0)
+        self._hash_of: dict[int, int] = {}                   # block -> its registered hash
+        self._cached: dict[int, dict[int, None]] = {}        # hash -> blocks holding it
+        self._tables: dict[int, list[int]] = {}              # request -> its blocks in order
+        self._num_registered: dict[int, int] = {}            # request -> leading blocks hashed
+        self.num_evicted_blocks = 0                          # cached blocks reused for others
+
+    # ------------------------------------------------------------- queries
+    @property
+    def num_free_blocks(self) -> int:
+        """Blocks with no reference (never used, or freed and maybe cached)."""
+        return self.num_blocks - self._next_unused + len(self._free)
+
+    @property
+    def num_used_blocks(self) -> int:
+        return self.num_blocks - self.num_free_blocks
+
+    @property
+    def usage(self) -> float:
+        """Fraction of blocks referenced by requests, in [0, 1] (as vLLM's usage)."""
+        return self.num_used_blocks / self.num_blocks
+
+    @property
+    def num_cached_blocks(self) -> int:
+        """Blocks registered under a hash (referenced or free)."""
+        return len(self._hash_of)
+
+    def blocks_for(self, num_tokens: int) -> int:
+        return -(-num_tokens // self.block_size)
+
+    def num_blocks_held(self, request_id: int) -> int:
+        return len(self._tables.get(request_id, ()))
+
+    def block_ids(self, request_id: int) -> list[int]:
+        """A copy of the request's block table (empty if it holds none)."""
+        return list(self._tables.get(request_id, ()))
+
+    def block_table(self) -> dict[int, list[int]]:
+        return {rid: list(ids) for rid, ids in self._tables.items()}
+
+    def ref_count(self, block: int) -> int:
+        return self._ref.get(block, 0)
+
+    def free_queue(self) -> list[int]:
+        """The free queue front to back (never-used ids not included), for tests."""
+        return list(self._free)
+
+    def is_cached(self, block_hash: int) -> bool:
+        return block_hash in self._cached
+
+    # ------------------------------------------------------------- lookup
+    def find_cached_prefix(self, hasher: BlockHasher, num_tokens: int) -> list[int]:
+        """Blocks of the longest cached run of leading full blocks of a request
+        with ``num_tokens`` known tokens (``get_computed_blocks``)."""
+        if not self.enable_caching:
+            return []
+        found: list[int] = []
+        cached = self._cached
+        most = (num_tokens - 1) // self.block_size
+        if most == 0:
+            return found
+        hasher.hash_of(most - 1)  # the whole chain at once
+        for h in hasher.hashes[1: most + 1]:
+            blocks = cached.get(h)
+            if blocks is None:
+                break
+            found.append(next(iter(blocks)))
+        return found
+
+    # ------------------------------------------------------------- changes
+    def num_new_blocks(self, request_id: int, num_tokens: int, num_hit_blocks: int = 0) -> int:
+        """Blocks to take from the free queue for the request to hold ``num_tokens``
+        tokens, given ``num_hit_blocks`` cache hits it will also hold."""
+        return max(0, self.blocks_for(num_tokens) - self.num_blocks_held(request_id)
+                   - num_hit_blocks)
+
+    def allocate_slots(self, request_id: int, num_tokens: int,
+                       hit_blocks: list[int] | tuple[int, ...] = ()) -> bool:
+        """Make the request hold ``num_tokens`` tokens: its hit blocks first,
+        then new blocks. False (and nothing changes) if the pool is short.
+
+        Hit blocks with no reference sit in the free queue; touching them takes
+        them out, so they do not count as free blocks for the new ones.
+        """
+        need = self.num_new_blocks(request_id, num_tokens, len(hit_blocks))
+        ref = self._ref
+        free_hits = sum(1 for b in hit_blocks if b not in ref)
+        if need > self.num_free_blocks - free_hits:
+            return False
+        table = self._tables.setdefault(request_id, [])
+        for b in hit_blocks:  # touch
+            n = ref.get(b, 0)
+            if n == 0:
+                del self._free[b]
+            ref[b] = n + 1
+            table.append(b)
+        if hit_blocks:
+            self._num_registered[request_id] = len(table)
+        for _ in range(need):
+            b = self._pop_free()
+            ref[b] = 1
+            table.append(b)
+        return True
+
+    def _pop_free(self) -> int:
+        if self._next_unused < self.num_blocks:
+            self._next_unused += 1
+            return self._next_unused - 1
+        b, _ = self._free.popitem(last=False)
+        h = self._hash_of.pop(b, None)
+        if h is not None:  # evict: the block is about to hold other tokens
+            holders = self._cached[h]
+            del holders[b]
+            if not holders:
+                del self._cached[h]
+            self.num_evicted_blocks += 1
+        return b
+
+    def cache_full_blocks(self, request_id: int, hasher: BlockHasher, num_tokens: int) -> None:
+        """Register the request's full blocks among its first ``num_tokens``
+        tokens (those computed by the end of this iteration)."""
+        if not self.enable_caching:
+            return
+        table = self._tables[request_id]
+        start = self._num_registered.get(request_id, 0)
+        stop = min(num_tokens // self.block_size, len(table))
+        if stop > start:
+            hasher.hash_of(stop - 1)
+        hashes, hash_of, cached = hasher.hashes, self._hash_of, self._cached
+        for k in range(start, stop):
+            b = table[k]
+            if b in hash_of:  # already registered (a block reached by a hit)
+                continue
+            h = hashes[k + 1]
+            hash_of[b] = h
+            holders = cached.get(h)
+            if holders is None:
+                cached[h] = {b: None}
+            else:
+                holders[b] = None
+        if stop > start:
+            self._num_registered[request_id] = stop
+
+    def free(self, request_id: int) -> list[int]:
+        """Drop the request's references; blocks left unreferenced join the back
+        of the free queue, tail first, and stay cached. Returns its blocks."""
+        table = self._tables.pop(request_id, [])
+        self._num_registered.pop(request_id, None)
+        ref, free = self._ref, self._free
+        for b in reversed(table):
+            n = ref[b] - 1
+            if n:
+                ref[b] = n
+            else:
+                del ref[b]
+                free[b] = None
+        return table
+
+    def reset_prefix_cache(self) -> None:
+        """Forget every registered hash (vLLM's ``reset_prefix_cache``)."""
+        self._hash_of.clear()
+        self._cached.clear()
+        self._num_registered.clear()

@@ -1,0 +1,386 @@
+"""The vLLM V1 scheduler: one token budget, prefix caching, preemption by recompute.
+
+Follows ``Scheduler.schedule`` of ``vllm/v1/core/sched/scheduler.py``. There are
+no phases, only tokens: a request knows ``P + g`` tokens (its prompt and the
+``g`` outputs generated so far) and has ``num_computed_tokens`` of them in
+the KV cache; each iteration it computes some of the rest, and when it reaches
+the end of what it knows it emits one token (until it has all ``O``)::
+
+    plan = scheduler.step(now)            # IterationPlan
+    ... engines time the plan ...
+    scheduler.update(plan, finished_at)
+
+One iteration:
+
+1. **Running requests first**, in their order: each gets
+   ``min(P + g - computed, long_prefill_token_threshold, budget left)`` tokens
+   (a decode is 1 token, a partial prompt its next chunk). When its blocks
+   cannot be allocated, the lowest-priority running request is preempted
+   (``fcfs``: the last one in ``running``; ``priority``: the largest
+   ``(priority, arrival)``) until they can, or it preempts itself.
+2. **Waiting requests**, FCFS (or lowest ``(priority, arrival)`` first), only
+   if nothing was preempted this iteration and while budget remains and fewer
+   than ``max_num_seqs`` are running: the longest cached prefix of full blocks
+   is taken from the cache (:mod:`.prefix_cache`), the rest is scheduled
+   (chunked when over the budget; with ``enable_chunked_prefill=False`` the
+   queue waits instead), and admission stops at the first request whose
+   blocks do not fit.
+
+A preempted request frees its blocks (they stay cached), forgets its computed
+tokens and goes back to the front of the waiting queue; on re-admission it
+recomputes its prompt and generated tokens, minus whatever is still cached.
+Preemption moves no bytes (recompute, V1's only mode).
+
+Invariants
+----------
+- A request is pending, waiting, running or finished; only running requests
+  hold blocks; ``kv.num_used_blocks <= kv.num_blocks``.
+- A request computes ``P + O - 1`` tokens in all, plus what preemption discards.
+- Tokens in an iteration never exceed ``max_num_batched_tokens``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+import numpy as np
+
+from ..config import SchedulerConfig
+from ..models.ops import BatchShape
+from ..workload.content import RequestContent
+from .block_hasher import BlockHasher
+from .plan import IterationPlan
+from .prefix_cache import PrefixCachingKVManager
+from .request_state import FINISHED, RUNNING, WAITING, RequestState, RequestTable, max_kv_tokens
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+class V1Scheduler:
+    """Forms one batch per iteration the way vLLM V1 does.
+
+    Parameters
+    ----------
+    config : SchedulerConfig
+        ``policy='vllm-v1'``; reads ``max_num_batched_tokens``, ``max_batch``
+        (max_num_seqs), ``long_prefill_token_threshold``, ``enable_chunked_prefill``
+        and ``scheduling_policy``.
+    kv_cache : PrefixCachingKVManager
+    kv_bytes_per_token : int
+        Unused by recompute (kept for the common scheduler interface).
+    """
+
+    def __init__(self, config: SchedulerConfig, kv_cache: PrefixCachingKVManager,
+                 kv_bytes_per_token: int) -> None:
+        self.config = config
+        self.kv = kv_cache
+        self.kv_bytes_per_token = kv_bytes_per_token
+        self.table = RequestTable()
+        self.requests: list[RequestState] = []
+        self._contents: list[RequestContent | None] = []
+        self._hashers: dict[int, BlockHasher] = {}
+        self._pending: deque[int] = deque()
+        self._waiting: deque[int] = deque()      # fcfs
+        self._waiting_heap: list[tuple[int, float, int]] = []  # priority
+        self._running: list[int] = []
+        self._priority = config.scheduling_policy == "priority"
+        self.num_finished = 0
+        self._iteration = 0
+        self._open_plan: IterationPlan | None = None
+
+    # ------------------------------------------------------------ requests
+    def add(self, request_id: int, arrival_at: float, num_prompt_tokens: int,
+            num_output_tokens: int, content: RequestContent | None = None,
+            priority: int = 0) -> RequestState:
+        """Register a request; ids must be 0, 1, 2, ... in arrival order."""
+        table = self.table
+        if request_id != len(table):
+            raise ValueError(f"request ids must be consecutive from 0; got {request_id} "
+                             f"after {len(table)} requests")
+        if len(table) and arrival_at < table.arrival_at[len(table) - 1]:
+            raise ValueError(f"request {request_id} arrives at {arrival_at} s, before the "
+                             f"previous request ({table.arrival_at[len(table) - 1]} s)")
+        max_kv = max_kv_tokens(num_prompt_tokens, num_output_tokens)
+        need = self.kv.blocks_for(max_kv)
+        if need > self.kv.num_blocks:
+            raise ValueError(
+                f"request {request_id} needs {need} KV blocks ({max_kv} tokens) "
+                f"but the device holds only {self.kv.num_blocks}; it could never run "
+                f"(give more memory or shorten the request)")
+        table.add(arrival_at, num_prompt_tokens, num_output_tokens)
+        table.priority[request_id] = priority
+        self._contents.append(content)
+        state = RequestState(table, request_id)
+        self.requests.append(state)
+        self._pending.append(request_id)
+        return state
+
+    @property
+    def running(self) -> list[RequestState]:
+        return [self.requests[i] for i in self._running]
+
+    @property
+    def waiting(self) -> list[RequestState]:
+        """Arrived requests not running (new or preempted), in the order they
+        would be admitted."""
+        ids = ([i for _, _, i in sorted(self._waiting_heap)] if self._priority
+               else list(self._waiting))
+        return [self.requests[i] for i in ids]
+
+    @property
+    def evicted(self) -> list[RequestState]:
+        return []  # recompute keeps no request's KV in host memory
+
+    @property
+    def has_unfinished(self) -> bool:
+        return self.num_finished < len(self.table)
+
+    @property
+    def num_active(self) -> int:
+        return len(self._running) + len(self._waiting) + len(self._waiting_heap)
+
+    def next_event_at(self) -> float | None:
+        if not self._pending:
+            return None
+        return float(self.table.arrival_at[self._pending[0]]) + self.config.batch_delay
+
+    def hasher(self, i: int) -> BlockHasher:
+        """Request ``i``'s block hashes (made on first use)."""
+        h = self._hashers.get(i)
+        if h is None:
+            h = self._hashers[i] = BlockHasher(self._contents[i], i,
+                                               int(self.table.num_prompt_tokens[i]),
+                                               self.kv.block_size)
+        return h
+
+    # ---------------------------------------------------------------- step
+    def step(self, now: float) -> IterationPlan:
+        """Decide the batch of the iteration starting at ``now`` (maybe empty)."""
+        if self._open_plan is not None:
+            raise RuntimeError("step() called twice without update(); feed the previous "
+                               "plan back with update(plan, finished_at) first")
+        self._release_arrivals(now)
+        budget = self.config.max_num_batched_tokens
+        ids, num_tokens, budget, preempted = self._schedule_running(budget)
+        queried = cached = 0
+        if not preempted:
+            new_ids, new_tokens, queried, cached = self._admit_waiting(now, budget)
+            ids, num_tokens = ids + new_ids, num_tokens + new_tokens
+        plan = self._make_plan(now, np.array(ids, dtype=np.int64),
+                               np.array(num_tokens, dtype=np.int64), queried, cached,
+                               tuple(preempted))
+        self._open_plan = plan
+        return plan
+
+    def _release_arrivals(self, now: float) -> None:
+        delay, table, pending = self.config.batch_delay, self.table, self._pending
+        while pending and table.arrival_at[pending[0]] + delay <= now:
+            i = pending.popleft()
+            table.status[i] = WAITING
+            self._push_waiting(i, front=False)
+
+    def _push_waiting(self, i: int, front: bool) -> None:
+        if self._priority:
+            heapq.heappush(self._waiting_heap, (int(self.table.priority[i]),
+                                                float(self.table.arrival_at[i]), i))
+        elif front:
+            self._waiting.appendleft(i)
+        else:
+            self._waiting.append(i)
+
+    def _want(self, i: int) -> int:
+        table = self.table
+        want = (table.num_prompt_tokens.item(i) + table.num_generated_tokens.item(i)
+                - table.num_computed_tokens.item(i))
+        threshold = self.config.long_prefill_token_threshold
+        return min(want, threshold) if 0 < threshold < want else want
+
+    def _schedule_running(self, budget: int) -> tuple[list[int], list[int], int, list[int]]:
+        """Tokens for the running requests in order; preempts when blocks run out.
+
+        The common case (every running request's new blocks fit) is planned
+        with array operations; otherwise the loop below does it one by one.
+        """
+        run = self._running
+        if not run:
+            return [], [], budget, []
+        table, kv, B = self.table, self.kv, self.kv.block_size
+        ids = np.array(run, dtype=np.int64)
+        computed = table.num_computed_tokens[ids]
+        want = table.num_prompt_tokens[ids] + table.num_generated_tokens[ids] - computed
+        threshold = self.config.long_prefill_token_threshold
+        if threshold > 0:
+            want = np.minimum(want, threshold)
+        avail = budget - (np.cumsum(want) - want)
+        count = int(np.count_nonzero(avail > 0))  # avail only decreases
+        num_tokens = np.minimum(want[:count], avail[:count])
+        hold = computed[:count] + num_tokens
+        # A running request holds exactly the blocks of its computed tokens: it
+        # was given blocks for the tokens of its last iteration, all computed.
+        held = -(-computed[:count] // B)
+        grow = -(-hold // B) - held
+        short = np.flatnonzero(grow)
+        if self._priority or int(grow.sum()) > kv.num_free_blocks:
+            return self._schedule_running_slowly(budget)
+        for k in short.tolist():
+            kv.allocate_slots(run[k], int(hold[k]))
+        crossed = np.flatnonzero(hold // B > computed[:count] // B)
+        for k in crossed.tolist():
+            kv.cache_full_blocks(run[k], self.hasher(run[k]), int(hold[k]))
+        budget -= int(num_tokens.sum())
+        return run[:count], num_tokens.tolist(), budget, []
+
+    def _schedule_running_slowly(self, budget: int) -> tuple[list[int], list[int], int,
+                                                             list[int]]:
+        table, kv, run = self.table, self.kv, self._running
+        scheduled: dict[int, int] = {}  # request -> tokens, in scheduling order
+        preempted: list[int] = []
+        k = 0
+        while k < len(run):
+            i = run[k]
+            n = min(self._want(i), budget)
+            if n <= 0:
+                k += 1
+                continue
+            hold = table.num_computed_tokens.item(i) + n
+            while not kv.allocate_slots(i, hold):
+                victim = self._victim()
+                at = run.index(victim)
+                budget += scheduled.pop(victim, 0)
+                self._preempt(victim)
+                preempted.append(victim)
+                if victim == i:
+                    break
+                if at < k:
+                    k -= 1
+            else:
+                kv.cache_full_blocks(i, self.hasher(i), hold)
+                scheduled[i] = n
+                budget -= n
+                k += 1
+                continue
+            break  # the request preempted itself; the rest of running waits
+        return list(scheduled), list(scheduled.values()), budget, preempted
+
+    def _victim(self) -> int:
+        if not self._priority:
+            return self._running[-1]
+        table = self.table
+        return max(self._running, key=lambda i: (table.priority.item(i),
+                                                 table.arrival_at.item(i), i))
+
+    def _preempt(self, i: int) -> None:
+        table = self.table
+        self.kv.free(i)
+        self._running.remove(i)
+        table.status[i] = WAITING
+        table.num_preemptions[i] += 1
+        table.num_recomputed_tokens[i] += table.num_computed_tokens[i]
+        table.num_computed_tokens[i] = 0
+        self._push_waiting(i, front=True)
+
+    def _peek_waiting(self) -> int | None:
+        if self._priority:
+            return self._waiting_heap[0][2] if self._waiting_heap else None
+        return self._waiting[0] if self._waiting else None
+
+    def _pop_waiting(self) -> None:
+        if self._priority:
+            heapq.heappop(self._waiting_heap)
+        else:
+            self._waiting.popleft()
+
+    def _admit_waiting(self, now: float, budget: int) -> tuple[list[int], list[int], int, int]:
+        table, kv, config = self.table, self.kv, self.config
+        max_seqs, chunked = config.max_batch, config.enable_chunked_prefill
+        ids: list[int] = []
+        tokens: list[int] = []
+        queried = cached = 0
+        while budget > 0:
+            if 0 < max_seqs <= len(self._running):
+                break
+            i = self._peek_waiting()
+            if i is None:
+                break
+            known = table.num_prompt_tokens.item(i) + table.num_generated_tokens.item(i)
+            hasher = self.hasher(i)
+            hits = kv.find_cached_prefix(hasher, known)
+            num_cached = len(hits) * kv.block_size
+            n = known - num_cached
+            threshold = config.long_prefill_token_threshold
+            if 0 < threshold < n:
+                n = threshold
+            if not chunked and n > budget:
+                break
+            n = min(n, budget)
+            if not kv.allocate_slots(i, num_cached + n, hits):
+                break  # FCFS: the head of the queue waits for memory
+            kv.cache_full_blocks(i, hasher, num_cached + n)
+            self._pop_waiting()
+            self._running.append(i)
+            table.status[i] = RUNNING
+            table.num_computed_tokens[i] = num_cached
+            if table.admitted_at[i] != table.admitted_at[i]:  # NaN: first admission
+                table.admitted_at[i] = now
+                table.num_cached_tokens[i] = num_cached
+            if kv.enable_caching:
+                queried += known
+                cached += num_cached
+            ids.append(i)
+            tokens.append(n)
+            budget -= n
+        return ids, tokens, queried, cached
+
+    def _make_plan(self, now: float, ids: np.ndarray, num_tokens: np.ndarray, queried: int,
+                   cached: int, preempted: tuple[int, ...]) -> IterationPlan:
+        table = self.table
+        computed = table.num_computed_tokens[ids]
+        prompt = table.num_prompt_tokens[ids]
+        generated = table.num_generated_tokens[ids]
+        known = prompt + generated
+        emits = (computed + num_tokens == known) & (generated < table.num_output_tokens[ids])
+        # Prompt tokens, and generated ones being recomputed after a preemption
+        # (all but the last, which is fed as a decode), count as prefill tokens.
+        boundary = np.where(generated > 0, known - 1, prompt)
+        prefill = np.clip(boundary - computed, 0, num_tokens)
+        return IterationPlan(
+            iteration=self._iteration, scheduled_at=now,
+            batch=BatchShape(ids, num_tokens, computed, emits.astype(np.int64)),
+            num_prompt_tokens=prefill, evicted_request_ids=(), reloaded_request_ids=(),
+            evicted_bytes=0.0, reloaded_bytes=0.0, num_used_blocks=self.kv.num_used_blocks,
+            num_blocks=self.kv.num_blocks, num_prefix_query_tokens=queried,
+            num_cached_tokens=cached, preempted_request_ids=preempted)
+
+    # -------------------------------------------------------------- update
+    def update(self, plan: IterationPlan, finished_at: float) -> list[RequestState]:
+        """Advance the plan's requests by their tokens; return those that finished."""
+        if plan is not self._open_plan:
+            raise RuntimeError("update() must receive the plan returned by the last step()")
+        if finished_at < plan.scheduled_at:
+            raise ValueError(f"finished_at={finished_at} is before the iteration's start "
+                             f"{plan.scheduled_at}")
+        self._open_plan = None
+        if plan.is_empty:
+            return []
+        self._iteration += 1
+        table, ids = self.table, plan.batch.request_ids
+        table.num_computed_tokens[ids] += plan.batch.num_query_tokens
+        emits = plan.batch.num_logit_tokens.astype(bool)
+        generated = table.num_generated_tokens[ids] + emits
+        table.num_generated_tokens[ids] = generated
+        table.first_token_at[ids[emits & (generated == 1)]] = finished_at
+        done = ((table.num_computed_tokens[ids] >= table.num_prompt_tokens[ids])
+                & (generated >= table.num_output_tokens[ids]))
+        if not done.any():
+            return []
+        done_ids = ids[done].tolist()
+        table.status[done_ids] = FINISHED
+        table.finished_at[done_ids] = finished_at
+        for i in done_ids:
+            self.kv.free(i)
+            self._hashers.pop(i, None)
+        gone = set(done_ids)
+        self._running = [i for i in self._running if i not in gone]
+        self.num_finished += len(done_ids)
+        return [self.requests[i] for i in done_ids]
