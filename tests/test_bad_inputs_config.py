@@ -39,6 +39,8 @@ RANGES = {
     "batch_delay": (0.0, 86400.0, False, False),
     "block_size": (1, 2 ** 16, True, False),
     "max_num_batched_tokens": (1, 2 ** 24, True, False),
+    "long_prefill_token_threshold": (0, 2 ** 24, True, False),
+    "kv_offload_gib": (0.0, 16384.0, False, False),
     "max_model_len": (1, 2 ** 24, True, False),
     "npu_mem": (0.001, 16384.0, False, True),
     "host_bandwidth": (1e6, 1e15, False, True),
@@ -89,6 +91,8 @@ def make(name: str, value):
             extra["npu_num"] = value
     if name == "max_num_batched_tokens":  # no effect (a warning) without a token budget
         extra["scheduling"] = "chunked"
+    if name in ("long_prefill_token_threshold", "kv_offload_gib"):  # vllm-v1's (else an error)
+        extra["scheduling"] = "vllm-v1"
     if name in ("pim_channels", "num_sub_batches"):  # no effect (an error) without them
         extra["pim_type"] = "local"
         if name == "num_sub_batches":
@@ -217,7 +221,7 @@ EXACT = [
      "gpu_memory_utilization=0.0 is out of range (must be > 0.0); allowed 0.01 .. 1 "
      "(fraction of device memory; None = use activation_reserve)"),
     (dict(scheduling="chunkd"),
-     "scheduling='chunkd' is not one of ['orca', 'vllm', 'chunked']; did you mean 'chunked'?"),
+     "scheduling='chunkd' is not one of ['orca', 'vllm', 'chunked', 'vllm-v1']; did you mean 'chunked'?"),
     (dict(config=3), "config must be the path of a YAML file of flags, got 3"),
 ]
 
@@ -397,7 +401,7 @@ JSON_CASES = [
     ("out of range", lambda d: d["memory"].update(npu_mem=1e300),
      r"^npu_mem=1e\+300 is out of range \(must be <= 16384\)"),
     ("choice of wrong type", lambda d: d["scheduler"].update(policy=["orca"]),
-     r"^scheduling=\['orca'\] is not one of \['orca', 'vllm', 'chunked'\]$"),
+     r"^scheduling=\['orca'\] is not one of \['orca', 'vllm', 'chunked', 'vllm-v1'\]$"),
 ]
 
 

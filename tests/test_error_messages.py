@@ -48,7 +48,8 @@ def no_config_warning(make):
 
 # ------------------------------------------------------------ the flag leads the message
 FLAG_MESSAGES = [
-    (dict(scheduling="fifo"), r"^scheduling='fifo' is not one of \['orca', 'vllm', 'chunked'\]$"),
+    (dict(scheduling="fifo"),
+     r"^scheduling='fifo' is not one of \['orca', 'vllm', 'chunked', 'vllm-v1'\]$"),
     (dict(npu_mem=1e300), r"^npu_mem=1e\+300 is out of range \(must be <= 16384\); allowed "
                           r"0\.001 \.\. 16384 GiB \(memory of one device; None = the preset's\)$"),
     (dict(npu_num=0), r"^npu_num=0 is out of range \(must be >= 1\); allowed 1 \.\. 65536"),
@@ -126,7 +127,7 @@ def test_every_numeric_setting_names_its_flag_or_field(cls, field):
 # ------------------------------------------------------------ did you mean
 SUGGESTIONS = [
     (lambda: F(scheduling="chunkd"), r"^scheduling='chunkd' is not one of \['orca', 'vllm', "
-                                     r"'chunked'\]; did you mean 'chunked'\?$"),
+                                     r"'chunked', 'vllm-v1'\]; did you mean 'chunked'\?$"),
     (lambda: F(scheduling="ORCA"), r"; did you mean 'orca'\?$"),
     (lambda: F(kv_manage="vlm"), r"^kv_manage='vlm' is not one of .*; did you mean 'vllm'\?$"),
     (lambda: F(parallel="tensr"), r"; did you mean 'tensor'\?$"),
@@ -138,9 +139,10 @@ SUGGESTIONS = [
     (lambda: F(sub_batch_criterion="mem"), r"; did you mean 'memory'\?$"),
     (lambda: F(reuse="of"), r"^reuse='of' is not one of \['on', 'off'\]; did you mean 'off'\?$"),
     (lambda: F(schedulng="orca"), r"^unknown flag\(s\) \['schedulng'\]; known flags: \[.*\]; "
-                                  r"did you mean 'scheduling'\?$"),
+                                  r"did you mean 'scheduling' or 'scheduling_policy'\?$"),
     (lambda: F(schedulng="orca", npu_nun=2), r"; did you mean 'npu_num'.* \(for 'npu_nun'\), "
-                                              r"'scheduling' \(for 'schedulng'\)\?$"),
+                                              r"'scheduling' or 'scheduling_policy' \(for "
+                                              r"'schedulng'\)\?$"),
     (lambda: get_model("llama-7"), r"^model name 'llama-7' is not in the catalog \(did you mean "
                                    r"'llama-7b'.*\?\); known models: "),
     (lambda: get_hardware("a100-80g"), r"^hardware='a100-80g' is not a known preset; known "
@@ -191,7 +193,8 @@ def test_yaml_unknown_keys_are_suggested(tmp_path):
     path.write_text("model_nme: gpt2\nschedulig: chunked\n")
     with pytest.raises(ValueError, match=r"has unknown key\(s\) \['model_nme', 'schedulig'\]; "
                                          r"known: \[.*\]; did you mean 'model_name'.* \(for "
-                                         r"'model_nme'\), 'scheduling' \(for 'schedulig'\)\?$"):
+                                         r"'model_nme'\), 'scheduling' or 'scheduling_policy' "
+                                         r"\(for 'schedulig'\)\?$"):
         F(config=str(path))
     path.write_text("1: 2\n")  # a key that is not text has no suggestion
     with pytest.raises(ValueError) as info:
@@ -255,8 +258,8 @@ def test_flags_that_can_change_nothing_are_refused(flags, pattern, tmp_path):
 NO_EFFECT_WARNINGS = [
     (dict(max_num_batched_tokens=512),
      r"^max_num_batched_tokens=512 has no effect: scheduling='orca' has no token budget "
-     r"\(only 'chunked' does\), and without gpu_memory_utilization no activation memory is "
-     r"sized from it; it is ignored$"),
+     r"\(only 'chunked' and 'vllm-v1' have one\), and without gpu_memory_utilization no "
+     r"activation memory is sized from it; it is ignored$"),
     (dict(scheduling="vllm", max_num_batched_tokens=4096),
      r"^max_num_batched_tokens=4096 has no effect: scheduling='vllm'"),
     (dict(collective="ring"), r"^collective='ring' has no effect with a tensor-parallel degree "

@@ -225,3 +225,22 @@ def test_differential_against_the_reference_on_random_workloads(seed):
         assert kv.free_queue() == [b for b in ref.free if b < kv._next_unused]
         assert kv.num_free_blocks == len(ref.free)
         assert kv.num_used_blocks <= num_blocks
+
+
+def test_host_tier_keeps_evicted_blocks_and_its_own_lru():
+    kv = PrefixCachingKVManager(4, B, num_host_blocks=2)
+    a = hasher([(1, 8)])
+    admit(kv, 0, a, 8)                        # blocks 0 1, registered
+    kv.free(0)                                # queue 1 0
+    admit(kv, 1, hasher([(2, 8)], index=1), 8)   # never-used 2 3
+    kv.free(1)                                # queue 1 0 3 2
+    admit(kv, 2, hasher([(3, 12)], index=2), 12)  # takes 1 0 3: evicts three hashes
+    assert kv.num_stored_blocks == 3
+    # The host tier holds 2: request 0's block 0 (hash a0) and request 1's block 1.
+    b = hasher([(2, 8)], index=9)
+    assert kv.host_queue() == [a.hash_of(0), b.hash_of(1)]
+    c = hasher([(1, 8)], index=3)
+    assert kv.find_cached_prefix(c, 9) == []
+    assert kv.find_host_prefix(c, 9, 0) == 1  # a0 there, a1 dropped by the host LRU
+    kv.load_from_host(c, 0, 1)
+    assert kv.host_queue() == [b.hash_of(1), a.hash_of(0)] and kv.num_loaded_blocks == 1

@@ -159,6 +159,7 @@ _WITHOUT_MATPLOTLIB = textwrap.dedent("""
         "plot_execution_graph": lambda: viz.plot_execution_graph(graph),
         "plot_roofline": lambda: viz.plot_roofline(viz.roofline_points(sim.engine, block)),
         "plot_npu_pim_overlap": lambda: viz.plot_npu_pim_overlap(pim),
+        "plot_prefix_hit_rate": lambda: viz.plot_prefix_hit_rate(ds),
         "plot_curves": lambda: viz.plot_curves(None, None),
     }
     public = {n for n in viz.__all__ if n.startswith("plot_")}
@@ -180,4 +181,4 @@ def test_plots_without_matplotlib_name_the_notebooks_extra(tmp_path):
                          cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True,
                          timeout=TIMEOUT_S)
     assert out.returncode == 0, out.stderr[-4000:]
-    assert out.stdout.split() == ["ok", "10"]
+    assert out.stdout.split() == ["ok", "11"]

@@ -173,3 +173,17 @@ def test_invariants_on_random_workloads(seed):
         assert p.num_used_blocks <= p.num_blocks
         assert len(set(p.batch.request_ids.tolist())) == p.batch_size
     assert sched.kv.num_used_blocks == 0
+
+
+def test_host_tier_hit_is_loaded_not_computed():
+    config = SchedulerConfig(policy="vllm-v1", block_size=4)
+    kv = PrefixCachingKVManager(4, 4, num_host_blocks=8)
+    sched = V1Scheduler(config, kv, kv_bytes_per_token=100)
+    sched.add(0, 0.0, 8, 1, RequestContent((1,), (8,), 50))
+    sched.add(1, 1.0, 16, 1, RequestContent((2,), (16,), 51))   # needs all 4 blocks
+    sched.add(2, 2.0, 9, 1, RequestContent((1,), (9,), 52))
+    plans = run(sched)
+    assert [p.batch.num_query_tokens.tolist() for p in plans] == [[8], [16], [1]]
+    assert plans[1].evicted_bytes == 2 * 4 * 100         # request 0's two blocks stored
+    assert plans[2].num_cached_tokens == 8 and plans[2].num_host_cached_tokens == 8
+    assert plans[2].reloaded_bytes == 2 * 4 * 100

@@ -23,6 +23,8 @@ import time
 import warnings
 
 from ..config import SimConfig
+from .prefix_workloads import prefix_workload
+from .summary import format_summary
 
 #: (flag, type or None for a switch, help) of every ``llmsim run`` flag.
 RUN_FLAGS: list[tuple[str, type | None, str]] = [
@@ -36,8 +38,20 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("npu_mem", float, "device memory per NPU in GiB (default: the preset's)"),
     ("max_batch", int, "most requests per batch; 0 = unlimited"),
     ("batch_delay", float, "seconds a request waits after arrival before it can be batched"),
-    ("scheduling", str, "orca | vllm | chunked"),
-    ("max_num_batched_tokens", int, "token budget per iteration (chunked)"),
+    ("scheduling", str, "orca | vllm | chunked | vllm-v1 (vLLM V1: token budget, prefix "
+                        "caching, preemption by recompute)"),
+    ("max_num_batched_tokens", int, "token budget per iteration (chunked, vllm-v1)"),
+    ("enable_prefix_caching", str, "on | off: automatic prefix caching (vllm-v1; default on "
+                                   "there)"),
+    ("enable_chunked_prefill", str, "on | off: vllm-v1 splits prompts over iterations "
+                                    "(default on)"),
+    ("long_prefill_token_threshold", int, "vllm-v1: most tokens per request per iteration; "
+                                          "0 = no cap"),
+    ("scheduling_policy", str, "fcfs | priority: vllm-v1's admission and preemption order"),
+    ("preemption_mode", str, "recompute (vllm-v1) | swap (orca, vllm, chunked); default: "
+                             "the policy's"),
+    ("kv_offload_gib", float, "host-memory KV tier in GiB for evicted cached blocks "
+                              "(vllm-v1 with prefix caching)"),
     ("max_model_len", int, "longest request served, prompt + output tokens (default: the "
                            "model's context length)"),
     ("kv_manage", str, "vllm (paged, on demand) | max (reserve the maximum length)"),
@@ -93,6 +107,16 @@ WORKLOAD_FLAGS: list[tuple[str, type | None, str]] = [
                             "how many"),
     ("sort", None, "sort a --dataset file whose arrivals go backwards (stable, by arrival) "
                    "instead of refusing it"),
+    ("shared_prefix", str, "generate a shared-system-prompt workload (inference-perf's "
+                           "shared_prefix): NUM_GROUPS,PROMPTS_PER_GROUP,SYSTEM_PROMPT_LEN,"
+                           "QUESTION_LEN,OUTPUT_LEN, at --rate req/s (--arrival, --cv)"),
+    ("multi_turn", str, "serve closed-loop chat sessions: NUM_SESSIONS,TURNS,USER_TOKENS,"
+                        "OUTPUT_TOKENS,THINK_TIME_S; turn k+1 (the whole conversation so far "
+                        "plus a new message) arrives a think time after turn k finished; "
+                        "sessions start at --rate per second"),
+    ("slo_ttft", float, "TTFT objective in seconds: the summary adds goodput (requests "
+                        "meeting every given SLO)"),
+    ("slo_tpot", float, "TPOT objective in seconds, for goodput"),
 ]
 #: The workload flags that generate a trace (``WorkloadRecipe``'s fields).
 GENERATE_FLAGS = ("num_requests", "arrival", "rate", "cv", "lengths")
@@ -164,44 +188,14 @@ def add_run_parser(sub) -> None:
         "workload", "generate the trace (drawn from --seed) instead of reading --dataset, "
                     "and cut or fix the trace before it is simulated")
     metavars = {"num_requests": "N", "arrival": "PROCESS", "rate": "R", "cv": "C",
-                "lengths": "SPEC", "limit": "N"}
+                "lengths": "SPEC", "limit": "N", "shared_prefix": "G,P,S,Q,O",
+                "multi_turn": "N,T,U,O,THINK", "slo_ttft": "S", "slo_tpot": "S"}
     for name, kind, text in WORKLOAD_FLAGS:
         if kind is None:
             group.add_argument(f"--{name}", action="store_true", help=text)
         else:
             group.add_argument(f"--{name}", type=kind, default=None, metavar=metavars[name],
                                help=text)
-
-
-def _format_summary(summary: dict, wall: float, ds) -> str:
-    def ms(x: float) -> str:
-        return f"{x * 1e3:9.1f} ms"
-
-    lines = [
-        "-" * 60,
-        f"llmsim_nb {ds.attrs['llmsim_nb_version']}: {ds.attrs['model']} on "
-        f"{ds.attrs['hardware']} ({ds.attrs['engine']} engine)",
-        f"layout              TP {ds.attrs.get('tensor_parallel', '?')} x PP "
-        f"{ds.attrs.get('pipeline_parallel', '?')}, network {ds.attrs.get('network') or '-'}, "
-        f"{ds.attrs['engine']} engine",
-        f"trace: {ds.attrs['trace_source']}",
-        f"requests finished   {summary['num_finished']} / {summary['num_requests']}",
-        f"iterations          {summary['num_iterations']}",
-        f"simulated time      {summary['simulated_time']:.3f} s",
-        f"prompt throughput   {summary['prompt_throughput']:.1f} tokens/s",
-        f"generation thrpt.   {summary['generation_throughput']:.1f} tokens/s",
-        f"TTFT  mean {ms(summary['ttft_mean'])}  p50 {ms(summary['ttft_p50'])}  "
-        f"p99 {ms(summary['ttft_p99'])}",
-        f"TPOT  mean {ms(summary['tpot_mean'])}  p50 {ms(summary['tpot_p50'])}  "
-        f"p99 {ms(summary['tpot_p99'])}",
-        f"E2E   mean {ms(summary['e2e_mean'])}  p50 {ms(summary['e2e_p50'])}  "
-        f"p99 {ms(summary['e2e_p99'])}",
-        f"KV cache            {ds.attrs['num_kv_blocks']} blocks, peak usage "
-        f"{summary['kv_usage_peak']:.1%}, {summary['num_evictions']} evictions",
-        f"wall time           {wall:.3f} s",
-        "-" * 60,
-    ]
-    return "\n".join(lines)
 
 
 def _with_flag_hint(exc: ValueError) -> str:
@@ -296,17 +290,21 @@ def _simulate(args: argparse.Namespace):
     from tqdm import tqdm
 
     from ..instance.simulator import Simulator
+    from ..workload.sessions import SessionWorkload
     from ..results.files import check_output_paths, check_output_prefix, check_throughput_buckets
 
     flags = {name: getattr(args, name) for name, _, _ in RUN_FLAGS}
     start = time.perf_counter()
     config = SimConfig.from_flags(**flags)
     try:
-        trace = _workload(args, config)
+        workload = prefix_workload(args, config.seed, config.dataset)
+        trace = _workload(args, config) if workload is None else workload
         if args.output is not None:  # before anything is simulated (or created)
             check_output_prefix(args.output)
         if args.trace_events is not None:
             check_output_paths([Path(args.trace_events)])
+        if isinstance(trace, SessionWorkload):
+            return _serve_sessions(args, config, trace, start)
         sim = Simulator(config, trace)
     except ValueError as exc:
         raise ValueError(_with_flag_hint(exc)) from None
@@ -327,6 +325,20 @@ def _simulate(args: argparse.Namespace):
         else:
             sim.advance(progress=progress)
             ds = sim.result_arrays()
+    return ds, time.perf_counter() - start
+
+
+def _serve_sessions(args: argparse.Namespace, config: SimConfig, workload, start: float):
+    """``--multi_turn``: a closed loop of sessions on one instance (no progress bar:
+    the number of requests is known, their arrival times are not)."""
+    from ..instance import Instance
+    from ..instance.session_run import SessionRun
+    from ..system import build_instance
+
+    instance = Instance(build_instance(config, longest_request=workload.max_prompt_tokens()
+                                       + max(t.num_output_tokens for s in workload.sessions
+                                             for t in s.turns)))
+    ds = SessionRun(instance, workload).run()
     return ds, time.perf_counter() - start
 
 
@@ -355,7 +367,8 @@ def run_run_command(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"wrote {path} (trace events: open in ui.perfetto.dev)")
     if not args.quiet:
-        print(_format_summary(summarize(ds), wall, ds))
+        print(format_summary(summarize(ds, slo_ttft=args.slo_ttft, slo_tpot=args.slo_tpot),
+                              wall, ds))
     return 0
 
 

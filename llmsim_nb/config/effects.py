@@ -120,11 +120,11 @@ def check_flag_effects(config, given: Iterable[str], *, stacklevel: int = 2) -> 
         raise ValueError("; ".join(errors))
 
     found: list[str] = []
-    if ("max_num_batched_tokens" in set_ and sched.policy != "chunked"
+    if ("max_num_batched_tokens" in set_ and sched.policy not in ("chunked", "vllm-v1")
             and mem.gpu_memory_utilization is None):
         found.append(f"max_num_batched_tokens={sched.max_num_batched_tokens} has no effect: "
-                     f"scheduling={sched.policy!r} has no token budget (only 'chunked' "
-                     f"does), and without gpu_memory_utilization no activation memory is "
+                     f"scheduling={sched.policy!r} has no token budget (only 'chunked' and "
+                     f"'vllm-v1' have one), and without gpu_memory_utilization no activation memory is "
                      f"sized from it; it is ignored")
     if tensor_parallel_degree(system) == 1:
         group = (f"a tensor-parallel degree of 1 (npu_num={system.npu_num}, "

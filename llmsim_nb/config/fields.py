@@ -73,6 +73,9 @@ MAX_NUM_BATCHED_TOKENS_RANGE = (1, 2 ** 24)
 #: Most prompt tokens one request may compute per iteration (vLLM's
 #: long_prefill_token_threshold); 0 = no cap. Bounded as the token budget.
 LONG_PREFILL_TOKEN_THRESHOLD_RANGE = (0, 2 ** 24)
+#: Host memory for offloaded KV blocks in GiB: servers hold up to ~4-8 TiB of
+#: DRAM; 16384 GiB is the device-memory bound's generous cap. 0 = no host tier.
+KV_OFFLOAD_GIB_RANGE = (0.0, 16384.0)
 #: Longest request (prompt + output): the longest shipping context window is 10M
 #: tokens (Llama 4 Scout); 2**24 = 16.8M.
 MAX_MODEL_LEN_RANGE = (1, 2 ** 24)

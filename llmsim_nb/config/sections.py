@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from .fields import (ACTIVATION_RESERVE_RANGE, ATTENTION_PLACEMENTS, BATCH_DELAY_RANGE,
                      BLOCK_SIZE_RANGE, COLLECTIVES, GPU_MEMORY_UTILIZATION_RANGE,
-                     HOST_BANDWIDTH_RANGE, HOST_LATENCY_RANGE, KV_MANAGE,
+                     HOST_BANDWIDTH_RANGE, HOST_LATENCY_RANGE, KV_MANAGE, KV_OFFLOAD_GIB_RANGE,
                      LONG_PREFILL_TOKEN_THRESHOLD_RANGE, PREEMPTION_MODES, REQUEST_ORDERS, MAX_BATCH_RANGE,
                      MAX_MODEL_LEN_RANGE, MAX_NUM_BATCHED_TOKENS_RANGE, MICRO_BATCHES_RANGE,
                      NPU_GROUP_RANGE, NPU_MEM_RANGE, NPU_NUM_RANGE, NUM_KV_BLOCKS_RANGE,
@@ -152,6 +152,12 @@ class MemoryConfig:
         "beside the weights; refused with pim_type local or pool (the KV cache lives in the "
         "PIMs)", "block", flag="num_kv_blocks", range=NUM_KV_BLOCKS_RANGE,
         note="KV blocks per device; None = from memory", integer=True, optional=True))
+    kv_offload_gib: float = field(default=0.0, metadata=_meta(
+        "Host-memory KV tier (vLLM's CPU offloading / LMCache style): cached blocks "
+        "evicted from the device are copied to a host pool of this size (its own LRU), "
+        "and a prefix hit there is loaded back over the host link before the prefill; "
+        "needs vllm-v1 with prefix caching; 0 = none", "GiB", flag="kv_offload_gib",
+        range=KV_OFFLOAD_GIB_RANGE, note="host memory for KV blocks; 0 = no host tier"))
 
     def __post_init__(self) -> None:
         _check_numbers(self)

@@ -83,6 +83,14 @@ class SimConfig:
         if not isinstance(self.reuse, bool):
             raise ValueError(f"reuse={_show(self.reuse)} must be on/off (a bool)")
         _check_choice("npu_mode", self.npu_mode, NPU_MODES)
+        if isinstance(self.memory, MemoryConfig) and isinstance(self.scheduler, SchedulerConfig) \
+                and self.memory.kv_offload_gib and not (self.scheduler.policy == "vllm-v1"
+                                                        and self.scheduler.prefix_caching):
+            raise ValueError(f"kv_offload_gib={_show(self.memory.kv_offload_gib)} needs "
+                             f"scheduling='vllm-v1' with prefix caching on (the host tier "
+                             f"keeps cached blocks); got scheduling="
+                             f"{_show(self.scheduler.policy)}, enable_prefix_caching="
+                             f"{_show(self.scheduler.enable_prefix_caching)}")
         for name, cls in (("scheduler", SchedulerConfig), ("memory", MemoryConfig),
                           ("system", SystemConfig)):
             if not isinstance(getattr(self, name), cls):

@@ -1,7 +1,9 @@
 """Results: per-iteration records, the xarray Datasets and files written from them.
 
 - :mod:`.dataset`: the variables (units, long names), the per-iteration
-  recorder, the step and run Datasets, :func:`summarize`.
+  recorder, the step and run Datasets.
+- :mod:`.metrics`: :func:`summarize` (headline figures, vLLM benchmark_serving
+  definitions, goodput under SLOs) and :func:`metric_definitions`.
 - :mod:`.files`: the original's TSV reports, per-request CSV, netCDF.
 - :mod:`.timeline`: step and run timelines as Chrome / Perfetto trace-event JSON.
 
@@ -15,7 +17,8 @@ _EXPORTS = {
     "COMPONENTS": "dataset", "ITERATION_VARS": "dataset", "SIMULATION_EFFORT_VARS": "dataset",
     "VARIABLES": "dataset", "ArrayResults": "dataset", "IterationRecord": "dataset",
     "Recorder": "dataset", "iteration_dataset": "dataset", "request_variables": "dataset",
-    "summarize": "dataset", "throughput_over_time": "files", "write_outputs": "files",
+    "METRIC_UNITS": "metrics", "metric_definitions": "metrics", "summarize": "metrics",
+    "throughput_over_time": "files", "write_outputs": "files",
     "MAX_REQUEST_TRACKS": "timeline", "to_trace_events": "timeline",
     "write_trace_events": "timeline",
 }

@@ -4,7 +4,18 @@ Every variable carries ``units`` and ``long_name``; the Dataset's ``attrs`` hold
 the config (JSON), the seed and the package version, so a saved result says
 how it was made. ``Simulator.step()`` returns :func:`iteration_dataset` for one
 iteration; ``Simulator.run()`` records into a :class:`Recorder` and builds a
-single Dataset at the end (no per-step ``xr.concat``).
+single Dataset at the end (no per-step ``xr.concat``). :func:`summarize` (in
+:mod:`.metrics`, importable from here too) reduces a run to headline figures.
+
+Prefix caching and preemption by recompute: per iteration
+``num_prefix_query_tokens`` / ``num_prefix_cached_tokens`` (the plan's
+``num_prefix_query_tokens`` / ``num_cached_tokens``: the name
+``num_cached_tokens`` is the per-request variable), ``prefix_hit_rate`` and
+``num_preempted``; per request ``num_cached_tokens``, ``num_preemptions``,
+``num_recomputed_tokens`` and ``priority``. The prompt tokens an iteration
+actually computes (cached ones excluded) are ``num_prefill_tokens``: there is
+no separate ``num_computed_prompt_tokens`` variable, it would be the same
+column twice. Schedulers without these features record 0 (NaN for the rate).
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import numpy as np
 
 from ..scheduler.plan import IterationPlan
 from ..scheduler.request_state import RequestTable
+from .metrics import METRIC_UNITS, metric_definitions, summarize  # noqa: F401  (importable here)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -30,7 +42,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "compute_latency": ("s", "time the engine spends on the iteration's operators"),
     "host_transfer_latency": ("s", "time moving evicted / reloaded KV blocks over the host link"),
     "batch_size": ("1", "requests in the batch"),
-    "num_prefill_tokens": ("token", "prompt tokens computed in the iteration"),
+    "num_prefill_tokens": ("token", "prompt tokens computed in the iteration (tokens found "
+                                    "in the prefix cache are not computed)"),
     "num_decode_tokens": ("token", "decode tokens computed in the iteration"),
     "num_generated_tokens": ("token", "output tokens emitted by the iteration"),
     "kv_usage": ("1", "fraction of KV blocks in use after allocation"),
@@ -42,6 +55,15 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "num_finished": ("1", "requests that finished at the end of the iteration (a request "
                           "with nothing to compute, gen with zero outputs, finishes on "
                           "arrival, in no iteration)"),
+    "num_prefix_query_tokens": ("token", "tokens looked up in the prefix cache by the "
+                                         "requests admitted in the iteration (re-admissions "
+                                         "after a preemption included)"),
+    "num_prefix_cached_tokens": ("token", "of the looked-up tokens, those found in the prefix "
+                                          "cache (not computed)"),
+    "prefix_hit_rate": ("1", "num_prefix_cached_tokens / num_prefix_query_tokens of the "
+                             "iteration (NaN without lookups)"),
+    "num_preempted": ("1", "requests preempted by recompute for the iteration (blocks freed, "
+                           "tokens to be computed again)"),
     "reuse_hits": ("1", "operator instances whose timing came from the reuse cache "
                         "(simulation effort, not a simulated quantity)"),
     "reuse_misses": ("1", "operator instances the engine had to simulate "
@@ -58,6 +80,14 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "num_prompt_tokens": ("token", "prompt length"),
     "num_output_tokens": ("token", "output length requested"),
     "num_evictions": ("1", "times the request's KV cache was evicted"),
+    "num_cached_tokens": ("token", "prompt tokens found in the prefix cache at the request's "
+                                   "first admission"),
+    "num_preemptions": ("1", "times the request was preempted by recompute"),
+    "num_recomputed_tokens": ("token", "computed tokens the request's preemptions discarded "
+                                       "(computed again unless found cached)"),
+    "priority": ("1", "scheduling priority of the request (lower is scheduled first)"),
+    "inter_token_latency": ("s", "time between two consecutive output tokens of a request "
+                                 "(every gap of every request, in emission order)"),
     "num_query_tokens": ("token", "tokens the request computes in this iteration"),
     "num_context_tokens": ("token", "tokens in the request's KV cache before this iteration"),
     "wall_time": ("s", "host wall-clock time spent per simulator component"),
@@ -78,13 +108,15 @@ ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transf
                   "batch_size", "num_prefill_tokens", "num_decode_tokens",
                   "num_generated_tokens", "kv_usage", "num_used_blocks", "num_evicted",
                   "num_reloaded", "evicted_bytes", "reloaded_bytes", "num_finished",
-                  "reuse_hits", "reuse_misses")
+                  "num_prefix_query_tokens", "num_prefix_cached_tokens", "prefix_hit_rate",
+                  "num_preempted", "reuse_hits", "reuse_misses")
 # Variables that measure the simulator's own effort, not the simulated system:
 # they may differ between runs whose simulated results are identical.
 SIMULATION_EFFORT_VARS = ("wall_time", "reuse_hits", "reuse_misses")
 _INT_VARS = {"batch_size", "num_prefill_tokens", "num_decode_tokens", "num_generated_tokens",
-             "num_used_blocks", "num_evicted", "num_reloaded", "num_finished", "reuse_hits",
-             "reuse_misses"}
+             "num_used_blocks", "num_evicted", "num_reloaded", "num_finished",
+             "num_prefix_query_tokens", "num_prefix_cached_tokens", "num_preempted",
+             "reuse_hits", "reuse_misses"}
 # Components of the original's simulation-time report.
 COMPONENTS = ("scheduler", "execution_engine", "graph_converter", "network")
 
@@ -117,7 +149,9 @@ class IterationRecord:
                 batch.num_tokens - prefill, int(batch.num_logit_tokens.sum()), plan.kv_usage,
                 plan.num_used_blocks, len(plan.evicted_request_ids),
                 len(plan.reloaded_request_ids), plan.evicted_bytes, plan.reloaded_bytes,
-                len(self.finished), self.reuse_hits, self.reuse_misses)
+                len(self.finished), plan.num_prefix_query_tokens, plan.num_cached_tokens,
+                plan.prefix_hit_rate, len(plan.preempted_request_ids), self.reuse_hits,
+                self.reuse_misses)
 
     def values(self) -> dict[str, float]:
         """The iteration's values by variable name."""
@@ -216,6 +250,9 @@ def request_arrays(table: RequestTable) -> dict[str, np.ndarray]:
         "e2e_latency": finished - arrival, "queueing_delay": admitted - arrival,
         "num_prompt_tokens": col("num_prompt_tokens"),
         "num_output_tokens": outputs, "num_evictions": col("num_evictions"),
+        "num_cached_tokens": col("num_cached_tokens"),
+        "num_preemptions": col("num_preemptions"),
+        "num_recomputed_tokens": col("num_recomputed_tokens"), "priority": col("priority"),
     }
     return data
 
@@ -278,40 +315,5 @@ class ArrayResults:
     def __getitem__(self, name: str) -> "ArrayResults._Values":
         return self._Values(self._arrays[name])
 
-
-def summarize(ds: xr.Dataset) -> dict[str, float]:
-    """Headline figures of a run Dataset (throughputs as the original reports them).
-
-    Prompt / generation throughput are prompt tokens and decode tokens over the
-    whole simulated time, as LLMServingSim's "Average throughput" line.
-    Computed on the numpy values (NaN-skipping, as xarray's reductions), which
-    keeps the CLI from importing dask.array for xarray's reductions.
-    """
-    duration = float(np.nanmax(ds["t_end"].values)) if ds.sizes.get("iteration", 0) else 0.0
-
-    def pct(name: str, q: float) -> float:
-        values = ds[name].values
-        values = values[np.isfinite(values)]
-        return float(np.percentile(values, q)) if len(values) else math.nan
-
-    def mean(name: str) -> float:
-        values = ds[name].values
-        values = values[np.isfinite(values)]
-        return float(values.mean()) if len(values) else math.nan
-
-    prompt = float(ds["num_prefill_tokens"].values.sum())
-    decode = float(ds["num_decode_tokens"].values.sum())
-    return {
-        "num_requests": int(ds.sizes["request"]),
-        "num_finished": int(np.isfinite(ds["finished_at"].values).sum()),
-        "num_iterations": int(ds.sizes["iteration"]),
-        "simulated_time": duration,
-        "prompt_throughput": prompt / duration if duration else math.nan,
-        "generation_throughput": decode / duration if duration else math.nan,
-        "ttft_mean": mean("ttft"), "ttft_p50": pct("ttft", 50), "ttft_p99": pct("ttft", 99),
-        "tpot_mean": mean("tpot"), "tpot_p50": pct("tpot", 50), "tpot_p99": pct("tpot", 99),
-        "e2e_mean": mean("e2e_latency"), "e2e_p50": pct("e2e_latency", 50),
-        "e2e_p99": pct("e2e_latency", 99),
-        "kv_usage_peak": float(np.nanmax(ds["kv_usage"].values)) if duration else 0.0,
-        "num_evictions": int(ds["num_evicted"].values.sum()),
-    }
+    def __contains__(self, name: object) -> bool:
+        return name in self._arrays

@@ -45,6 +45,9 @@ class IterationPlan:
     preempted_request_ids : tuple of int
         Requests preempted by recompute for this iteration (their blocks freed,
         their tokens to be computed again).
+    num_host_cached_tokens : int
+        Of ``num_cached_tokens``, those found in the host-memory tier (loaded
+        back as ``reloaded_bytes``).
     """
 
     iteration: int
@@ -60,6 +63,7 @@ class IterationPlan:
     num_prefix_query_tokens: int = 0
     num_cached_tokens: int = 0
     preempted_request_ids: tuple[int, ...] = ()
+    num_host_cached_tokens: int = 0
 
     @property
     def batch_size(self) -> int:

@@ -55,9 +55,17 @@ class PrefixCachingKVManager:
         Tokens per block.
     enable_caching : bool
         False makes it a plain pool with an LRU free queue (no hashes, no hits).
+    num_host_blocks : int
+        Blocks of the host-memory tier (0 = none). A registered block evicted
+        from the device is copied there (its hash joins the host LRU, whose
+        least recently used entry is dropped when full); a lookup that stops at
+        a device miss goes on in the host tier, and those hits are loaded back
+        into new device blocks. :attr:`num_stored_blocks` and
+        :attr:`num_loaded_blocks` count the copies each way.
     """
 
-    def __init__(self, num_blocks: int, block_size: int, enable_caching: bool = True) -> None:
+    def __init__(self, num_blocks: int, block_size: int, enable_caching: bool = True,
+                 num_host_blocks: int = 0) -> None:
         if num_blocks < 1:
             raise ValueError(f"PrefixCachingKVManager.num_blocks must be >= 1, got {num_blocks}")
         if block_size < 1:
@@ -73,6 +81,13 @@ class PrefixCachingKVManager:
         self._tables: dict[int, list[int]] = {}              # request -> its blocks in order
         self._num_registered: dict[int, int] = {}            # request -> leading blocks hashed
         self.num_evicted_blocks = 0                          # cached blocks reused for others
+        if num_host_blocks < 0 or (num_host_blocks and not enable_caching):
+            raise ValueError(f"PrefixCachingKVManager.num_host_blocks={num_host_blocks}: must "
+                             f"be >= 0, and 0 without caching")
+        self.num_host_blocks = num_host_blocks
+        self._host: OrderedDict[int, None] = OrderedDict()   # host-tier hashes, LRU first
+        self.num_stored_blocks = 0                           # device -> host copies
+        self.num_loaded_blocks = 0                           # host -> device copies
 
     # ------------------------------------------------------------- queries
     @property
@@ -117,6 +132,10 @@ class PrefixCachingKVManager:
     def is_cached(self, block_hash: int) -> bool:
         return block_hash in self._cached
 
+    def host_queue(self) -> list[int]:
+        """Hashes in the host tier, least recently used first, for tests."""
+        return list(self._host)
+
     # ------------------------------------------------------------- lookup
     def find_cached_prefix(self, hasher: BlockHasher, num_tokens: int) -> list[int]:
         """Blocks of the longest cached run of leading full blocks of a request
@@ -135,6 +154,27 @@ class PrefixCachingKVManager:
                 break
             found.append(next(iter(blocks)))
         return found
+
+    def find_host_prefix(self, hasher: BlockHasher, num_tokens: int, num_device_hits: int
+                         ) -> int:
+        """Blocks after the ``num_device_hits`` device hits found in the host
+        tier, in a run (the prefix continues there); 0 without a host tier."""
+        if not self._host:
+            return 0
+        most = (num_tokens - 1) // self.block_size
+        host, n = self._host, 0
+        for h in hasher.hashes[num_device_hits + 1: most + 1]:
+            if h not in host:
+                break
+            n += 1
+        return n
+
+    def load_from_host(self, hasher: BlockHasher, first: int, count: int) -> None:
+        """Note that blocks ``first .. first+count-1`` of a request come from the
+        host tier (they count as used: most recent in the host LRU)."""
+        for h in hasher.hashes[first + 1: first + count + 1]:
+            self._host.move_to_end(h)
+        self.num_loaded_blocks += count
 
     # ------------------------------------------------------------- changes
     def num_new_blocks(self, request_id: int, num_tokens: int, num_hit_blocks: int = 0) -> int:
@@ -183,7 +223,19 @@ class PrefixCachingKVManager:
             if not holders:
                 del self._cached[h]
             self.num_evicted_blocks += 1
+            if self.num_host_blocks:
+                self._offload(h)
         return b
+
+    def _offload(self, h: int) -> None:
+        host = self._host
+        if h in host:  # already there (loaded from it earlier): no copy needed
+            host.move_to_end(h)
+            return
+        host[h] = None
+        self.num_stored_blocks += 1
+        if len(host) > self.num_host_blocks:
+            host.popitem(last=False)
 
     def cache_full_blocks(self, request_id: int, hasher: BlockHasher, num_tokens: int) -> None:
         """Register the request's full blocks among its first ``num_tokens``

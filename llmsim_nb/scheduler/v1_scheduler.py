@@ -31,6 +31,13 @@ tokens and goes back to the front of the waiting queue; on re-admission it
 recomputes its prompt and generated tokens, minus whatever is still cached.
 Preemption moves no bytes (recompute, V1's only mode).
 
+With a host tier (``kv_offload_gib``), a cached block the device evicts is
+copied to host memory, and a lookup continues there after the device's hits:
+those blocks are loaded into new device blocks instead of being computed. The
+plan carries both copies as ``evicted_bytes`` / ``reloaded_bytes``, timed as
+the host-link store / load nodes of the execution graph, which run before the
+iteration's compute (on its critical path, not overlapped).
+
 Invariants
 ----------
 - A request is pending, waiting, running or finished; only running requests
@@ -41,7 +48,6 @@ Invariants
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 
 import numpy as np
@@ -52,6 +58,7 @@ from ..workload.content import RequestContent
 from .block_hasher import BlockHasher
 from .plan import IterationPlan
 from .prefix_cache import PrefixCachingKVManager
+from .waiting_queue import WaitingQueue
 from .request_state import FINISHED, RUNNING, WAITING, RequestState, RequestTable, max_kv_tokens
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
@@ -68,7 +75,8 @@ class V1Scheduler:
         and ``scheduling_policy``.
     kv_cache : PrefixCachingKVManager
     kv_bytes_per_token : int
-        Unused by recompute (kept for the common scheduler interface).
+        Bytes one token's K and V take over all layers: the host tier's copies
+        (recompute itself moves none).
     """
 
     def __init__(self, config: SchedulerConfig, kv_cache: PrefixCachingKVManager,
@@ -81,13 +89,13 @@ class V1Scheduler:
         self._contents: list[RequestContent | None] = []
         self._hashers: dict[int, BlockHasher] = {}
         self._pending: deque[int] = deque()
-        self._waiting: deque[int] = deque()      # fcfs
-        self._waiting_heap: list[tuple[int, float, int]] = []  # priority
-        self._running: list[int] = []
         self._priority = config.scheduling_policy == "priority"
+        self._waiting = WaitingQueue(self._priority)
+        self._running: list[int] = []
         self.num_finished = 0
         self._iteration = 0
         self._open_plan: IterationPlan | None = None
+        self._host_hits = self._stored_blocks = 0
 
     # ------------------------------------------------------------ requests
     def add(self, request_id: int, arrival_at: float, num_prompt_tokens: int,
@@ -124,9 +132,7 @@ class V1Scheduler:
     def waiting(self) -> list[RequestState]:
         """Arrived requests not running (new or preempted), in the order they
         would be admitted."""
-        ids = ([i for _, _, i in sorted(self._waiting_heap)] if self._priority
-               else list(self._waiting))
-        return [self.requests[i] for i in ids]
+        return [self.requests[i] for i in self._waiting.ids()]
 
     @property
     def evicted(self) -> list[RequestState]:
@@ -138,7 +144,7 @@ class V1Scheduler:
 
     @property
     def num_active(self) -> int:
-        return len(self._running) + len(self._waiting) + len(self._waiting_heap)
+        return len(self._running) + len(self._waiting)
 
     def next_event_at(self) -> float | None:
         if not self._pending:
@@ -163,10 +169,12 @@ class V1Scheduler:
         self._release_arrivals(now)
         budget = self.config.max_num_batched_tokens
         ids, num_tokens, budget, preempted = self._schedule_running(budget)
-        queried = cached = 0
+        queried = cached = self._host_hits = 0
+        stored = self.kv.num_stored_blocks
         if not preempted:
             new_ids, new_tokens, queried, cached = self._admit_waiting(now, budget)
             ids, num_tokens = ids + new_ids, num_tokens + new_tokens
+        self._stored_blocks = self.kv.num_stored_blocks - stored
         plan = self._make_plan(now, np.array(ids, dtype=np.int64),
                                np.array(num_tokens, dtype=np.int64), queried, cached,
                                tuple(preempted))
@@ -181,13 +189,8 @@ class V1Scheduler:
             self._push_waiting(i, front=False)
 
     def _push_waiting(self, i: int, front: bool) -> None:
-        if self._priority:
-            heapq.heappush(self._waiting_heap, (int(self.table.priority[i]),
-                                                float(self.table.arrival_at[i]), i))
-        elif front:
-            self._waiting.appendleft(i)
-        else:
-            self._waiting.append(i)
+        table = self.table
+        self._waiting.push(i, table.priority.item(i), table.arrival_at.item(i), front)
 
     def _want(self, i: int) -> int:
         table = self.table
@@ -280,17 +283,6 @@ class V1Scheduler:
         table.num_computed_tokens[i] = 0
         self._push_waiting(i, front=True)
 
-    def _peek_waiting(self) -> int | None:
-        if self._priority:
-            return self._waiting_heap[0][2] if self._waiting_heap else None
-        return self._waiting[0] if self._waiting else None
-
-    def _pop_waiting(self) -> None:
-        if self._priority:
-            heapq.heappop(self._waiting_heap)
-        else:
-            self._waiting.popleft()
-
     def _admit_waiting(self, now: float, budget: int) -> tuple[list[int], list[int], int, int]:
         table, kv, config = self.table, self.kv, self.config
         max_seqs, chunked = config.max_batch, config.enable_chunked_prefill
@@ -300,13 +292,14 @@ class V1Scheduler:
         while budget > 0:
             if 0 < max_seqs <= len(self._running):
                 break
-            i = self._peek_waiting()
+            i = self._waiting.peek()
             if i is None:
                 break
             known = table.num_prompt_tokens.item(i) + table.num_generated_tokens.item(i)
             hasher = self.hasher(i)
             hits = kv.find_cached_prefix(hasher, known)
-            num_cached = len(hits) * kv.block_size
+            host = kv.find_host_prefix(hasher, known, len(hits))
+            num_cached = (len(hits) + host) * kv.block_size
             n = known - num_cached
             threshold = config.long_prefill_token_threshold
             if 0 < threshold < n:
@@ -316,8 +309,11 @@ class V1Scheduler:
             n = min(n, budget)
             if not kv.allocate_slots(i, num_cached + n, hits):
                 break  # FCFS: the head of the queue waits for memory
+            if host:
+                kv.load_from_host(hasher, len(hits), host)
+                self._host_hits += host
             kv.cache_full_blocks(i, hasher, num_cached + n)
-            self._pop_waiting()
+            self._waiting.pop()
             self._running.append(i)
             table.status[i] = RUNNING
             table.num_computed_tokens[i] = num_cached
@@ -343,14 +339,18 @@ class V1Scheduler:
         # Prompt tokens, and generated ones being recomputed after a preemption
         # (all but the last, which is fed as a decode), count as prefill tokens.
         boundary = np.where(generated > 0, known - 1, prompt)
+        block_bytes = self.kv.block_size * self.kv_bytes_per_token
         prefill = np.clip(boundary - computed, 0, num_tokens)
         return IterationPlan(
             iteration=self._iteration, scheduled_at=now,
             batch=BatchShape(ids, num_tokens, computed, emits.astype(np.int64)),
             num_prompt_tokens=prefill, evicted_request_ids=(), reloaded_request_ids=(),
-            evicted_bytes=0.0, reloaded_bytes=0.0, num_used_blocks=self.kv.num_used_blocks,
-            num_blocks=self.kv.num_blocks, num_prefix_query_tokens=queried,
-            num_cached_tokens=cached, preempted_request_ids=preempted)
+            evicted_bytes=float(self._stored_blocks * block_bytes),
+            reloaded_bytes=float(self._host_hits * block_bytes),
+            num_used_blocks=self.kv.num_used_blocks, num_blocks=self.kv.num_blocks,
+            num_prefix_query_tokens=queried, num_cached_tokens=cached,
+            preempted_request_ids=preempted,
+            num_host_cached_tokens=self._host_hits * self.kv.block_size)
 
     # -------------------------------------------------------------- update
     def update(self, plan: IterationPlan, finished_at: float) -> list[RequestState]:

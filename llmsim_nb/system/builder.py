@@ -179,8 +179,10 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
     num_blocks = (pim.num_kv_blocks(memory, block_size, model.name, longest_request)
                   if pim is not None else memory.num_kv_blocks(block_size, model.name))
     if config.scheduler.policy == "vllm-v1":
-        kv_cache = PrefixCachingKVManager(num_blocks, block_size,
-                                          enable_caching=config.scheduler.prefix_caching)
+        block_bytes = block_size * model.kv_bytes_per_token()
+        kv_cache = PrefixCachingKVManager(
+            num_blocks, block_size, enable_caching=config.scheduler.prefix_caching,
+            num_host_blocks=int(config.memory.kv_offload_gib * GIB // block_bytes))
         scheduler = V1Scheduler(config.scheduler, kv_cache, model.kv_bytes_per_token())
     else:
         kv_cache = KVCacheManager(num_blocks, block_size)

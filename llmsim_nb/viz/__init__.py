@@ -8,6 +8,7 @@ optional matplotlib ``ax``, and returns the Axes it drew on::
     viz.plot_throughput(ds)            # prompt / generation tokens/s, 0.5 s buckets
     viz.plot_latency_cdf(ds)           # TTFT, TPOT, E2E
     viz.plot_kv_usage(ds)              # KV usage and evictions over time
+    viz.plot_prefix_hit_rate(ds)       # prefix-cache hit rate (prefix caching on)
     viz.plot_batch_composition(ds)     # prefill vs decode tokens per iteration
     viz.plot_block_table(sim.kv_cache) # which request holds which block
     viz.plot_gantt(sim.step())         # one iteration per device and link
@@ -21,7 +22,7 @@ The interactive :class:`~llmsim_nb.viz.dashboard.Dashboard` (ipywidgets) is in
 matplotlib is the ``notebooks`` extra: without it every plot function raises
 ``ImportError("... needs matplotlib: pip install 'llmsim_nb[notebooks]'")``
 (:mod:`._axes`); the functions that only compute (``latency_cdf``,
-``roofline_points``, ``gantt_rows``...) work without it.
+``roofline_points``, ``gantt_rows``, ``prefix_hit_rate_over_time``...) work without it.
 """
 
 from ._axes import needs_matplotlib
@@ -32,6 +33,7 @@ from .graph import graph_layout, plot_execution_graph
 from .kv import block_owner_grid, plot_block_table, plot_kv_usage
 from .latency import latency_cdf, plot_latency_cdf
 from .overlap import npu_pim_intervals, overlap_fraction, plot_npu_pim_overlap
+from .prefix import plot_prefix_hit_rate, prefix_hit_rate_over_time
 from .roofline import plot_roofline, roofline_points
 from .throughput import plot_throughput
 
@@ -40,5 +42,5 @@ plot_curves = needs_matplotlib(_plot_curves)
 
 __all__ = ["block_owner_grid", "gantt_rows", "graph_layout", "latency_cdf",
            "plot_batch_composition", "plot_curves", "plot_block_table", "plot_execution_graph", "plot_gantt",
-           "plot_kv_usage", "plot_latency_cdf", "plot_npu_pim_overlap", "plot_roofline",
-           "plot_throughput", "roofline_points", "npu_pim_intervals", "overlap_fraction"]
+           "plot_kv_usage", "plot_latency_cdf", "plot_npu_pim_overlap", "plot_prefix_hit_rate",
+           "plot_roofline", "plot_throughput", "prefix_hit_rate_over_time", "roofline_points", "npu_pim_intervals", "overlap_fraction"]

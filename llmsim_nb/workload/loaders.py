@@ -12,6 +12,15 @@ Supported formats (detected from the extension and the header line):
   ``TIMESTAMP,ContextTokens,GeneratedTokens``; timestamps such as
   ``2023-11-16 18:15:46.6805900`` (up to 9 fractional digits). Arrivals are made
   relative to the first request.
+* **Mooncake FAST'25 JSONL** (a first line with ``hash_ids`` and
+  ``input_length``) and **CC trace sessions** (a ``trace_*.json`` document, or a
+  folder of them) -- read by :func:`.trace_mooncake.load_mooncake_trace` and
+  :func:`.trace_mooncake.load_cc_trace`, with request content.
+
+Seed TSV / CSV / JSONL files may also carry each request's content (prompt
+segments, output id, cache salt; columns ``segment_ids``, ``segment_lengths``,
+``output_id``, ``cache_salt``): see :mod:`.trace_content_io`. :func:`save_trace`
+writes them for a trace with content, so the round trip is exact.
 
 A bare name that is not a file in the working directory may name a trace
 shipped with the package (``load_trace("sharegpt-like-100")``; see
@@ -53,25 +62,27 @@ from pathlib import Path
 
 import numpy as np
 
+from .content import PromptContent
 from .packaged import list_packaged_traces, packaged_trace_file, unknown_trace_hint
 from .trace import MAX_ARRIVAL_S, MAX_TOKENS, Trace, TraceError
 from .trace_azure import AZURE_COLUMNS, _azure_columns
 from .trace_cells import _check_values, _Columns, _read_lines, _value_text, _where
+from .trace_columns import UnsortedTraceError
+from .trace_content_io import (CONTENT_COLUMNS, content_cells, content_from_cells,
+                               content_from_jsonl, content_header, content_json)
+from .trace_mooncake import detect_prefix_trace, load_cc_trace, load_mooncake_trace
 from .trace_seed import SEED_COLUMNS, _seed_columns, _split_jsonl
 
-__all__ = ["MAX_ARRIVAL_S", "MAX_TOKENS", "list_packaged_traces", "load_trace", "save_trace"]
+__all__ = ["MAX_ARRIVAL_S", "MAX_TOKENS", "UnsortedTraceError", "list_packaged_traces",
+           "load_trace", "save_trace"]
 
 _JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 _DELIMITERS = {".tsv": "\t", ".csv": ","}
 
 
-class UnsortedTraceError(TraceError):
-    """A trace file's arrivals go backwards (``load_trace(..., sort=True)`` sorts them)."""
-
-
 def _split_delimited(
     path: Path, numbers: Sequence[int], texts: list[str], delimiter: str, limit: int | None
-) -> _Columns:
+) -> tuple[_Columns, dict[str, list[str]]]:
     header_line, header_text = numbers[0], texts[0]
     header = [h.strip() for h in header_text.split(delimiter)]
     duplicates = sorted({h for h in header if header.count(h) > 1})
@@ -116,9 +127,11 @@ def _split_delimited(
     # delimiter holds row r's field j at r * width + j.
     fields = delimiter.join(data).split(delimiter)
     cols = [list(map(str.strip, fields[header.index(c)::width])) for c in names]
+    content = {c: list(map(str.strip, fields[header.index(c)::width]))
+               for c in content_header(path, header_line, header)}
     if relative:
-        return _azure_columns(path, cols, lines)
-    return _seed_columns(path, cols, lines)
+        return _azure_columns(path, cols, lines), content
+    return _seed_columns(path, cols, lines), content
 
 
 def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None) -> Trace:
@@ -128,11 +141,12 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
     ----------
     path : str or pathlib.Path
         Trace file: seed TSV, CSV or JSONL with columns ``input_toks``,
-        ``output_toks``, ``arrival_time_ns``, or the Azure LLM inference trace
-        CSV (``TIMESTAMP,ContextTokens,GeneratedTokens``). See the module
-        docstring for details. Or the name of a packaged trace, with or
-        without its extension (``"sharegpt-like-100"``; see
-        :func:`list_packaged_traces`): a bare name that is not a file in the
+        ``output_toks``, ``arrival_time_ns`` (and optionally the content
+        columns), the Azure LLM inference trace CSV
+        (``TIMESTAMP,ContextTokens,GeneratedTokens``), a Mooncake JSONL trace or
+        a CC trace session file or folder. See the module docstring for
+        details. Or the name of a packaged trace, with or without its
+        extension (``"sharegpt-like-100"``; see :func:`list_packaged_traces`): a bare name that is not a file in the
         working directory is looked up among them. **A local file always
         wins**: if ``path`` exists it is read, even when a packaged trace has
         the same name.
@@ -189,8 +203,19 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
             with resources.as_file(resource) as real:
                 trace = _load(Path(real), sort, limit)
             return Trace(trace.arrival_at, trace.num_prompt_tokens, trace.num_output_tokens,
-                         source=f"{name} (packaged: llmsim_nb/data/{resource.name})")
+                         source=f"{name} (packaged: llmsim_nb/data/{resource.name})",
+                         content=trace.content)
+    if path.is_dir() and any(path.glob("trace_*.json")):
+        return _load_cc(path, limit)
     return _load(path, sort, limit)
+
+
+def _load_cc(path: Path, limit: int | None) -> Trace:
+    if limit is not None:
+        raise TraceError(f"{path}: limit={limit} is not supported for CC trace sessions (their "
+                         f"requests are sorted by arrival across sub-agents and sessions); use "
+                         f"load_trace(path).head({limit})")
+    return load_cc_trace(path)
 
 
 def _load(path: Path, sort: bool, limit: int | None) -> Trace:
@@ -201,8 +226,15 @@ def _load(path: Path, sort: bool, limit: int | None) -> Trace:
             f"{chr(9).join(SEED_COLUMNS)!r} followed by request rows"
         )
     first = texts[0].lstrip()
+    kind = detect_prefix_trace(path, first)
+    if kind == "mooncake":
+        return load_mooncake_trace(path, limit=limit, sort=sort)
+    if kind == "cc":
+        return _load_cc(path, limit)
+    content_cells_: dict[str, list[str]] = {}
     if path.suffix.lower() in _JSONL_SUFFIXES or first.startswith("{"):
         cols = _split_jsonl(path, numbers, texts, limit)
+        jsonl = True
     else:
         header = texts[0]
         if "\t" in header:
@@ -211,8 +243,14 @@ def _load(path: Path, sort: bool, limit: int | None) -> Trace:
             delimiter = ","
         else:
             delimiter = _DELIMITERS.get(path.suffix.lower(), "\t")
-        cols = _split_delimited(path, numbers, texts, delimiter, limit)
+        cols, content_cells_ = _split_delimited(path, numbers, texts, delimiter, limit)
+        jsonl = False
     _check_values(path, cols)
+    content: PromptContent | None = None
+    if jsonl:
+        content = content_from_jsonl(path, cols.lines, texts[:len(cols.lines)], cols.prompt)
+    elif content_cells_:
+        content = content_from_cells(path, content_cells_, cols.lines, cols.prompt)
 
     arrival = cols.arrival_ns
     prompt, output = cols.prompt, cols.output
@@ -227,10 +265,11 @@ def _load(path: Path, sort: bool, limit: int | None) -> Trace:
             )
         order = np.argsort(arrival, kind="stable")
         arrival, prompt, output = arrival[order], prompt[order], output[order]
+        content = None if content is None else content.take(order)
     if cols.relative:
         arrival = arrival - arrival[0]
     seconds = arrival.astype(np.float64) / 1e9
-    return Trace(seconds, prompt, output, source=str(path))
+    return Trace(seconds, prompt, output, source=str(path), content=content)
 
 
 def save_trace(trace: Trace, path: str | Path) -> Path:
@@ -244,7 +283,10 @@ def save_trace(trace: Trace, path: str | Path) -> Path:
         Destination; the extension picks the layout: ``.tsv`` (seed format,
         tab separated), ``.csv`` (comma separated) or ``.jsonl``. Columns are
         ``input_toks``, ``output_toks``, ``arrival_time_ns`` with arrivals
-        rounded to whole nanoseconds. An existing file is overwritten.
+        rounded to whole nanoseconds; a trace with ``content`` also gets the
+        columns (JSONL: keys) ``segment_ids``, ``segment_lengths`` (in TSV / CSV
+        space-separated integers, in JSONL lists), ``output_id`` and
+        ``cache_salt``. An existing file is overwritten.
 
     Returns
     -------
@@ -267,11 +309,18 @@ def save_trace(trace: Trace, path: str | Path) -> Path:
         sep = _DELIMITERS[suffix]
         body = [sep.join(SEED_COLUMNS)]
         body += [f"{p}{sep}{o}{sep}{t}" for p, o, t in zip(prompt, output, ns)]
+        if trace.content is not None:
+            body[0] += sep + sep.join(CONTENT_COLUMNS)
+            body[1:] = [sep.join((row, *map(str, cells))) for row, cells in
+                        zip(body[1:], content_cells(trace.content))]
     elif suffix in _JSONL_SUFFIXES:
         body = [
             json.dumps({"input_toks": p, "output_toks": o, "arrival_time_ns": t})
             for p, o, t in zip(prompt, output, ns)
         ]
+        if trace.content is not None:
+            body = [f"{row[:-1]}, {extra}}}" for row, extra in
+                    zip(body, content_json(trace.content))]
     else:
         raise TraceError(
             f"save_trace: {path}: unsupported extension {path.suffix!r}; "

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .content import RequestContent
+
 __all__ = ["Request"]
 
 
@@ -31,6 +33,10 @@ class Request:
     num_output_tokens : int
         Number of tokens to generate, ``>= 0``. Zero means a prefill-only
         request.
+    content : RequestContent or None, optional
+        What the prompt and output are (see :mod:`.content`), for prefix
+        caching: its segments must add up to ``num_prompt_tokens``. ``None``
+        (the default) means content shared with no other request.
 
     Raises
     ------
@@ -43,6 +49,7 @@ class Request:
     arrival_at: float
     num_prompt_tokens: int
     num_output_tokens: int
+    content: RequestContent | None = None
 
     def __post_init__(self) -> None:
         for name, minimum in (
@@ -74,3 +81,13 @@ class Request:
                 f"Request.arrival_at must be finite and >= 0 seconds, got {arrival!r}"
             )
         object.__setattr__(self, "arrival_at", arrival)
+        content = self.content
+        if content is not None:
+            if not isinstance(content, RequestContent):
+                raise ValueError(f"Request.content must be a RequestContent or None, got "
+                                 f"{type(content).__name__}")
+            if content.num_prompt_tokens != self.num_prompt_tokens:
+                raise ValueError(
+                    f"Request.content describes {content.num_prompt_tokens} prompt tokens (the "
+                    f"sum of its segment lengths) but num_prompt_tokens = "
+                    f"{self.num_prompt_tokens}; they must be equal")

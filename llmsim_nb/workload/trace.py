@@ -8,86 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .content import PromptContent
 from .request import Request
+from .trace_columns import MAX_ARRIVAL_S, MAX_TOKENS, TraceError, _arrival_column, _int_column
+from .trace_summary import trace_summary
 
-__all__ = ["Trace", "TraceError"]
-
-
-#: Largest token count a request may hold (fits an int32; no real prompt is near it).
-MAX_TOKENS = 2**31 - 1
-#: Arrivals (seconds after 0) must be below this: about 3.2 years. Unix-epoch
-#: nanoseconds of any date after March 1973 exceed it, and the results' 0.5-s
-#: throughput buckets over such a span would not fit in memory.
-MAX_ARRIVAL_S = 1e8
-
-
-class TraceError(ValueError):
-    """A trace (file or in-memory arrays) is malformed.
-
-    The message names the source, the field or column, the offending value
-    (with its row when known) and what is allowed.
-    """
-
-
-def _int_column(name: str, values: object, minimum: int) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise TraceError(f"Trace.{name} must be a 1-D array, got shape {arr.shape}")
-    if arr.dtype.kind not in "iu":
-        raise TraceError(
-            f"Trace.{name} must have an integer dtype (int64), got dtype {arr.dtype}"
-        )
-    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
-        raise TraceError(f"Trace.{name} has values that do not fit in int64")
-    arr = arr.astype(np.int64, copy=True)
-    bad = np.flatnonzero(arr < minimum)
-    if bad.size:
-        i = int(bad[0])
-        raise TraceError(
-            f"Trace.{name}[{i}] = {int(arr[i])}; must be >= {minimum}"
-        )
-    bad = np.flatnonzero(arr > MAX_TOKENS)
-    if bad.size:
-        i = int(bad[0])
-        raise TraceError(
-            f"Trace.{name}[{i}] = {int(arr[i])}; must be <= {MAX_TOKENS} (2**31 - 1) tokens"
-        )
-    arr.setflags(write=False)
-    return arr
-
-
-def _arrival_column(values: object) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise TraceError(f"Trace.arrival_at must be a 1-D array, got shape {arr.shape}")
-    if arr.dtype.kind not in "iuf":
-        raise TraceError(
-            f"Trace.arrival_at must have a real dtype (float64 seconds), got dtype {arr.dtype}"
-        )
-    arr = arr.astype(np.float64, copy=True)
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        i = int(bad[0])
-        raise TraceError(f"Trace.arrival_at[{i}] = {float(arr[i])!r}; must be finite seconds")
-    bad = np.flatnonzero(arr < 0.0)
-    if bad.size:
-        i = int(bad[0])
-        raise TraceError(f"Trace.arrival_at[{i}] = {float(arr[i])!r}; must be >= 0 seconds")
-    bad = np.flatnonzero(arr >= MAX_ARRIVAL_S)
-    if bad.size:
-        i = int(bad[0])
-        raise TraceError(
-            f"Trace.arrival_at[{i}] = {float(arr[i])!r} s; must be below {MAX_ARRIVAL_S:g} s "
-            f"(about 3 years): is it a Unix-epoch timestamp? Subtract the first arrival")
-    bad = np.flatnonzero(np.diff(arr) < 0.0)
-    if bad.size:
-        i = int(bad[0]) + 1
-        raise TraceError(
-            f"Trace.arrival_at[{i}] = {float(arr[i])!r} is earlier than arrival_at[{i - 1}] = "
-            f"{float(arr[i - 1])!r}; arrivals must be non-decreasing"
-        )
-    arr.setflags(write=False)
-    return arr
+__all__ = ["MAX_ARRIVAL_S", "MAX_TOKENS", "Trace", "TraceError"]
 
 
 def _slice_text(index: slice) -> str:
@@ -115,23 +41,33 @@ class Trace:
     source : str, optional
         Human-readable description of where the trace came from (file path or
         generator spec).
+    content : PromptContent or None, optional
+        What each request's prompt and output are, for prefix caching (see
+        :mod:`.content`): one row per request, row ``i``'s segments adding up
+        to ``num_prompt_tokens[i]``. ``None`` (the default): no request shares
+        content with another.
 
     Raises
     ------
     TraceError
         If the columns are empty, of different lengths, of a non-integer dtype
-        (token counts), or hold out-of-range / non-finite / decreasing values.
+        (token counts), or hold out-of-range / non-finite / decreasing values;
+        or if ``content`` is not a PromptContent of ``len(self)`` rows whose
+        prompt lengths match (the message names the first row that differs).
 
     Notes
     -----
     Arrays are copied on construction and made read-only, so a ``Trace`` is
-    truly immutable. Equality compares all columns and ``source``.
+    truly immutable. Equality compares all columns, ``source`` and ``content``.
+    Slicing, :meth:`head`, :meth:`filter`, :meth:`sort` and :meth:`scale_rate`
+    keep the content of the requests they keep.
     """
 
     arrival_at: np.ndarray
     num_prompt_tokens: np.ndarray
     num_output_tokens: np.ndarray
     source: str = "in-memory"
+    content: PromptContent | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str):
@@ -150,6 +86,26 @@ class Trace:
         object.__setattr__(self, "arrival_at", arrival)
         object.__setattr__(self, "num_prompt_tokens", prompt)
         object.__setattr__(self, "num_output_tokens", output)
+        if self.content is not None:
+            self._check_content(self.content)
+
+    def _check_content(self, content: object) -> None:
+        if not isinstance(content, PromptContent):
+            raise TraceError(f"Trace.content must be a PromptContent or None, got "
+                             f"{type(content).__name__}")
+        if len(content) != len(self):
+            raise TraceError(f"Trace.content has {len(content)} rows; must have one per request "
+                             f"({len(self)})")
+        bad = np.flatnonzero(content.num_prompt_tokens() != self.num_prompt_tokens)
+        if bad.size:
+            i = int(bad[0])
+            given = int(content.num_prompt_tokens()[i])
+            raise TraceError(f"Trace.content row {i} describes {given}"
+                             f" prompt tokens (its segment lengths' sum) but num_prompt_tokens[{i}]"
+                             f" = {int(self.num_prompt_tokens[i])}; they must be equal")
+
+    def _content_of(self, index: np.ndarray | slice) -> PromptContent | None:
+        return None if self.content is None else self.content.take(index)
 
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
@@ -163,6 +119,7 @@ class Trace:
                 self.num_prompt_tokens[index],
                 self.num_output_tokens[index],
                 source=f"{self.source}[{_slice_text(index)}]",
+                content=self._content_of(index),
             )
         if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"Trace indices must be int or slice, got {type(index).__name__}")
@@ -176,17 +133,21 @@ class Trace:
             arrival_at=float(self.arrival_at[i]),
             num_prompt_tokens=int(self.num_prompt_tokens[i]),
             num_output_tokens=int(self.num_output_tokens[i]),
+            content=None if self.content is None else self.content.row(i),
         )
 
     def __iter__(self) -> Iterator[Request]:
-        for i, (t, p, o) in enumerate(
-            zip(
-                self.arrival_at.tolist(),
-                self.num_prompt_tokens.tolist(),
-                self.num_output_tokens.tolist(),
-            )
-        ):
-            yield Request(request_id=i, arrival_at=t, num_prompt_tokens=p, num_output_tokens=o)
+        columns = zip(self.arrival_at.tolist(), self.num_prompt_tokens.tolist(),
+                      self.num_output_tokens.tolist())
+        if self.content is None:
+            for i, (t, p, o) in enumerate(columns):
+                yield Request(request_id=i, arrival_at=t, num_prompt_tokens=p,
+                              num_output_tokens=o)
+            return
+        row = self.content.row
+        for i, (t, p, o) in enumerate(columns):
+            yield Request(request_id=i, arrival_at=t, num_prompt_tokens=p, num_output_tokens=o,
+                          content=row(i))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Trace):
@@ -196,6 +157,8 @@ class Trace:
             and np.array_equal(self.arrival_at, other.arrival_at)
             and np.array_equal(self.num_prompt_tokens, other.num_prompt_tokens)
             and np.array_equal(self.num_output_tokens, other.num_output_tokens)
+            and (self.content is None) == (other.content is None)
+            and (self.content is None or self.content == other.content)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -235,6 +198,7 @@ class Trace:
             self.num_prompt_tokens[index],
             self.num_output_tokens[index],
             source=f"{self.source} ({what})",
+            content=self._content_of(index),
         )
 
     def filter(self, keep: np.ndarray | Callable[[Trace], np.ndarray], *,
@@ -339,6 +303,8 @@ class Trace:
         Returns
         -------
         Trace
+            With ``content`` when every request has one; none may have one
+            unless all do (else ``TraceError`` naming the first that differs).
         """
         reqs = list(requests)
         for i, r in enumerate(reqs):
@@ -351,11 +317,19 @@ class Trace:
                     f"Trace.from_requests: item {i} has request_id {r.request_id}; ids must be "
                     f"the positions 0..n-1 (pass renumber=True to reassign them)"
                 )
+        has = [r.content is not None for r in reqs]
+        if any(has) and not all(has):
+            i = has.index(not has[0])
+            raise TraceError(
+                f"Trace.from_requests: item {i} {'has no' if has[0] else 'has'} content but item 0"
+                f" {'has' if has[0] else 'has none'}; either every request has content or none")
         return cls(
             np.array([r.arrival_at for r in reqs], dtype=np.float64),
             np.array([r.num_prompt_tokens for r in reqs], dtype=np.int64),
             np.array([r.num_output_tokens for r in reqs], dtype=np.int64),
             source=source,
+            content=PromptContent.from_rows([r.content for r in reqs]) if reqs and all(has)
+            else None,
         )
 
     # ----------------------------------------------------------------- summary
@@ -372,26 +346,4 @@ class Trace:
             ``prompt_tokens`` / ``output_tokens`` the ``_mean``, ``_min``,
             ``_p50``, ``_p90``, ``_p99`` and ``_max``; plus ``source``.
         """
-        n = len(self)
-        duration = float(self.arrival_at[-1] - self.arrival_at[0])
-        if duration > 0.0:
-            rate = (n - 1) / duration
-        else:
-            rate = math.inf if n > 1 else math.nan
-        out: dict[str, float | int | str] = {
-            "source": self.source,
-            "num_requests": n,
-            "duration_s": duration,
-            "mean_rate_per_s": rate,
-            "total_prompt_tokens": int(self.num_prompt_tokens.sum()),
-            "total_output_tokens": int(self.num_output_tokens.sum()),
-        }
-        for label, col in (("prompt_tokens", self.num_prompt_tokens), ("output_tokens", self.num_output_tokens)):
-            p50, p90, p99 = np.percentile(col, [50, 90, 99])
-            out[f"{label}_mean"] = float(col.mean())
-            out[f"{label}_min"] = int(col.min())
-            out[f"{label}_p50"] = float(p50)
-            out[f"{label}_p90"] = float(p90)
-            out[f"{label}_p99"] = float(p99)
-            out[f"{label}_max"] = int(col.max())
-        return out
+        return trace_summary(self)

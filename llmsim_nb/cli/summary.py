@@ -1,0 +1,51 @@
+"""The summary ``llmsim run`` prints: the run's headline figures, one line each."""
+
+from __future__ import annotations
+
+
+def format_summary(summary: dict, wall: float, ds) -> str:
+    """The lines of ``summary`` (:func:`~llmsim_nb.results.summarize`) for a run
+    ``ds`` (Dataset or ArrayResults) that took ``wall`` seconds."""
+    def ms(x: float) -> str:
+        return f"{x * 1e3:9.1f} ms"
+
+    lines = [
+        "-" * 60,
+        f"llmsim_nb {ds.attrs['llmsim_nb_version']}: {ds.attrs['model']} on "
+        f"{ds.attrs['hardware']} ({ds.attrs['engine']} engine)",
+        f"layout              TP {ds.attrs.get('tensor_parallel', '?')} x PP "
+        f"{ds.attrs.get('pipeline_parallel', '?')}, network {ds.attrs.get('network') or '-'}, "
+        f"{ds.attrs['engine']} engine",
+        f"trace: {ds.attrs['trace_source']}",
+        f"requests finished   {summary['num_finished']} / {summary['num_requests']}",
+        f"iterations          {summary['num_iterations']}",
+        f"simulated time      {summary['simulated_time']:.3f} s",
+        f"prompt throughput   {summary['prompt_throughput']:.1f} tokens/s",
+        f"generation thrpt.   {summary['generation_throughput']:.1f} tokens/s",
+        f"TTFT  mean {ms(summary['ttft_mean'])}  p50 {ms(summary['ttft_p50'])}  "
+        f"p99 {ms(summary['ttft_p99'])}",
+        f"TPOT  mean {ms(summary['tpot_mean'])}  p50 {ms(summary['tpot_p50'])}  "
+        f"p99 {ms(summary['tpot_p99'])}",
+        f"E2E   mean {ms(summary['e2e_mean'])}  p50 {ms(summary['e2e_p50'])}  "
+        f"p99 {ms(summary['e2e_p99'])}",
+        f"KV cache            {ds.attrs['num_kv_blocks']} blocks, peak usage "
+        f"{summary['kv_usage_peak']:.1%}, {summary['num_evictions']} evictions",
+        *prefix_lines(summary),
+        f"wall time           {wall:.3f} s",
+        "-" * 60,
+    ]
+    return "\n".join(lines)
+
+
+def prefix_lines(summary: dict) -> list[str]:
+    """The summary lines of prefix caching, preemption and goodput, where they apply."""
+    lines = []
+    if summary.get("prefix_hit_rate") == summary.get("prefix_hit_rate"):  # not NaN
+        lines.append(f"prefix cache        hit rate {summary['prefix_hit_rate']:.1%} "
+                     f"({summary['num_cached_tokens']} cached prompt tokens)")
+    if summary.get("num_preemptions"):
+        lines.append(f"preemptions         {summary['num_preemptions']} (by recompute)")
+    if summary.get("goodput") == summary.get("goodput") and "goodput" in summary:
+        lines.append(f"goodput             {summary['goodput']:.2f} req/s "
+                     f"({summary['goodput_fraction']:.1%} of requests meet the SLOs)")
+    return lines
