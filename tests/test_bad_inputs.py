@@ -120,7 +120,7 @@ API_CASES = [
      r"^activation_reserve=0\.95 is out of range \(must be <= 0\.9\)"),
     # ------------------------------------------------------------ choices and types
     ("scheduling unknown", lambda t: F(scheduling="fifo"),
-     r"^scheduling='fifo' is not one of \['orca', 'vllm', 'chunked', 'vllm-v1'\]$"),
+     r"^scheduling='fifo' is not one of \['auto', 'orca', 'vllm', 'chunked', 'vllm-v1'\]$"),
     ("kv_manage unknown", lambda t: F(kv_manage="lru"),
      r"kv_manage='lru' is not one of \['vllm', 'max'\]"),
     ("parallel unknown", lambda t: F(parallel="data"),

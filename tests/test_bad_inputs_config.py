@@ -221,7 +221,7 @@ EXACT = [
      "gpu_memory_utilization=0.0 is out of range (must be > 0.0); allowed 0.01 .. 1 "
      "(fraction of device memory; None = use activation_reserve)"),
     (dict(scheduling="chunkd"),
-     "scheduling='chunkd' is not one of ['orca', 'vllm', 'chunked', 'vllm-v1']; did you mean 'chunked'?"),
+     "scheduling='chunkd' is not one of ['auto', 'orca', 'vllm', 'chunked', 'vllm-v1']; did you mean 'chunked'?"),
     (dict(config=3), "config must be the path of a YAML file of flags, got 3"),
 ]
 
@@ -401,7 +401,7 @@ JSON_CASES = [
     ("out of range", lambda d: d["memory"].update(npu_mem=1e300),
      r"^npu_mem=1e\+300 is out of range \(must be <= 16384\)"),
     ("choice of wrong type", lambda d: d["scheduler"].update(policy=["orca"]),
-     r"^scheduling=\['orca'\] is not one of \['orca', 'vllm', 'chunked', 'vllm-v1'\]$"),
+     r"^scheduling=\['orca'\] is not one of \['auto', 'orca', 'vllm', 'chunked', 'vllm-v1'\]$"),
 ]
 
 

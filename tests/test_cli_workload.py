@@ -91,7 +91,7 @@ def test_run_help_shows_the_config_defaults(capsys):
                     else str(value))
         assert text == f"default {expected}", flag
     assert defaults["model_name"] == "default gpt3-6.7b"
-    assert defaults["scheduling"] == "default orca" and defaults["block_size"] == "default 16"
+    assert defaults["scheduling"] == "default auto" and defaults["block_size"] == "default 16"
     assert "npu_mem" not in defaults and "congestion" not in defaults  # None / off
     with pytest.raises(SystemExit):
         main(["run", "--help"])

@@ -11,7 +11,10 @@ from llmsim_nb.config import MemoryConfig, SystemConfig
 def test_defaults_are_the_papers_setup():
     c = SimConfig()
     assert c.model == "gpt3-6.7b" and c.hardware == "npu-128x128"
-    assert c.scheduler.policy == "orca" and c.scheduler.kv_manage == "vllm"
+    # 'auto' is the original's orca on the paper's NPU (vllm-v1 on a GPU preset).
+    assert c.scheduler.policy == "auto" and c.scheduler.kv_manage == "vllm"
+    assert c.scheduler.resolve(gpu=False).policy == "orca"
+    assert c.scheduler.resolve(gpu=True).policy == "vllm-v1"
     assert c.system.npu_num == 1 and c.system.pim_type == "none"
 
 

@@ -49,7 +49,7 @@ def no_config_warning(make):
 # ------------------------------------------------------------ the flag leads the message
 FLAG_MESSAGES = [
     (dict(scheduling="fifo"),
-     r"^scheduling='fifo' is not one of \['orca', 'vllm', 'chunked', 'vllm-v1'\]$"),
+     r"^scheduling='fifo' is not one of \['auto', 'orca', 'vllm', 'chunked', 'vllm-v1'\]$"),
     (dict(npu_mem=1e300), r"^npu_mem=1e\+300 is out of range \(must be <= 16384\); allowed "
                           r"0\.001 \.\. 16384 GiB \(memory of one device; None = the preset's\)$"),
     (dict(npu_num=0), r"^npu_num=0 is out of range \(must be >= 1\); allowed 1 \.\. 65536"),
@@ -126,8 +126,8 @@ def test_every_numeric_setting_names_its_flag_or_field(cls, field):
 
 # ------------------------------------------------------------ did you mean
 SUGGESTIONS = [
-    (lambda: F(scheduling="chunkd"), r"^scheduling='chunkd' is not one of \['orca', 'vllm', "
-                                     r"'chunked', 'vllm-v1'\]; did you mean 'chunked'\?$"),
+    (lambda: F(scheduling="chunkd"), r"^scheduling='chunkd' is not one of \['auto', 'orca', "
+                                     r"'vllm', 'chunked', 'vllm-v1'\]; did you mean 'chunked'\?$"),
     (lambda: F(scheduling="ORCA"), r"; did you mean 'orca'\?$"),
     (lambda: F(kv_manage="vlm"), r"^kv_manage='vlm' is not one of .*; did you mean 'vllm'\?$"),
     (lambda: F(parallel="tensr"), r"; did you mean 'tensor'\?$"),

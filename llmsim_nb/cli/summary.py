@@ -16,6 +16,8 @@ def format_summary(summary: dict, wall: float, ds) -> str:
         f"layout              TP {ds.attrs.get('tensor_parallel', '?')} x PP "
         f"{ds.attrs.get('pipeline_parallel', '?')}, network {ds.attrs.get('network') or '-'}, "
         f"{ds.attrs['engine']} engine",
+        f"scheduling          {ds.attrs.get('scheduling', '?')}, prefix caching "
+        f"{ds.attrs.get('prefix_caching', '?')}",
         f"trace: {ds.attrs['trace_source']}",
         f"requests finished   {summary['num_finished']} / {summary['num_requests']}",
         f"iterations          {summary['num_iterations']}",

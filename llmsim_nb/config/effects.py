@@ -34,6 +34,17 @@ def _has(flags: list[str]) -> str:
     return "has" if len(flags) == 1 else "have"
 
 
+def _auto_policy(hardware: str) -> str | None:
+    """What ``scheduling='auto'`` becomes on ``hardware`` (None for an unknown preset,
+    which building the instance reports): vllm-v1 on a GPU engine, else orca."""
+    from .._presets import preset_entries
+
+    entry = preset_entries("hardware.yaml").get(hardware)
+    if not isinstance(entry, dict):
+        return None
+    return "vllm-v1" if entry.get("engine") in ("gpu", "profiled") else "orca"
+
+
 def check_flag_effects(config, given: Iterable[str], *, stacklevel: int = 2) -> None:
     """Report the flags in ``given`` that can have no effect in ``config``.
 
@@ -120,10 +131,11 @@ def check_flag_effects(config, given: Iterable[str], *, stacklevel: int = 2) -> 
         raise ValueError("; ".join(errors))
 
     found: list[str] = []
-    if ("max_num_batched_tokens" in set_ and sched.policy not in ("chunked", "vllm-v1")
+    policy = sched.policy if sched.policy != "auto" else _auto_policy(config.hardware)
+    if ("max_num_batched_tokens" in set_ and policy not in ("chunked", "vllm-v1", None)
             and mem.gpu_memory_utilization is None):
         found.append(f"max_num_batched_tokens={sched.max_num_batched_tokens} has no effect: "
-                     f"scheduling={sched.policy!r} has no token budget (only 'chunked' and "
+                     f"scheduling={policy!r} has no token budget (only 'chunked' and "
                      f"'vllm-v1' have one), and without gpu_memory_utilization no activation memory is "
                      f"sized from it; it is ignored")
     if tensor_parallel_degree(system) == 1:

@@ -32,7 +32,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-SCHEDULING_POLICIES = ("orca", "vllm", "chunked", "vllm-v1")
+#: ``auto`` is vllm-v1 on a GPU engine (what vLLM serves today) and orca on the
+#: others (the original's default), resolved when the instance is built.
+SCHEDULING_POLICIES = ("auto", "orca", "vllm", "chunked", "vllm-v1")
 REQUEST_ORDERS = ("fcfs", "priority")
 PREEMPTION_MODES = ("recompute", "swap")
 KV_MANAGE = ("vllm", "max")

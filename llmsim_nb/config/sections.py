@@ -12,7 +12,7 @@ given (:mod:`.effects`); the constructors accept it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .fields import (ACTIVATION_RESERVE_RANGE, ATTENTION_PLACEMENTS, BATCH_DELAY_RANGE,
                      BLOCK_SIZE_RANGE, COLLECTIVES, GPU_MEMORY_UTILIZATION_RANGE,
@@ -28,8 +28,9 @@ from .fields import (ACTIVATION_RESERVE_RANGE, ATTENTION_PLACEMENTS, BATCH_DELAY
 class SchedulerConfig:
     """How requests are batched and how the KV cache is managed."""
 
-    policy: str = field(default="orca", metadata=_meta(
-        "Scheduling policy: orca (iteration-level, whole prompts mixed with decodes), "
+    policy: str = field(default="auto", metadata=_meta(
+        "Scheduling policy: auto (vllm-v1 on a GPU hardware preset, orca on the others), "
+        "orca (iteration-level, whole prompts mixed with decodes), "
         "vllm (prefill-first, as vLLM v0), chunked (token budget mixing prefill chunks "
         "with decodes, as Sarathi-Serve), vllm-v1 (vLLM V1's scheduler: one token budget, "
         "automatic prefix caching, preemption by recompute)", flag="scheduling"))
@@ -90,6 +91,8 @@ class SchedulerConfig:
         _check_choice("scheduling_policy", self.scheduling_policy, REQUEST_ORDERS)
         if self.preemption_mode is not None:
             _check_choice("preemption_mode", self.preemption_mode, PREEMPTION_MODES)
+        if self.policy == "auto":
+            return  # checked once resolve() knows the policy (when the instance is built)
         v1 = self.policy == "vllm-v1"
         wrong = [text for text, bad in (
             ("enable_prefix_caching=True needs scheduling='vllm-v1' (only it caches "
@@ -112,9 +115,24 @@ class SchedulerConfig:
         if wrong:
             raise ValueError("; ".join(wrong))
 
+    def resolve(self, gpu: bool) -> SchedulerConfig:
+        """This config with ``policy='auto'`` made concrete: ``vllm-v1`` when the
+        engine is a GPU (``gpu``), else ``orca``; the checks of the concrete
+        policy run then (a vllm-v1 flag with an NPU's orca is an error)."""
+        if self.policy != "auto":
+            return self
+        policy = "vllm-v1" if gpu else "orca"
+        try:
+            return replace(self, policy=policy)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (scheduling='auto' is {policy!r} here: the hardware "
+                             f"{'is' if gpu else 'is not'} a GPU; pass --scheduling to choose)"
+                             ) from None
+
     @property
     def prefix_caching(self) -> bool:
-        """Whether prefixes are cached (``enable_prefix_caching``, None = the policy's)."""
+        """Whether prefixes are cached (``enable_prefix_caching``, None = the policy's;
+        False while the policy is ``auto``: see :meth:`resolve`)."""
         if self.enable_prefix_caching is None:
             return self.policy == "vllm-v1"
         return self.enable_prefix_caching

@@ -84,13 +84,8 @@ class SimConfig:
             raise ValueError(f"reuse={_show(self.reuse)} must be on/off (a bool)")
         _check_choice("npu_mode", self.npu_mode, NPU_MODES)
         if isinstance(self.memory, MemoryConfig) and isinstance(self.scheduler, SchedulerConfig) \
-                and self.memory.kv_offload_gib and not (self.scheduler.policy == "vllm-v1"
-                                                        and self.scheduler.prefix_caching):
-            raise ValueError(f"kv_offload_gib={_show(self.memory.kv_offload_gib)} needs "
-                             f"scheduling='vllm-v1' with prefix caching on (the host tier "
-                             f"keeps cached blocks); got scheduling="
-                             f"{_show(self.scheduler.policy)}, enable_prefix_caching="
-                             f"{_show(self.scheduler.enable_prefix_caching)}")
+                and self.scheduler.policy != "auto":
+            check_kv_offload(self.scheduler, self.memory)
         for name, cls in (("scheduler", SchedulerConfig), ("memory", MemoryConfig),
                           ("system", SystemConfig)):
             if not isinstance(getattr(self, name), cls):
@@ -242,6 +237,16 @@ def _changed_flags(config: SimConfig, given) -> set[str]:
 
 # Flags whose Python type is float but that users reasonably pass as ints.
 _FLOAT_FLAGS = {"batch_delay", "npu_mem", "gpu_memory_utilization"}
+
+
+def check_kv_offload(scheduler: SchedulerConfig, memory: MemoryConfig) -> None:
+    """``kv_offload_gib`` needs a concrete vllm-v1 policy with prefix caching."""
+    if memory.kv_offload_gib and not (scheduler.policy == "vllm-v1"
+                                      and scheduler.prefix_caching):
+        raise ValueError(f"kv_offload_gib={_show(memory.kv_offload_gib)} needs "
+                         f"scheduling='vllm-v1' with prefix caching on (the host tier "
+                         f"keeps cached blocks); got scheduling={_show(scheduler.policy)}, "
+                         f"enable_prefix_caching={_show(scheduler.enable_prefix_caching)}")
 
 
 #: Switches given as on / off on the command line (or True / False).

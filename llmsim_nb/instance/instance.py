@@ -220,6 +220,8 @@ class Instance:
         return {"config": self.config.to_json(), "seed": self.config.seed,
                 "llmsim_nb_version": __version__, "model": self.model.name,
                 "hardware": self.config.hardware, "engine": self.engine.name,
+                "scheduling": self.scheduler.config.policy,
+                "prefix_caching": "on" if self.scheduler.config.prefix_caching else "off",
                 "trace_source": self._trace_source,
                 "num_kv_blocks": self.kv_cache.num_blocks,
                 "tensor_parallel": self.layout.tp, "pipeline_parallel": self.layout.pp,

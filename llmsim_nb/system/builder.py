@@ -27,6 +27,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..config import GIB, SimConfig
+from ..config.sim import check_kv_offload
 from ..engines.base import Engine, check_engine_argument, get_engine_class
 from ..engines.hardware import get_hardware
 from ..engines.npu_detailed import DetailedNPUEngine  # noqa: F401  registers "npu-detailed"
@@ -178,17 +179,29 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
     block_size = config.scheduler.block_size
     num_blocks = (pim.num_kv_blocks(memory, block_size, model.name, longest_request)
                   if pim is not None else memory.num_kv_blocks(block_size, model.name))
-    if config.scheduler.policy == "vllm-v1":
+    # policy 'auto': vLLM V1 on a GPU engine, the original's orca elsewhere.
+    sched_config = config.scheduler.resolve(gpu=_is_gpu(engine))
+    check_kv_offload(sched_config, config.memory)
+    if sched_config.policy == "vllm-v1":
         block_bytes = block_size * model.kv_bytes_per_token()
         kv_cache = PrefixCachingKVManager(
-            num_blocks, block_size, enable_caching=config.scheduler.prefix_caching,
+            num_blocks, block_size, enable_caching=sched_config.prefix_caching,
             num_host_blocks=int(config.memory.kv_offload_gib * GIB // block_bytes))
-        scheduler = V1Scheduler(config.scheduler, kv_cache, model.kv_bytes_per_token())
+        scheduler = V1Scheduler(sched_config, kv_cache, model.kv_bytes_per_token())
     else:
         kv_cache = KVCacheManager(num_blocks, block_size)
-        scheduler = Scheduler(config.scheduler, kv_cache, model.kv_bytes_per_token())
+        scheduler = Scheduler(sched_config, kv_cache, model.kv_bytes_per_token())
     return InstanceParts(config, model, template, layout, engine.spec, engine, pim, stack,
                          converter, topology, network, memory, kv_cache, scheduler)
+
+
+#: Engines that time a GPU: the analytical one and the measured-profile one.
+GPU_ENGINES = ("gpu", "profiled")
+
+
+def _is_gpu(engine: Engine) -> bool:
+    """Whether the engine times a GPU (a reuse cache answers with its engine's name)."""
+    return getattr(engine, "name", "") in GPU_ENGINES
 
 
 def check_build_arguments(config, engine, pim_mapping, longest_request, caller: str) -> None:
