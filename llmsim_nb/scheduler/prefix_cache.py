@@ -40,6 +40,7 @@ the free queue, which no freed block ever precedes.
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import islice
 
 from .block_hasher import BlockHasher
 
@@ -77,7 +78,10 @@ class PrefixCachingKVManager:
         self._free: OrderedDict[int, None] = OrderedDict()   # freed blocks, LRU first
         self._ref: dict[int, int] = {}                       # block -> references (> 0)
         self._hash_of: dict[int, int] = {}                   # block -> its registered hash
-        self._cached: dict[int, dict[int, None]] = {}        # hash -> blocks holding it
+        # hash -> the block that answers lookups (the first registered of those
+        # holding it), and the later duplicates in registration order.
+        self._cached: dict[int, int] = {}
+        self._dups: dict[int, list[int]] = {}
         self._tables: dict[int, list[int]] = {}              # request -> its blocks in order
         self._num_registered: dict[int, int] = {}            # request -> leading blocks hashed
         self.num_evicted_blocks = 0                          # cached blocks reused for others
@@ -142,17 +146,16 @@ class PrefixCachingKVManager:
         with ``num_tokens`` known tokens (``get_computed_blocks``)."""
         if not self.enable_caching:
             return []
-        found: list[int] = []
-        cached = self._cached
         most = (num_tokens - 1) // self.block_size
         if most == 0:
-            return found
+            return []
         hasher.hash_of(most - 1)  # the whole chain at once
-        for h in hasher.hashes[1: most + 1]:
-            blocks = cached.get(h)
-            if blocks is None:
-                break
-            found.append(next(iter(blocks)))
+        # One dict lookup per block, in C; the run ends at the first miss.
+        found = list(map(self._cached.get, islice(hasher.hashes, 1, most + 1)))
+        try:
+            del found[found.index(None):]
+        except ValueError:
+            pass
         return found
 
     def find_host_prefix(self, hasher: BlockHasher, num_tokens: int, num_device_hits: int
@@ -193,7 +196,7 @@ class PrefixCachingKVManager:
         """
         need = self.num_new_blocks(request_id, num_tokens, len(hit_blocks))
         ref = self._ref
-        free_hits = sum(1 for b in hit_blocks if b not in ref)
+        free_hits = len(hit_blocks) - sum(map(ref.__contains__, hit_blocks))
         if need > self.num_free_blocks - free_hits:
             return False
         table = self._tables.setdefault(request_id, [])
@@ -205,23 +208,36 @@ class PrefixCachingKVManager:
             table.append(b)
         if hit_blocks:
             self._num_registered[request_id] = len(table)
-        for _ in range(need):
+        fresh = min(need, self.num_blocks - self._next_unused)
+        if fresh:  # never-used blocks first, in id order
+            new = range(self._next_unused, self._next_unused + fresh)
+            self._next_unused += fresh
+            ref.update(dict.fromkeys(new, 1))
+            table.extend(new)
+        for _ in range(need - fresh):
             b = self._pop_free()
             ref[b] = 1
             table.append(b)
         return True
 
     def _pop_free(self) -> int:
-        if self._next_unused < self.num_blocks:
-            self._next_unused += 1
-            return self._next_unused - 1
+        """The least recently freed block, its hash (if any) evicted."""
         b, _ = self._free.popitem(last=False)
         h = self._hash_of.pop(b, None)
         if h is not None:  # evict: the block is about to hold other tokens
-            holders = self._cached[h]
-            del holders[b]
-            if not holders:
-                del self._cached[h]
+            if self._cached[h] == b:
+                dups = self._dups.get(h)
+                if dups:
+                    self._cached[h] = dups.pop(0)
+                    if not dups:
+                        del self._dups[h]
+                else:
+                    del self._cached[h]
+            else:
+                dups = self._dups[h]
+                dups.remove(b)
+                if not dups:
+                    del self._dups[h]
             self.num_evicted_blocks += 1
             if self.num_host_blocks:
                 self._offload(h)
@@ -254,11 +270,10 @@ class PrefixCachingKVManager:
                 continue
             h = hashes[k + 1]
             hash_of[b] = h
-            holders = cached.get(h)
-            if holders is None:
-                cached[h] = {b: None}
+            if h in cached:  # a duplicate: computed again while the first was cached
+                self._dups.setdefault(h, []).append(b)
             else:
-                holders[b] = None
+                cached[h] = b
         if stop > start:
             self._num_registered[request_id] = stop
 
@@ -281,4 +296,5 @@ class PrefixCachingKVManager:
         """Forget every registered hash (vLLM's ``reset_prefix_cache``)."""
         self._hash_of.clear()
         self._cached.clear()
+        self._dups.clear()
         self._num_registered.clear()

@@ -181,7 +181,14 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
                   if pim is not None else memory.num_kv_blocks(block_size, model.name))
     # policy 'auto': vLLM V1 on a GPU engine, the original's orca elsewhere.
     sched_config = config.scheduler.resolve(gpu=_is_gpu(engine))
-    check_kv_offload(sched_config, config.memory)
+    try:
+        check_kv_offload(sched_config, config.memory)
+    except ValueError as exc:
+        if config.scheduler.policy != "auto":
+            raise
+        raise ValueError(f"{exc} (scheduling='auto' is {sched_config.policy!r} here: the "
+                         f"hardware is {'' if _is_gpu(engine) else 'not '}a GPU; pass "
+                         f"--scheduling to choose)") from None
     if sched_config.policy == "vllm-v1":
         block_bytes = block_size * model.kv_bytes_per_token()
         kv_cache = PrefixCachingKVManager(
