@@ -242,5 +242,30 @@ def test_host_tier_keeps_evicted_blocks_and_its_own_lru():
     c = hasher([(1, 8)], index=3)
     assert kv.find_cached_prefix(c, 9) == []
     assert kv.find_host_prefix(c, 9, 0) == 1  # a0 there, a1 dropped by the host LRU
-    kv.load_from_host(c, 0, 1)
-    assert kv.host_queue() == [b.hash_of(1), a.hash_of(0)] and kv.num_loaded_blocks == 1
+    # Request 2 leaves: its blocks 1 0 3 (hashes x0 x1 x2) join the queue behind 2 (b0).
+    kv.free(2)
+    x = hasher([(3, 12)], index=2)
+    # Loading a0 makes it the most recent in the host tier; then the 3 new blocks
+    # (2, 3, 0) evict b0, x2, x1 into it, each push dropping the least recent.
+    assert kv.allocate_slots(3, 9, [], [c.hash_of(0)])
+    assert kv.block_ids(3) == [2, 3, 0]
+    assert kv.host_queue() == [x.hash_of(2), x.hash_of(1)]
+    assert kv.num_loaded_blocks == 1 and kv.num_stored_blocks == 6
+
+
+def test_a_small_host_tier_loads_before_it_stores():
+    # The allocation that loads a host hit also evicts device blocks into the
+    # host tier; with a one-block tier the store pushes out the block just read.
+    kv = PrefixCachingKVManager(3, B, num_host_blocks=1)
+    admit(kv, 0, hasher([(1, 4)]), 4)             # block 0 = a0
+    kv.free(0)
+    admit(kv, 1, hasher([(2, 8)], index=1), 8)    # never-used 1 2
+    kv.free(1)                                    # queue 0 2 1
+    admit(kv, 2, hasher([(3, 4)], index=2), 4)    # takes 0: a0 -> host
+    c = hasher([(1, 4), (5, 4)], index=3)
+    assert kv.find_host_prefix(c, 8, 0) == 1
+    # Takes blocks 2 then 1: b1 then b0 are stored, each push dropping the older.
+    assert kv.allocate_slots(3, 8, [], [c.hash_of(0)])
+    assert kv.block_ids(3) == [2, 1]
+    assert kv.num_loaded_blocks == 1 and kv.num_stored_blocks == 3
+    assert kv.host_queue() == [hasher([(2, 8)], index=1).hash_of(0)]

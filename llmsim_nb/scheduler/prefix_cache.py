@@ -162,9 +162,10 @@ class PrefixCachingKVManager:
                          ) -> int:
         """Blocks after the ``num_device_hits`` device hits found in the host
         tier, in a run (the prefix continues there); 0 without a host tier."""
-        if not self._host:
-            return 0
         most = (num_tokens - 1) // self.block_size
+        if not self._host or most <= num_device_hits:
+            return 0
+        hasher.hash_of(most - 1)
         host, n = self._host, 0
         for h in hasher.hashes[num_device_hits + 1: most + 1]:
             if h not in host:
@@ -172,12 +173,13 @@ class PrefixCachingKVManager:
             n += 1
         return n
 
-    def load_from_host(self, hasher: BlockHasher, first: int, count: int) -> None:
-        """Note that blocks ``first .. first+count-1`` of a request come from the
-        host tier (they count as used: most recent in the host LRU)."""
-        for h in hasher.hashes[first + 1: first + count + 1]:
+    def _load_from_host(self, host_hashes) -> None:
+        """Read these host-tier blocks (most recent in the host LRU now). The
+        loads come before the stores of the same allocation, so a store that
+        then pushes one of them out of a full host tier takes nothing away."""
+        for h in host_hashes:
             self._host.move_to_end(h)
-        self.num_loaded_blocks += count
+        self.num_loaded_blocks += len(host_hashes)
 
     # ------------------------------------------------------------- changes
     def num_new_blocks(self, request_id: int, num_tokens: int, num_hit_blocks: int = 0) -> int:
@@ -187,12 +189,15 @@ class PrefixCachingKVManager:
                    - num_hit_blocks)
 
     def allocate_slots(self, request_id: int, num_tokens: int,
-                       hit_blocks: list[int] | tuple[int, ...] = ()) -> bool:
+                       hit_blocks: list[int] | tuple[int, ...] = (),
+                       host_hashes: list[int] | tuple[int, ...] = ()) -> bool:
         """Make the request hold ``num_tokens`` tokens: its hit blocks first,
         then new blocks. False (and nothing changes) if the pool is short.
 
         Hit blocks with no reference sit in the free queue; touching them takes
         them out, so they do not count as free blocks for the new ones.
+        ``host_hashes`` are the host-tier hits that follow the device hits
+        (:meth:`find_host_prefix`): new blocks are loaded from them.
         """
         need = self.num_new_blocks(request_id, num_tokens, len(hit_blocks))
         ref = self._ref
@@ -208,6 +213,8 @@ class PrefixCachingKVManager:
             table.append(b)
         if hit_blocks:
             self._num_registered[request_id] = len(table)
+        if host_hashes:
+            self._load_from_host(host_hashes)
         fresh = min(need, self.num_blocks - self._next_unused)
         if fresh:  # never-used blocks first, in id order
             new = range(self._next_unused, self._next_unused + fresh)

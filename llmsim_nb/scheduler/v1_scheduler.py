@@ -307,11 +307,10 @@ class V1Scheduler:
             if not chunked and n > budget:
                 break
             n = min(n, budget)
-            if not kv.allocate_slots(i, num_cached + n, hits):
+            host_hashes = hasher.hashes[len(hits) + 1: len(hits) + host + 1]
+            if not kv.allocate_slots(i, num_cached + n, hits, host_hashes):
                 break  # FCFS: the head of the queue waits for memory
-            if host:
-                kv.load_from_host(hasher, len(hits), host)
-                self._host_hits += host
+            self._host_hits += host
             kv.cache_full_blocks(i, hasher, num_cached + n)
             self._waiting.pop()
             self._running.append(i)

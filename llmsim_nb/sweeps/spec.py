@@ -55,10 +55,21 @@ def apply_flags(config: SimConfig, flags: Mapping[str, Any]) -> SimConfig:
 
 
 def trace_fingerprint(trace: Trace) -> str:
-    """A hash of a trace's requests (not its ``source`` text)."""
+    """A hash of a trace's requests (not its ``source`` text): their times and
+    lengths and, where the trace has them, their content (what prefixes they
+    share) and priorities; each part is tagged so none can pass for another."""
     h = hashlib.sha256()
-    for column in (trace.arrival_at, trace.num_prompt_tokens, trace.num_output_tokens):
-        h.update(np.ascontiguousarray(column).tobytes())
+    columns = [trace.arrival_at, trace.num_prompt_tokens, trace.num_output_tokens]
+    content = getattr(trace, "content", None)
+    if content is not None:
+        columns += [b"content", content.starts, content.segment_ids, content.segment_lengths,
+                    content.output_ids, content.cache_salts]
+    priority = getattr(trace, "priority", None)
+    if priority is not None:
+        columns += [b"priority", priority]
+    for column in columns:
+        h.update(column if isinstance(column, bytes) else
+                 np.ascontiguousarray(column).tobytes())
     return h.hexdigest()
 
 
