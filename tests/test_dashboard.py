@@ -141,3 +141,82 @@ def test_workload_controls_make_the_trace():
         Dashboard(flags={"bogus": 1})
     with pytest.raises(ValueError, match="unknown plot"):
         Dashboard(plots=("throughput", "pie"))
+
+
+def test_the_vllm_v1_controls():
+    from llmsim_nb.config import MemoryConfig
+    from llmsim_nb.viz.controls import SWITCH_OPTIONS
+
+    specs = {s.flag: s for s in control_specs()}
+    assert "vllm-v1" in specs["scheduling"].options
+    caching = specs["enable_prefix_caching"]
+    assert caching.kind == "switch" and caching.options == SWITCH_OPTIONS == ("auto", "on", "off")
+    assert caching.default is None
+    assert caching.help == _field(SchedulerConfig, "enable_prefix_caching").metadata["help"]
+    offload = specs["kv_offload_gib"]
+    assert offload.kind == "float" and offload.units == "GiB" and offload.default == 0.0
+    assert offload.help == _field(MemoryConfig, "kv_offload_gib").metadata["help"]
+    assert offload.label == "kv_offload_gib [GiB]"
+
+
+def test_vllm_v1_prefix_caching_and_the_host_tier_from_the_widgets(dash):
+    caching, offload = dash.controls["enable_prefix_caching"], dash.controls["kv_offload_gib"]
+    assert caching.value == "auto" and list(caching.options) == ["auto", "on", "off"]
+    assert offload.value == 0.0
+    dash.controls["scheduling"].value = "vllm-v1"
+    assert dash.error is None and dash.sim.config.scheduler.policy == "vllm-v1"
+    assert dash.values()["enable_prefix_caching"] is None          # auto: the policy's (on)
+    assert dash.sim.config.scheduler.prefix_caching is True
+    caching.value = "off"
+    assert dash.error is None and dash.sim.config.scheduler.enable_prefix_caching is False
+    # The host tier needs prefix caching: the config's own one-line message.
+    offload.value = 0.5
+    assert dash.sim is None and dash.error.startswith("kv_offload_gib=0.5 needs scheduling=")
+    caching.value = "on"
+    assert dash.error is None and dash.sim.config.memory.kv_offload_gib == 0.5
+    dash.run_to_end()
+    assert dash.sim.is_finished and "num_host_cached_tokens" in dash.results
+    # A bad value is refused by the config's range check, never clamped.
+    offload.value = -1.0
+    assert dash.sim is None and dash.error.startswith("kv_offload_gib=-1.0 is out of range")
+    assert "\n" not in dash.error
+    offload.value = 0.0
+    caching.value = "auto"
+    dash.controls["scheduling"].value = "orca"
+    assert dash.error is None
+    caching.value = "on"   # orca has no prefix cache
+    assert dash.sim is None and "enable_prefix_caching=True needs scheduling='vllm-v1'" \
+        in dash.error
+
+
+def test_initial_values_are_checked_in_one_line_never_coerced():
+    dash = Dashboard(flags={"model_name": "gpt2", "scheduling": "vllm-v1",
+                            "enable_prefix_caching": False, "kv_offload_gib": 0},
+                     workload=SMALL["workload"])
+    assert dash.controls["enable_prefix_caching"].value == "off"
+    assert dash.sim.config.scheduler.enable_prefix_caching is False
+    for flags, message in [
+            ({"enable_prefix_caching": "maybe"},
+             "enable_prefix_caching='maybe' is not one of ['auto', 'on', 'off'] "
+             "(or True, False, None)"),
+            ({"block_size": 4.5}, "block_size=4.5 must be an integer (never truncated)"),
+            ({"scheduling": "vllm-v2"}, "scheduling='vllm-v2' is not one of "),
+            ({"kv_offload_gib": "1"}, "kv_offload_gib='1' must be a number"),
+            ({"sub_batch": 1}, "sub_batch=1 must be True or False")]:
+        with pytest.raises(ValueError) as err:
+            Dashboard(flags={"model_name": "gpt2", **flags})
+        assert str(err.value).startswith(message) and "\n" not in str(err.value), flags
+
+
+def test_switch_values_round_trip():
+    from llmsim_nb.viz.controls import parse_switch, switch_text
+
+    for value, text in ((None, "auto"), (True, "on"), (False, "off"), ("on", "on"),
+                        ("off", "off")):
+        assert switch_text("enable_prefix_caching", value) == text
+    assert [parse_switch("f", t) for t in ("auto", "on", "off")] == [None, True, False]
+    for bad in ("On", "", 1, None):
+        with pytest.raises(ValueError, match=r"^f=.* is not one of \['auto', 'on', 'off'\]$"):
+            parse_switch("f", bad)
+    with pytest.raises(ValueError, match=r"^f=1 is not one of"):
+        switch_text("f", 1)

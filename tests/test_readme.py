@@ -41,6 +41,9 @@ PYTHON_SKIP: dict[str, str] = {}
 # Shell commands (a block minus its pip-install steps) that are cheap and safe.
 SHELL_RUN = {
     "llmsim run",  # the quick start: the packaged trace on the default NPU, < 1 s
+    # "Prefix caching and the vLLM V1 scheduler": 320 generated requests, < 1 s
+    "llmsim run --model_name llama-3.1-8b --hardware h100-sxm --scheduling vllm-v1 "
+    "--shared_prefix 8,40,1024,128,64 --rate 40 --slo_ttft 0.2 --slo_tpot 0.05",
 }
 # Shell commands that are not run here, and why.
 SHELL_SKIP = {

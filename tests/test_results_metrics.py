@@ -12,7 +12,9 @@ req  arrival_at first_token  finished_at  outputs  TTFT   TPOT  E2E   gaps (ITL)
 ===  =========  ===========  ===========  =======  =====  ====  ====  ====================
 
 Iterations end at 0.5, 1.25, 2.0, 4.0 s (simulated time 4 s); they look up
-16, 0, 32, 16 prefix tokens and find 0, 0, 24, 8 cached; they preempt 0, 0, 1, 1.
+16, 0, 32, 16 prefix tokens and find 0, 0, 24, 8 cached, 0, 0, 16, 0 of them in the
+host tier; they preempt 0, 0, 1, 1; they store 0, 0, 3072, 1024 B to host memory and
+load 0, 0, 2048, 0 B from it.
 """
 
 import math
@@ -40,8 +42,12 @@ ITERATIONS = {
     "num_evicted": np.array([0, 0, 0, 0]),
     "num_prefix_query_tokens": np.array([16, 0, 32, 16]),
     "num_prefix_cached_tokens": np.array([0, 0, 24, 8]),
+    "num_host_cached_tokens": np.array([0, 0, 16, 0]),
     "num_preempted": np.array([0, 0, 1, 1]),
+    "evicted_bytes": np.array([0.0, 0.0, 3072.0, 1024.0]),
+    "reloaded_bytes": np.array([0.0, 0.0, 2048.0, 0.0]),
 }
+HOST_VARS = ("num_host_cached_tokens", "evicted_bytes", "reloaded_bytes")
 ARRIVAL, FIRST, FINISHED = [0.0, 1.0, 1.0], [0.5, 1.25, 2.0], [2.5, 1.25, 4.0]
 OUTPUTS = [5, 1, 3]
 GAPS = [0.25, 0.25, 0.5, 1.0, 1.0, 1.0]
@@ -96,6 +102,24 @@ def test_every_new_figure_by_hand(make):
     assert math.isnan(s["goodput_fraction"]) and math.isnan(s["goodput"])  # no SLO given
 
 
+def test_the_host_tier_figures_by_hand(make):
+    s = summarize(make(arrays()))
+    assert s["num_host_cached_tokens"] == 16 and type(s["num_host_cached_tokens"]) is int
+    assert s["host_stored_bytes"] == 3072.0 + 1024.0 == 4096.0
+    assert s["host_loaded_bytes"] == 2048.0 and type(s["host_loaded_bytes"]) is float
+    assert s["num_cached_tokens"] == 32   # the host-tier hits are among the cached tokens
+    # Without the host-tier variables (an old Dataset) every other figure is the same.
+    data = arrays()
+    for name in HOST_VARS:
+        del data[name]
+    old = summarize(make(data))
+    assert (old["num_host_cached_tokens"], old["host_stored_bytes"],
+            old["host_loaded_bytes"]) == (0, 0.0, 0.0)
+    new_keys = {"num_host_cached_tokens", "host_stored_bytes", "host_loaded_bytes"}
+    for key in set(s) - new_keys:
+        assert s[key] == old[key] or (math.isnan(s[key]) and math.isnan(old[key])), key
+
+
 def test_the_existing_figures_are_unchanged(make):
     s = summarize(make(arrays()))
     assert s["num_requests"] == 3 and s["num_iterations"] == 4
@@ -145,13 +169,16 @@ def test_bad_slos_are_refused_by_name(name, value):
 
 def test_an_old_dataset_gives_nan_and_zero():
     data = arrays(gaps=False)
-    for name in ("num_prefix_query_tokens", "num_prefix_cached_tokens", "num_preempted"):
+    for name in ("num_prefix_query_tokens", "num_prefix_cached_tokens", "num_preempted",
+                 *HOST_VARS):
         del data[name]
     for results in (as_array_results(data), as_dataset(data)):
         s = summarize(results, slo_tpot=0.5)
         assert all(math.isnan(s[k]) for k in ("itl_mean", "itl_p50", "itl_p99",
                                                 "prefix_hit_rate"))
         assert s["num_cached_tokens"] == 0 and s["num_preemptions"] == 0
+        assert s["num_host_cached_tokens"] == 0 and s["host_stored_bytes"] == 0.0
+        assert s["host_loaded_bytes"] == 0.0
         assert s["goodput_fraction"] == 2 / 3 and s["request_throughput"] == 0.75
 
 
@@ -175,6 +202,10 @@ def test_every_key_is_defined_with_units_and_benchmark_names():
                       ("goodput", "request_goodput")]:
         assert f"benchmark_serving {vllm}" in definitions[key], key
     assert "trivially" in definitions["goodput_fraction"]
+    assert METRIC_UNITS["num_host_cached_tokens"][0] == "token"
+    assert METRIC_UNITS["host_stored_bytes"][0] == METRIC_UNITS["host_loaded_bytes"][0] == "B"
+    assert "evicted_bytes" in definitions["host_stored_bytes"]
+    assert "reloaded_bytes" in definitions["host_loaded_bytes"]
 
 
 def test_summarize_is_importable_from_where_it_was():
@@ -199,11 +230,14 @@ def record(p):
 
 def test_the_plan_s_prefix_and_preemption_fields_are_recorded():
     r = record(plan(num_prefix_query_tokens=24, num_cached_tokens=16,
-                    preempted_request_ids=(3, 7)))
+                    preempted_request_ids=(3, 7), num_host_cached_tokens=8))
     v = r.values()
     assert len(r.row()) == len(ITERATION_VARS)
     assert (v["num_prefix_query_tokens"], v["num_prefix_cached_tokens"], v["prefix_hit_rate"],
             v["num_preempted"], v["num_prefill_tokens"]) == (24, 16, 16 / 24, 2, 8)
+    assert v["num_host_cached_tokens"] == 8
+    assert list(ITERATION_VARS).index("num_host_cached_tokens") == \
+        list(ITERATION_VARS).index("num_prefix_cached_tokens") + 1
     assert math.isnan(record(plan()).values()["prefix_hit_rate"])  # no lookup
     rec = Recorder(("op",), capacity=1)
     rec.append(r)
@@ -212,12 +246,16 @@ def test_the_plan_s_prefix_and_preemption_fields_are_recorded():
     assert a["num_prefix_query_tokens"].tolist() == [24, 0]
     assert a["num_prefix_cached_tokens"].tolist() == [16, 0]
     assert a["num_preempted"].tolist() == [2, 0]
-    for name in ("num_prefix_query_tokens", "num_prefix_cached_tokens", "num_preempted"):
+    assert a["num_host_cached_tokens"].tolist() == [8, 0]
+    for name in ("num_prefix_query_tokens", "num_prefix_cached_tokens", "num_preempted",
+                 "num_host_cached_tokens"):
         assert a[name].dtype == np.int64, name
     assert a["prefix_hit_rate"][0] == 16 / 24 and math.isnan(a["prefix_hit_rate"][1])
     step = iteration_dataset(r, ("op",), {})
     assert step["num_prefix_cached_tokens"].attrs["units"] == "token"
     assert int(step["num_preempted"][0]) == 2
+    assert int(step["num_host_cached_tokens"][0]) == 8
+    assert step["num_host_cached_tokens"].attrs["units"] == "token"
 
 
 def test_the_table_s_columns_are_request_variables():
@@ -241,7 +279,7 @@ def test_a_run_records_them_all_with_units():
     sim = Simulator(SimConfig.from_flags(model_name="gpt2"), trace)
     ds = sim.run()
     for name in ("num_prefix_query_tokens", "num_prefix_cached_tokens", "prefix_hit_rate",
-                 "num_preempted"):
+                 "num_preempted", "num_host_cached_tokens"):
         assert ds[name].dims == ("iteration",)
         assert ds[name].attrs["units"] == VARIABLES[name][0]
     for name in ("num_cached_tokens", "num_preemptions", "num_recomputed_tokens", "priority"):
@@ -253,3 +291,24 @@ def test_a_run_records_them_all_with_units():
         assert a[key] == b[key] or (math.isnan(a[key]) and math.isnan(b[key])), key
     assert a["request_throughput"] == 6 / a["simulated_time"]
     assert a["output_throughput"] == 24 / a["simulated_time"]
+
+
+def test_a_vllm_v1_run_with_a_host_tier_sums_its_copies():
+    from llmsim_nb.workload.shared_prefix import shared_prefix_trace
+
+    # 4 groups of 6 prompts sharing a 256-token system prompt, on 64 device blocks:
+    # cached blocks the device evicts go to the 1 GiB host tier and are hit there.
+    trace = shared_prefix_trace(4, 6, 256, 32, 4, rate=200.0, rng=np.random.default_rng(0))
+    config = SimConfig.from_flags(model_name="gpt2", scheduling="vllm-v1", num_kv_blocks=64,
+                                  block_size=16, kv_offload_gib=1.0)
+    sim = Simulator(config, trace)
+    ds = sim.run()
+    s = summarize(ds)
+    per_token = sim.scheduler.kv_bytes_per_token
+    assert s["num_host_cached_tokens"] == int(ds["num_host_cached_tokens"].sum()) > 0
+    assert s["num_host_cached_tokens"] < s["num_cached_tokens"]
+    assert s["host_loaded_bytes"] == s["num_host_cached_tokens"] * per_token
+    assert s["host_stored_bytes"] == float(ds["evicted_bytes"].sum()) > 0
+    assert s["host_stored_bytes"] % (16 * per_token) == 0      # whole blocks
+    assert s["num_evictions"] == 0                              # no request is swapped
+    assert ds["num_host_cached_tokens"].dtype == np.int64

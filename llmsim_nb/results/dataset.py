@@ -10,7 +10,8 @@ single Dataset at the end (no per-step ``xr.concat``). :func:`summarize` (in
 Prefix caching and preemption by recompute: per iteration
 ``num_prefix_query_tokens`` / ``num_prefix_cached_tokens`` (the plan's
 ``num_prefix_query_tokens`` / ``num_cached_tokens``: the name
-``num_cached_tokens`` is the per-request variable), ``prefix_hit_rate`` and
+``num_cached_tokens`` is the per-request variable), ``num_host_cached_tokens``
+(of those, the hits in vllm-v1's host-memory tier), ``prefix_hit_rate`` and
 ``num_preempted``; per request ``num_cached_tokens``, ``num_preemptions``,
 ``num_recomputed_tokens`` and ``priority``. The prompt tokens an iteration
 actually computes (cached ones excluded) are ``num_prefill_tokens``: there is
@@ -48,10 +49,17 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "num_generated_tokens": ("token", "output tokens emitted by the iteration"),
     "kv_usage": ("1", "fraction of KV blocks in use after allocation"),
     "num_used_blocks": ("block", "KV blocks in use after allocation"),
-    "num_evicted": ("1", "requests evicted to host memory for the iteration"),
-    "num_reloaded": ("1", "requests reloaded from host memory for the iteration"),
-    "evicted_bytes": ("B", "KV bytes stored to host memory"),
-    "reloaded_bytes": ("B", "KV bytes loaded from host memory"),
+    "num_evicted": ("1", "requests whose KV cache was swapped out to host memory for the "
+                         "iteration (orca / vllm / chunked); 0 for vllm-v1, which preempts "
+                         "by recompute and moves cached blocks, not requests"),
+    "num_reloaded": ("1", "requests whose KV cache was swapped back from host memory for the "
+                          "iteration (orca / vllm / chunked); 0 for vllm-v1"),
+    "evicted_bytes": ("B", "KV bytes stored to host memory: evicted requests' KV cache "
+                           "(orca / vllm / chunked), or copies of the cached blocks the "
+                           "device evicts into the host tier (vllm-v1 with kv_offload_gib)"),
+    "reloaded_bytes": ("B", "KV bytes loaded from host memory: reloaded requests' KV cache "
+                            "(orca / vllm / chunked), or the prefix-cache hits found in the "
+                            "host tier (vllm-v1 with kv_offload_gib; num_host_cached_tokens)"),
     "num_finished": ("1", "requests that finished at the end of the iteration (a request "
                           "with nothing to compute, gen with zero outputs, finishes on "
                           "arrival, in no iteration)"),
@@ -60,6 +68,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
                                          "after a preemption included)"),
     "num_prefix_cached_tokens": ("token", "of the looked-up tokens, those found in the prefix "
                                           "cache (not computed)"),
+    "num_host_cached_tokens": ("token", "of the cached tokens, those found in the host-memory "
+                                        "tier and loaded back (reloaded_bytes) instead of "
+                                        "computed (vllm-v1 with kv_offload_gib; 0 otherwise)"),
     "prefix_hit_rate": ("1", "num_prefix_cached_tokens / num_prefix_query_tokens of the "
                              "iteration (NaN without lookups)"),
     "num_preempted": ("1", "requests preempted by recompute for the iteration (blocks freed, "
@@ -108,15 +119,16 @@ ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transf
                   "batch_size", "num_prefill_tokens", "num_decode_tokens",
                   "num_generated_tokens", "kv_usage", "num_used_blocks", "num_evicted",
                   "num_reloaded", "evicted_bytes", "reloaded_bytes", "num_finished",
-                  "num_prefix_query_tokens", "num_prefix_cached_tokens", "prefix_hit_rate",
-                  "num_preempted", "reuse_hits", "reuse_misses")
+                  "num_prefix_query_tokens", "num_prefix_cached_tokens",
+                  "num_host_cached_tokens", "prefix_hit_rate", "num_preempted", "reuse_hits",
+                  "reuse_misses")
 # Variables that measure the simulator's own effort, not the simulated system:
 # they may differ between runs whose simulated results are identical.
 SIMULATION_EFFORT_VARS = ("wall_time", "reuse_hits", "reuse_misses")
 _INT_VARS = {"batch_size", "num_prefill_tokens", "num_decode_tokens", "num_generated_tokens",
              "num_used_blocks", "num_evicted", "num_reloaded", "num_finished",
-             "num_prefix_query_tokens", "num_prefix_cached_tokens", "num_preempted",
-             "reuse_hits", "reuse_misses"}
+             "num_prefix_query_tokens", "num_prefix_cached_tokens", "num_host_cached_tokens",
+             "num_preempted", "reuse_hits", "reuse_misses"}
 # Components of the original's simulation-time report.
 COMPONENTS = ("scheduler", "execution_engine", "graph_converter", "network")
 
@@ -150,8 +162,8 @@ class IterationRecord:
                 plan.num_used_blocks, len(plan.evicted_request_ids),
                 len(plan.reloaded_request_ids), plan.evicted_bytes, plan.reloaded_bytes,
                 len(self.finished), plan.num_prefix_query_tokens, plan.num_cached_tokens,
-                plan.prefix_hit_rate, len(plan.preempted_request_ids), self.reuse_hits,
-                self.reuse_misses)
+                plan.num_host_cached_tokens, plan.prefix_hit_rate,
+                len(plan.preempted_request_ids), self.reuse_hits, self.reuse_misses)
 
     def values(self) -> dict[str, float]:
         """The iteration's values by variable name."""

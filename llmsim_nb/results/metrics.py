@@ -60,7 +60,8 @@ _METRICS: dict[str, tuple[str, str, str]] = {
     "e2e_p99": ("s", "99th percentile E2E", "benchmark_serving p99_e2el_ms (ms)"),
     "kv_usage_peak": ("1", "largest fraction of KV blocks in use after an iteration's "
                            "allocation", ""),
-    "num_evictions": ("1", "requests evicted to host memory, summed over iterations", ""),
+    "num_evictions": ("1", "requests swapped out to host memory (num_evicted), summed over "
+                           "iterations; 0 for vllm-v1, which preempts by recompute", ""),
     "itl_mean": ("s", "mean inter-token latency over every gap between consecutive output "
                       "tokens of every request (NaN without inter_token_latency)",
                  "benchmark_serving mean_itl_ms (ms)"),
@@ -78,6 +79,16 @@ _METRICS: dict[str, tuple[str, str, str]] = {
                           "vllm:prefix_cache_hits"),
     "num_preemptions": ("1", "preemptions by recompute, summed over iterations "
                              "(num_preempted)", "vllm:num_preemptions"),
+    "num_host_cached_tokens": ("token", "of num_cached_tokens, those found in vllm-v1's "
+                                        "host-memory tier and loaded back instead of computed "
+                                        "(num_host_cached_tokens, summed over iterations; 0 "
+                                        "without kv_offload_gib)", ""),
+    "host_stored_bytes": ("B", "KV bytes stored to host memory (evicted_bytes, summed over "
+                               "iterations): swapped-out requests (orca / vllm / chunked) or "
+                               "copies of cached blocks into the host tier (vllm-v1)", ""),
+    "host_loaded_bytes": ("B", "KV bytes loaded from host memory (reloaded_bytes, summed over "
+                               "iterations): swapped-in requests (orca / vllm / chunked) or "
+                               "host-tier prefix hits (vllm-v1)", ""),
     "request_throughput": ("1/s", "finished requests over simulated_time",
                            "benchmark_serving request_throughput (req/s)"),
     "output_throughput": ("token/s", "output tokens of the finished requests "
@@ -112,7 +123,24 @@ def metric_definitions() -> dict[str, str]:
             for key, (units, definition, vllm) in _METRICS.items()}
 
 
-def _check_slo(name: str, value) -> float | None:
+def check_slo(name: str, value) -> float | None:
+    """``value`` as a service-level objective: None, or a float of seconds.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message (``slo_ttft``, ``slo_tpot``).
+    value : float or None
+
+    Returns
+    -------
+    float or None
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not None nor a finite number > 0 (a bool is refused).
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
@@ -149,6 +177,11 @@ def _total(ds, name: str) -> int:
     return int(values.sum()) if values is not None else 0
 
 
+def _sum(ds, name: str) -> float:
+    values = _values(ds, name)
+    return float(np.asarray(values, dtype=np.float64).sum()) if values is not None else 0.0
+
+
 def summarize(ds, *, slo_ttft: float | None = None,
               slo_tpot: float | None = None) -> dict[str, float]:
     """Headline figures of a run (see :func:`metric_definitions` for each key).
@@ -178,15 +211,17 @@ def summarize(ds, *, slo_ttft: float | None = None,
     dict of str to float
         The keys of :func:`metric_definitions`, in that order. ``itl_*`` are
         NaN without ``inter_token_latency``, ``prefix_hit_rate`` NaN without
-        prefix-cache lookups, the goodput figures NaN without an SLO.
+        prefix-cache lookups, the goodput figures NaN without an SLO; the
+        counts and byte totals are 0 for a Dataset written before their
+        variable existed.
 
     Raises
     ------
     ValueError
         If ``slo_ttft`` or ``slo_tpot`` is not None nor a finite number > 0.
     """
-    slo_ttft = _check_slo("slo_ttft", slo_ttft)
-    slo_tpot = _check_slo("slo_tpot", slo_tpot)
+    slo_ttft = check_slo("slo_ttft", slo_ttft)
+    slo_tpot = check_slo("slo_tpot", slo_tpot)
     duration = float(np.nanmax(ds["t_end"].values)) if ds.sizes.get("iteration", 0) else 0.0
 
     def rate(amount: float) -> float:
@@ -217,6 +252,9 @@ def summarize(ds, *, slo_ttft: float | None = None,
     summary["prefix_hit_rate"] = cached / queried if queried else math.nan
     summary["num_cached_tokens"] = cached
     summary["num_preemptions"] = _total(ds, "num_preempted")
+    summary["num_host_cached_tokens"] = _total(ds, "num_host_cached_tokens")
+    summary["host_stored_bytes"] = _sum(ds, "evicted_bytes")
+    summary["host_loaded_bytes"] = _sum(ds, "reloaded_bytes")
     summary["request_throughput"] = rate(num_finished)
     summary["output_throughput"] = rate(float(ds["num_output_tokens"].values[done].sum()))
     if slo_ttft is None and slo_tpot is None:
@@ -233,4 +271,4 @@ def summarize(ds, *, slo_ttft: float | None = None,
     return summary
 
 
-__all__ = ["METRIC_UNITS", "metric_definitions", "summarize"]
+__all__ = ["METRIC_UNITS", "check_slo", "metric_definitions", "summarize"]

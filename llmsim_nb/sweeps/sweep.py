@@ -5,6 +5,13 @@
 ...            npu_num=[1, 2, 4], scheduling=["orca", "chunked"])   # doctest: +SKIP
 >>> ds.generation_throughput.sel(scheduling="orca")                 # doctest: +SKIP
 
+Every figure of :func:`~llmsim_nb.results.metrics.summarize` is kept per point
+(:data:`SUMMARY_UNITS`); ``slo_ttft`` / ``slo_tpot`` give the goodput ones, so a
+goodput-vs-throughput Pareto front is one call::
+
+    ds = sweep(base, trace, max_batch=[8, 32, 128], slo_ttft=0.5, slo_tpot=0.05)
+    ds.goodput, ds.output_throughput, ds.prefix_hit_rate
+
 Each point is a complete ``Simulator(config, trace).run()`` in a Dask worker
 process (a ``LocalCluster`` the sweep starts and stops when no client is
 given, or the user's ``distributed.Client``, so the same call runs on a real
@@ -42,33 +49,19 @@ import xarray as xr
 
 from .._version import __version__
 from ..config import SimConfig
-from ..results.dataset import summarize
+from ..results.metrics import METRIC_UNITS, check_slo, summarize
 from ..workload import Trace
 from .checks import check_main_guard
 from .spec import SweepPoint, SweepSpec
 
 __all__ = ["sweep", "run_point", "SweepWarning", "SUMMARY_UNITS"]
 
-#: Figures kept per point: the keys of :func:`~llmsim_nb.results.dataset.summarize`
-#: with their units, plus the simulator's host wall time.
+#: Figures kept per point, ``{name: (units, long_name)}``: every key of
+#: :func:`~llmsim_nb.results.metrics.summarize` with its units and definition
+#: (:data:`~llmsim_nb.results.metrics.METRIC_UNITS`, so a figure added there is
+#: kept by sweeps too), plus the simulator's host wall time.
 SUMMARY_UNITS: dict[str, tuple[str, str]] = {
-    "num_requests": ("1", "requests in the trace"),
-    "num_finished": ("1", "requests finished"),
-    "num_iterations": ("1", "iterations simulated"),
-    "simulated_time": ("s", "simulated time until the last request finished"),
-    "prompt_throughput": ("token/s", "prompt tokens over the simulated time"),
-    "generation_throughput": ("token/s", "decode tokens over the simulated time"),
-    "ttft_mean": ("s", "mean time to first token"),
-    "ttft_p50": ("s", "median time to first token"),
-    "ttft_p99": ("s", "99th percentile time to first token"),
-    "tpot_mean": ("s", "mean time per output token"),
-    "tpot_p50": ("s", "median time per output token"),
-    "tpot_p99": ("s", "99th percentile time per output token"),
-    "e2e_mean": ("s", "mean end-to-end latency"),
-    "e2e_p50": ("s", "median end-to-end latency"),
-    "e2e_p99": ("s", "99th percentile end-to-end latency"),
-    "kv_usage_peak": ("1", "peak fraction of KV blocks in use"),
-    "num_evictions": ("1", "requests evicted to host memory"),
+    **METRIC_UNITS,
     "wall_time": ("s", "host wall-clock time the simulator spent on the point"),
 }
 
@@ -77,12 +70,15 @@ class SweepWarning(UserWarning):
     """Some points of a sweep failed; the Dataset records which and why."""
 
 
-def run_point(config_json: str, trace: Trace, path: str) -> dict[str, Any]:
+def run_point(config_json: str, trace: Trace, path: str, *, slo_ttft: float | None = None,
+              slo_tpot: float | None = None) -> dict[str, Any]:
     """Simulate one point, write its Dataset to ``path``, return its summary.
 
     Runs in a worker process. Exceptions are caught and returned (status
     ``failed`` with the error and traceback) so one bad point never stops a
     sweep; anything that kills the worker itself is caught by the client.
+    ``slo_ttft`` / ``slo_tpot`` go to :func:`~llmsim_nb.results.metrics.summarize`
+    (the goodput figures).
     """
     from ..instance.simulator import Simulator
 
@@ -90,15 +86,15 @@ def run_point(config_json: str, trace: Trace, path: str) -> dict[str, Any]:
         config = SimConfig.from_json(config_json)
         ds = Simulator(config, trace).run()
         _write_atomic(ds, Path(path))
-        return _ok(ds, path)
+        return _ok(ds, path, slo_ttft=slo_ttft, slo_tpot=slo_tpot)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001  (reported, never swallowed; SystemExit too)
         return _failed(exc, traceback.format_exc())
 
 
-def _ok(ds: xr.Dataset, path: str | Path) -> dict[str, Any]:
-    summary = summarize(ds)
+def _ok(ds: xr.Dataset, path: str | Path, **slos: float | None) -> dict[str, Any]:
+    summary = summarize(ds, **slos)
     summary["wall_time"] = float(ds["wall_time"].sum())
     return {"status": "ok", "error": "", "result_path": str(path), **summary}
 
@@ -137,11 +133,12 @@ def _write_atomic(ds: xr.Dataset, path: Path) -> None:
             tmp.unlink()
 
 
-def _load_done(path: Path) -> dict[str, Any] | None:
-    """The summary of a point written by an earlier sweep (None if unreadable)."""
+def _load_done(path: Path, slos: dict[str, float | None]) -> dict[str, Any] | None:
+    """The summary of a point written by an earlier sweep (None if unreadable),
+    under this sweep's SLOs (they are not part of the point's result file)."""
     try:
         ds = xr.load_dataset(path)  # in this process: no Dask lock involved
-        return _ok(ds, path)
+        return _ok(ds, path, **slos)
     except Exception:  # noqa: BLE001  e.g. truncated by a full disk: run the point again
         return None
 
@@ -157,13 +154,13 @@ def _local_client(n_workers: int):
 
 
 def _run_dask(client, todo: list[tuple[SweepPoint, Path]], traces: dict, bar,
-              results: dict[str, dict]) -> None:
+              results: dict[str, dict], slos: dict[str, float | None]) -> None:
     from distributed import as_completed
 
     shared = {label: client.scatter(traces[label], broadcast=True)
               for label in {p.trace_label for p, _ in todo}}
     futures = {client.submit(run_point, p.config.to_json(), shared[p.trace_label], str(path),
-                             pure=False, key=f"llmsim-point-{p.key}-{os.urandom(4).hex()}"): p
+                             **slos, pure=False, key=f"llmsim-point-{p.key}-{os.urandom(4).hex()}"): p
                for p, path in todo}
     try:
         for future in as_completed(futures):
@@ -197,6 +194,7 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
           points: Sequence[Mapping[str, Any]] | None = None, client: Any = None,
           out_dir: str | Path = "llmsim-sweep", n_workers: int | None = None,
           resume: bool = True, progress: bool = True, validate: bool = True,
+          slo_ttft: float | None = None, slo_tpot: float | None = None,
           **axes: Sequence[Any]) -> xr.Dataset:
     """Run a design-space sweep and return one Dataset with a dim per axis.
 
@@ -227,9 +225,16 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
     validate : bool
         Check every point can be built before running any (see
         :class:`~llmsim_nb.sweeps.spec.SweepSpec`).
+    slo_ttft, slo_tpot : float, optional
+        Service-level objectives in seconds (finite, > 0) passed to
+        :func:`~llmsim_nb.results.metrics.summarize` for every point's
+        ``goodput`` / ``goodput_fraction`` (NaN without an SLO). They are
+        not part of a point's result file: a resumed point is summarized
+        again under the SLOs given now. Recorded in ``attrs["slos"]`` (JSON).
     **axes : list
-        Flag name -> values, e.g. ``npu_num=[1, 2, 4]``; the cartesian
-        product is run, the first axis varying slowest.
+        Flag name -> values, e.g. ``npu_num=[1, 2, 4]`` or
+        ``enable_prefix_caching=["on", "off"]``; the cartesian product is
+        run, the first axis varying slowest.
 
     Returns
     -------
@@ -241,7 +246,8 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
     Raises
     ------
     ValueError
-        Bad axes or points, listing every invalid point before any runs.
+        Bad axes or points, listing every invalid point before any runs; an
+        SLO that is not None nor a finite number of seconds > 0.
 
     Warns
     -----
@@ -256,6 +262,8 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
         raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
     if isinstance(client, str) and client != "serial":
         raise ValueError(f"client={client!r}: give a distributed.Client, 'serial' or None")
+    slos = {"slo_ttft": check_slo("slo_ttft", slo_ttft),
+            "slo_tpot": check_slo("slo_tpot", slo_tpot)}
     spec = SweepSpec(base_config, trace, axes=axes, points=points, validate=validate)
     out = Path(out_dir).resolve()
     (out / "points").mkdir(parents=True, exist_ok=True)
@@ -264,7 +272,7 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
     todo: dict[str, tuple[SweepPoint, Path]] = {}
     for point in spec.points:
         path = spec.result_path(out, point)
-        done = _load_done(path) if resume and path.is_file() else None
+        done = _load_done(path, slos) if resume and path.is_file() else None
         if done is not None:
             results[point.key] = {**done, "resumed": True}
         elif point.key not in todo:  # two points may share a config: run it once
@@ -277,7 +285,8 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
         if client == "serial":
             for point, path in todo.values():
                 results[point.key] = run_point(point.config.to_json(),
-                                               spec.traces[point.trace_label], str(path))
+                                               spec.traces[point.trace_label], str(path),
+                                               **slos)
                 bar.update(1)
         elif todo:
             own = client is None
@@ -286,13 +295,13 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
                 check_main_guard()
                 client, cluster = _local_client(n_workers or min(os.cpu_count() or 1, len(todo)))
             try:
-                _run_dask(client, list(todo.values()), spec.traces, bar, results)
+                _run_dask(client, list(todo.values()), spec.traces, bar, results, slos)
             finally:
                 if own:
                     client.close()
                     cluster.close()
 
-    ds = _assemble(spec, results, out)
+    ds = _assemble(spec, results, out, slos)
     _write_atomic(ds, out / "sweep.nc")
     failed = [p for p in spec.points if results[p.key]["status"] != "ok"]
     if failed:
@@ -303,7 +312,8 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
     return ds
 
 
-def _assemble(spec: SweepSpec, results: dict[str, dict[str, Any]], out: Path) -> xr.Dataset:
+def _assemble(spec: SweepSpec, results: dict[str, dict[str, Any]], out: Path,
+              slos: dict[str, float | None]) -> xr.Dataset:
     shape, dims = spec.shape, spec.dims
     numbers = {name: np.full(shape, math.nan) for name in SUMMARY_UNITS}
     text = {name: np.full(shape, "", dtype=object)
@@ -332,5 +342,6 @@ def _assemble(spec: SweepSpec, results: dict[str, dict[str, Any]], out: Path) ->
     attrs = {"base_config": spec.base.to_json(), "dims": json.dumps(list(dims)),
              "traces": json.dumps({str(k): t.source for k, t in spec.traces.items()}),
              "num_points": len(spec.points), "num_failed": num_failed,
-             "out_dir": str(out), "llmsim_nb_version": __version__}
+             "out_dir": str(out), "slos": json.dumps(slos),
+             "llmsim_nb_version": __version__}
     return xr.Dataset(data, coords=spec.coords(), attrs=attrs)

@@ -23,7 +23,12 @@ from ..config import FLAG_FIELDS, MemoryConfig, SchedulerConfig, SimConfig, Syst
 
 #: Config flags the dashboard shows, in display order.
 DASHBOARD_FLAGS = ("model_name", "hardware", "npu_num", "parallel", "npu_group", "npu_mem",
-                   "block_size", "scheduling", "max_batch", "pim_type", "sub_batch")
+                   "block_size", "scheduling", "enable_prefix_caching", "kv_offload_gib",
+                   "max_batch", "pim_type", "sub_batch")
+
+#: Options of a ``switch`` control (a ``bool | None`` field): "auto" is None,
+#: the policy's own choice (e.g. prefix caching is on for vllm-v1 only).
+SWITCH_OPTIONS = ("auto", "on", "off")
 
 TRACE_KINDS = ("sharegpt-like", "alpaca-like")
 
@@ -112,14 +117,15 @@ class ControlSpec:
     ----------
     flag : str
         ``SimConfig.from_flags`` name (or a :class:`WorkloadConfig` field).
-    kind : {"choice", "int", "float", "optional_float", "bool"}
+    kind : {"choice", "int", "float", "optional_float", "bool", "switch"}
         ``optional_float``: blank means None (take the default, e.g. the
-        hardware preset's memory).
+        hardware preset's memory). ``switch``: a ``bool | None`` field shown
+        as :data:`SWITCH_OPTIONS` (``auto`` is None, the policy's default).
     default : Any
     help, units : str
         From the field's metadata.
     options : tuple of str
-        Allowed values of a ``choice``.
+        Allowed values of a ``choice`` or a ``switch``.
     """
 
     flag: str
@@ -152,7 +158,8 @@ def _kind(flag: str, f: dataclasses.Field) -> str:
     if flag in CHOICES:
         return "choice"
     # Annotations are strings (``from __future__ import annotations`` in config.py).
-    kinds = {"int": "int", "float": "float", "bool": "bool", "float | None": "optional_float"}
+    kinds = {"int": "int", "float": "float", "bool": "bool", "float | None": "optional_float",
+             "bool | None": "switch"}
     ftype = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     if ftype not in kinds:
         raise ValueError(f"flag {flag!r} has type {ftype!r}, which the dashboard cannot "
@@ -169,6 +176,8 @@ def control_spec(flag: str) -> ControlSpec:
     if kind == "choice":
         found = CHOICES[flag]
         options = tuple(found() if callable(found) else found)
+    elif kind == "switch":
+        options = SWITCH_OPTIONS
     return ControlSpec(flag, kind, default, f.metadata.get("help", ""),
                        f.metadata.get("units", "1"), options)
 
@@ -206,3 +215,26 @@ def parse_optional_float(flag: str, text: str) -> float | None:
         raise ValueError(f"{flag}={text!r} must be a finite number (leave it blank for the "
                          f"default)")
     return value
+
+
+def switch_text(flag: str, value: Any) -> str:
+    """A ``switch`` control's option for ``value``: None -> "auto", True /
+    "on" -> "on", False / "off" -> "off"; anything else a one-line ValueError
+    naming the flag (nothing is guessed)."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str) and value in SWITCH_OPTIONS:
+        return value
+    raise ValueError(f"{flag}={value!r} is not one of {list(SWITCH_OPTIONS)} (or True, "
+                     f"False, None)")
+
+
+def parse_switch(flag: str, text: Any) -> bool | None:
+    """A ``switch`` control's option as its field value: "auto" -> None (the
+    policy's default), "on" -> True, "off" -> False; anything else a one-line
+    ValueError naming the flag."""
+    if not isinstance(text, str) or text not in SWITCH_OPTIONS:
+        raise ValueError(f"{flag}={text!r} is not one of {list(SWITCH_OPTIONS)}")
+    return None if text == "auto" else text == "on"

@@ -25,13 +25,15 @@ from __future__ import annotations
 import functools
 import html
 import io
+from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ..config import SimConfig
 from .controls import (ControlSpec, WorkloadConfig, control_specs, parse_optional_float,
-                       split_values)
+                       parse_switch, split_values, switch_text)
 
 #: Plot name -> figure size in inches.
 PLOTS = {"throughput": (5.2, 2.9), "latency": (5.2, 2.9), "kv_usage": (5.2, 2.9),
@@ -66,13 +68,31 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+def _check_initial(spec: ControlSpec, value: Any) -> None:
+    """Refuse, in one line, an initial value the widget would otherwise coerce
+    (an IntText truncates 4.5 to 4) or reject with a traitlets error."""
+    number = isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
+    if spec.kind == "choice" and value not in spec.options:
+        raise ValueError(f"{spec.flag}={value!r} is not one of {list(spec.options)}")
+    if spec.kind == "int" and not (number and isinstance(value, Integral)):
+        raise ValueError(f"{spec.flag}={value!r} must be an integer (never truncated)")
+    if spec.kind == "float" and not number:
+        raise ValueError(f"{spec.flag}={value!r} must be a number")
+    if spec.kind == "bool" and not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{spec.flag}={value!r} must be True or False")
+
+
 def _make_widget(spec: ControlSpec, value: Any):
     import ipywidgets as w
 
+    _check_initial(spec, value)
     common = dict(description=spec.label, description_tooltip=spec.help, tooltip=spec.help,
                   style={"description_width": "150px"}, layout=w.Layout(width="330px"))
     if spec.kind == "choice":
         return w.Dropdown(options=list(spec.options), value=value, **common)
+    if spec.kind == "switch":
+        return w.Dropdown(options=list(spec.options), value=switch_text(spec.flag, value),
+                          **common)
     if spec.kind == "int":
         return w.IntText(value=value, **common)
     if spec.kind == "float":
@@ -203,6 +223,8 @@ class Dashboard:
             value = self.controls[spec.flag].value
             if spec.kind == "optional_float":
                 value = parse_optional_float(spec.flag, value)
+            elif spec.kind == "switch":
+                value = parse_switch(spec.flag, value)
             out[spec.flag] = value
         return out
 
