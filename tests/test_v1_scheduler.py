@@ -187,3 +187,17 @@ def test_host_tier_hit_is_loaded_not_computed():
     assert plans[1].evicted_bytes == 2 * 4 * 100         # request 0's two blocks stored
     assert plans[2].num_cached_tokens == 8 and plans[2].num_host_cached_tokens == 8
     assert plans[2].reloaded_bytes == 2 * 4 * 100
+
+
+def test_trace_priorities_reach_the_scheduler_and_order_admission():
+    from llmsim_nb import SimConfig, Simulator
+    from llmsim_nb.workload import Trace
+
+    trace = Trace(np.zeros(3), np.array([64, 64, 64]), np.array([4, 4, 4]),
+                  priority=np.array([5, 0, 2]))
+    config = SimConfig.from_flags(model_name="gpt2", scheduling="vllm-v1", max_batch=1,
+                                  scheduling_policy="priority")
+    ds = Simulator(config, trace).run()
+    assert ds["priority"].values.tolist() == [5, 0, 2]
+    order = np.argsort(ds["admitted_at"].values, kind="stable").tolist()
+    assert order == [1, 2, 0]

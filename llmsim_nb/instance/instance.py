@@ -164,19 +164,20 @@ class Instance:
                            ids=np.array([request.request_id]))
         index = len(self.scheduler.table)
         self.scheduler.add(index, arrival, request.num_prompt_tokens, request.num_output_tokens,
-                           request.content)
+                           request.content, request.priority)
         self.request_ids.append(request.request_id)
         return index
 
     def _submit_arrays(self, arrival_at, num_prompt_tokens, num_output_tokens,
-                       content=None) -> None:
+                       content=None, priority=None) -> None:
         """Submit many requests given as arrays (a trace, its ``PromptContent``
-        or None), ids 0, 1, 2, ..."""
+        and priority column, or None), ids 0, 1, 2, ..."""
         add = self.scheduler.add
         start = len(self.scheduler.table)
+        priorities = [0] * len(arrival_at) if priority is None else priority.tolist()
         for i, (t, p, o) in enumerate(zip(arrival_at.tolist(), num_prompt_tokens.tolist(),
                                           num_output_tokens.tolist())):
-            add(start + i, t, p, o, None if content is None else content.row(i))
+            add(start + i, t, p, o, None if content is None else content.row(i), priorities[i])
         self.request_ids.extend(range(start, start + len(arrival_at)))
 
     def check_lengths(self, num_prompt_tokens, num_output_tokens, ids=None) -> None:

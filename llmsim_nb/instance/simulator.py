@@ -55,7 +55,7 @@ class Simulator(Instance):
         self._trace_source = getattr(trace, "source", "")
         self.check_lengths(trace.num_prompt_tokens, trace.num_output_tokens)
         self._submit_arrays(trace.arrival_at, trace.num_prompt_tokens, trace.num_output_tokens,
-                            getattr(trace, "content", None))
+                            trace.content, trace.priority)
 
 
 def _check_trace(trace) -> None:

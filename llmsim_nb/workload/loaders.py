@@ -20,7 +20,11 @@ Supported formats (detected from the extension and the header line):
 Seed TSV / CSV / JSONL files may also carry each request's content (prompt
 segments, output id, cache salt; columns ``segment_ids``, ``segment_lengths``,
 ``output_id``, ``cache_salt``): see :mod:`.trace_content_io`. :func:`save_trace`
-writes them for a trace with content, so the round trip is exact.
+writes them for a trace with content, so the round trip is exact. They may
+also carry each request's scheduling priority (column or key ``priority``, an
+integer that fits int64; lower is served first): see :mod:`.trace_priority_io`.
+A file without it gives ``Trace.priority`` None; :func:`save_trace` writes it
+exactly when the trace has a priority column.
 
 A bare name that is not a file in the working directory may name a trace
 shipped with the package (``load_trace("sharegpt-like-100")``; see
@@ -71,6 +75,7 @@ from .trace_columns import UnsortedTraceError
 from .trace_content_io import (CONTENT_COLUMNS, content_cells, content_from_cells,
                                content_from_jsonl, content_header, content_json)
 from .trace_mooncake import detect_prefix_trace, load_cc_trace, load_mooncake_trace
+from .trace_priority_io import PRIORITY_COLUMN, priority_from_cells, priority_from_jsonl
 from .trace_seed import SEED_COLUMNS, _seed_columns, _split_jsonl
 
 __all__ = ["MAX_ARRIVAL_S", "MAX_TOKENS", "UnsortedTraceError", "list_packaged_traces",
@@ -127,8 +132,9 @@ def _split_delimited(
     # delimiter holds row r's field j at r * width + j.
     fields = delimiter.join(data).split(delimiter)
     cols = [list(map(str.strip, fields[header.index(c)::width])) for c in names]
-    content = {c: list(map(str.strip, fields[header.index(c)::width]))
-               for c in content_header(path, header_line, header)}
+    extra = content_header(path, header_line, header)
+    extra += (PRIORITY_COLUMN,) if PRIORITY_COLUMN in header else ()
+    content = {c: list(map(str.strip, fields[header.index(c)::width])) for c in extra}
     if relative:
         return _azure_columns(path, cols, lines), content
     return _seed_columns(path, cols, lines), content
@@ -142,7 +148,7 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
     path : str or pathlib.Path
         Trace file: seed TSV, CSV or JSONL with columns ``input_toks``,
         ``output_toks``, ``arrival_time_ns`` (and optionally the content
-        columns), the Azure LLM inference trace CSV
+        columns and ``priority``), the Azure LLM inference trace CSV
         (``TIMESTAMP,ContextTokens,GeneratedTokens``), a Mooncake JSONL trace or
         a CC trace session file or folder. See the module docstring for
         details. Or the name of a packaged trace, with or without its
@@ -164,6 +170,7 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
     Returns
     -------
     Trace
+        With ``priority`` when the file has that column or key (else None).
         Arrivals in seconds. Seed/CSV/JSONL arrivals are kept absolute; Azure
         arrivals are relative to the earliest request (the first row, since
         unsorted files are refused unless ``sort=True``).
@@ -204,7 +211,7 @@ def load_trace(path: str | Path, *, sort: bool = False, limit: int | None = None
                 trace = _load(Path(real), sort, limit)
             return Trace(trace.arrival_at, trace.num_prompt_tokens, trace.num_output_tokens,
                          source=f"{name} (packaged: llmsim_nb/data/{resource.name})",
-                         content=trace.content)
+                         content=trace.content, priority=trace.priority)
     if path.is_dir() and any(path.glob("trace_*.json")):
         return _load_cc(path, limit)
     return _load(path, sort, limit)
@@ -247,10 +254,15 @@ def _load(path: Path, sort: bool, limit: int | None) -> Trace:
         jsonl = False
     _check_values(path, cols)
     content: PromptContent | None = None
+    priority: np.ndarray | None = None
     if jsonl:
         content = content_from_jsonl(path, cols.lines, texts[:len(cols.lines)], cols.prompt)
-    elif content_cells_:
-        content = content_from_cells(path, content_cells_, cols.lines, cols.prompt)
+        priority = priority_from_jsonl(path, cols.lines, texts[:len(cols.lines)])
+    else:
+        if PRIORITY_COLUMN in content_cells_:
+            priority = priority_from_cells(path, content_cells_.pop(PRIORITY_COLUMN), cols.lines)
+        if content_cells_:
+            content = content_from_cells(path, content_cells_, cols.lines, cols.prompt)
 
     arrival = cols.arrival_ns
     prompt, output = cols.prompt, cols.output
@@ -266,10 +278,11 @@ def _load(path: Path, sort: bool, limit: int | None) -> Trace:
         order = np.argsort(arrival, kind="stable")
         arrival, prompt, output = arrival[order], prompt[order], output[order]
         content = None if content is None else content.take(order)
+        priority = None if priority is None else priority[order]
     if cols.relative:
         arrival = arrival - arrival[0]
     seconds = arrival.astype(np.float64) / 1e9
-    return Trace(seconds, prompt, output, source=str(path), content=content)
+    return Trace(seconds, prompt, output, source=str(path), content=content, priority=priority)
 
 
 def save_trace(trace: Trace, path: str | Path) -> Path:
@@ -286,7 +299,8 @@ def save_trace(trace: Trace, path: str | Path) -> Path:
         rounded to whole nanoseconds; a trace with ``content`` also gets the
         columns (JSONL: keys) ``segment_ids``, ``segment_lengths`` (in TSV / CSV
         space-separated integers, in JSONL lists), ``output_id`` and
-        ``cache_salt``. An existing file is overwritten.
+        ``cache_salt``; a trace with ``priority`` also gets the column (key)
+        ``priority``. An existing file is overwritten.
 
     Returns
     -------
@@ -309,6 +323,9 @@ def save_trace(trace: Trace, path: str | Path) -> Path:
         sep = _DELIMITERS[suffix]
         body = [sep.join(SEED_COLUMNS)]
         body += [f"{p}{sep}{o}{sep}{t}" for p, o, t in zip(prompt, output, ns)]
+        if trace.priority is not None:
+            body[0] += sep + PRIORITY_COLUMN
+            body[1:] = [f"{row}{sep}{q}" for row, q in zip(body[1:], trace.priority.tolist())]
         if trace.content is not None:
             body[0] += sep + sep.join(CONTENT_COLUMNS)
             body[1:] = [sep.join((row, *map(str, cells))) for row, cells in
@@ -318,6 +335,9 @@ def save_trace(trace: Trace, path: str | Path) -> Path:
             json.dumps({"input_toks": p, "output_toks": o, "arrival_time_ns": t})
             for p, o, t in zip(prompt, output, ns)
         ]
+        if trace.priority is not None:
+            body = [f'{row[:-1]}, "{PRIORITY_COLUMN}": {q}}}' for row, q in
+                    zip(body, trace.priority.tolist())]
         if trace.content is not None:
             body = [f"{row[:-1]}, {extra}}}" for row, extra in
                     zip(body, content_json(trace.content))]

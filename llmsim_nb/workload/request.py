@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .content import RequestContent
+from .trace_columns import MAX_PRIORITY, MIN_PRIORITY
 
 __all__ = ["Request"]
 
@@ -37,6 +38,10 @@ class Request:
         What the prompt and output are (see :mod:`.content`), for prefix
         caching: its segments must add up to ``num_prompt_tokens``. ``None``
         (the default) means content shared with no other request.
+    priority : int, optional
+        Scheduling priority for vLLM's ``--scheduling-policy priority``: lower
+        is served first, ties by arrival. Any integer that fits int64 (negative
+        ones too); the default ``0`` is vLLM's.
 
     Raises
     ------
@@ -50,6 +55,7 @@ class Request:
     num_prompt_tokens: int
     num_output_tokens: int
     content: RequestContent | None = None
+    priority: int = 0
 
     def __post_init__(self) -> None:
         for name, minimum in (
@@ -81,6 +87,12 @@ class Request:
                 f"Request.arrival_at must be finite and >= 0 seconds, got {arrival!r}"
             )
         object.__setattr__(self, "arrival_at", arrival)
+        priority = self.priority
+        if not _is_int(priority) or not MIN_PRIORITY <= int(priority) <= MAX_PRIORITY:
+            raise ValueError(f"Request.priority must be an integer (not bool) from -2**63 to "
+                             f"2**63 - 1 (int64; lower is served first), got {priority!r} of "
+                             f"type {type(priority).__name__}")
+        object.__setattr__(self, "priority", int(priority))
         content = self.content
         if content is not None:
             if not isinstance(content, RequestContent):

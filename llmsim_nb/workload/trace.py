@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
 from .content import PromptContent
 from .request import Request
-from .trace_columns import MAX_ARRIVAL_S, MAX_TOKENS, TraceError, _arrival_column, _int_column
+from .trace_columns import (MAX_ARRIVAL_S, MAX_TOKENS, TraceError, _arrival_column, _int_column,
+                            _priority_column)
 from .trace_summary import trace_summary
 
 __all__ = ["MAX_ARRIVAL_S", "MAX_TOKENS", "Trace", "TraceError"]
@@ -23,11 +25,12 @@ def _slice_text(index: slice) -> str:
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Trace:
-    """A workload: requests stored as three equally long numpy columns.
+    """A workload: requests stored as equally long numpy columns.
 
     Request ``i`` (its ``request_id`` is ``i``) arrives at ``arrival_at[i]``
     with ``num_prompt_tokens[i]`` prompt tokens and asks for
-    ``num_output_tokens[i]`` generated tokens.
+    ``num_output_tokens[i]`` generated tokens, with scheduling priority
+    ``priority[i]`` (0 for all when ``priority`` is None).
 
     Parameters
     ----------
@@ -46,21 +49,29 @@ class Trace:
         :mod:`.content`): one row per request, row ``i``'s segments adding up
         to ``num_prompt_tokens[i]``. ``None`` (the default): no request shares
         content with another.
+    priority : array_like of int or None, optional
+        Each request's scheduling priority for vLLM's ``scheduling_policy=
+        "priority"`` (lower is served first): integers that fit int64, any
+        sign. Stored as a read-only ``int64`` copy. ``None`` (the default):
+        no column, every request has vLLM's default priority 0.
 
     Raises
     ------
     TraceError
         If the columns are empty, of different lengths, of a non-integer dtype
-        (token counts), or hold out-of-range / non-finite / decreasing values;
-        or if ``content`` is not a PromptContent of ``len(self)`` rows whose
-        prompt lengths match (the message names the first row that differs).
+        (token counts, priority), or hold out-of-range / non-finite /
+        decreasing values; or if ``content`` is not a PromptContent of
+        ``len(self)`` rows whose prompt lengths match (the message names the
+        first row that differs).
 
     Notes
     -----
     Arrays are copied on construction and made read-only, so a ``Trace`` is
-    truly immutable. Equality compares all columns, ``source`` and ``content``.
-    Slicing, :meth:`head`, :meth:`filter`, :meth:`sort` and :meth:`scale_rate`
-    keep the content of the requests they keep.
+    truly immutable. Equality compares all columns, ``source``, ``content`` and
+    ``priority`` (a trace without a priority column differs from one whose
+    column is all zeros, as their files do). Slicing, :meth:`head`,
+    :meth:`filter`, :meth:`sort` and :meth:`scale_rate` keep the content and
+    priority of the requests they keep.
     """
 
     arrival_at: np.ndarray
@@ -68,14 +79,14 @@ class Trace:
     num_output_tokens: np.ndarray
     source: str = "in-memory"
     content: PromptContent | None = None
+    priority: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str):
             raise TraceError(f"Trace.source must be a str, got {type(self.source).__name__}")
-        lengths = {
-            name: int(np.size(getattr(self, name)))
-            for name in ("arrival_at", "num_prompt_tokens", "num_output_tokens")
-        }
+        names = ("arrival_at", "num_prompt_tokens", "num_output_tokens")
+        lengths = {name: int(np.size(getattr(self, name)))
+                   for name in names + (("priority",) if self.priority is not None else ())}
         if len(set(lengths.values())) != 1:
             raise TraceError(f"Trace columns must have equal lengths, got {lengths}")
         if lengths["arrival_at"] == 0:
@@ -86,6 +97,8 @@ class Trace:
         object.__setattr__(self, "arrival_at", arrival)
         object.__setattr__(self, "num_prompt_tokens", prompt)
         object.__setattr__(self, "num_output_tokens", output)
+        if self.priority is not None:
+            object.__setattr__(self, "priority", _priority_column(self.priority))
         if self.content is not None:
             self._check_content(self.content)
 
@@ -107,6 +120,9 @@ class Trace:
     def _content_of(self, index: np.ndarray | slice) -> PromptContent | None:
         return None if self.content is None else self.content.take(index)
 
+    def _priority_of(self, index: np.ndarray | slice) -> np.ndarray | None:
+        return None if self.priority is None else self.priority[index]
+
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
         return int(self.arrival_at.size)
@@ -120,6 +136,7 @@ class Trace:
                 self.num_output_tokens[index],
                 source=f"{self.source}[{_slice_text(index)}]",
                 content=self._content_of(index),
+                priority=self._priority_of(index),
             )
         if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"Trace indices must be int or slice, got {type(index).__name__}")
@@ -134,20 +151,17 @@ class Trace:
             num_prompt_tokens=int(self.num_prompt_tokens[i]),
             num_output_tokens=int(self.num_output_tokens[i]),
             content=None if self.content is None else self.content.row(i),
+            priority=0 if self.priority is None else int(self.priority[i]),
         )
 
     def __iter__(self) -> Iterator[Request]:
+        priority = repeat(0) if self.priority is None else self.priority.tolist()
         columns = zip(self.arrival_at.tolist(), self.num_prompt_tokens.tolist(),
-                      self.num_output_tokens.tolist())
-        if self.content is None:
-            for i, (t, p, o) in enumerate(columns):
-                yield Request(request_id=i, arrival_at=t, num_prompt_tokens=p,
-                              num_output_tokens=o)
-            return
-        row = self.content.row
-        for i, (t, p, o) in enumerate(columns):
+                      self.num_output_tokens.tolist(), priority)
+        row = None if self.content is None else self.content.row
+        for i, (t, p, o, q) in enumerate(columns):
             yield Request(request_id=i, arrival_at=t, num_prompt_tokens=p, num_output_tokens=o,
-                          content=row(i))
+                          content=None if row is None else row(i), priority=q)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Trace):
@@ -159,6 +173,8 @@ class Trace:
             and np.array_equal(self.num_output_tokens, other.num_output_tokens)
             and (self.content is None) == (other.content is None)
             and (self.content is None or self.content == other.content)
+            and (self.priority is None) == (other.priority is None)
+            and (self.priority is None or np.array_equal(self.priority, other.priority))
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -199,6 +215,7 @@ class Trace:
             self.num_output_tokens[index],
             source=f"{self.source} ({what})",
             content=self._content_of(index),
+            priority=self._priority_of(index),
         )
 
     def filter(self, keep: np.ndarray | Callable[[Trace], np.ndarray], *,
@@ -305,6 +322,10 @@ class Trace:
         Trace
             With ``content`` when every request has one; none may have one
             unless all do (else ``TraceError`` naming the first that differs).
+            With a ``priority`` column when some request's priority is not 0;
+            when all are 0 (the default) ``priority`` is None, so
+            ``Trace.from_requests(list(t)) == t`` for every ``t`` whose
+            priority column is None or has a non-zero entry.
         """
         reqs = list(requests)
         for i, r in enumerate(reqs):
@@ -323,6 +344,7 @@ class Trace:
             raise TraceError(
                 f"Trace.from_requests: item {i} {'has no' if has[0] else 'has'} content but item 0"
                 f" {'has' if has[0] else 'has none'}; either every request has content or none")
+        priority = [r.priority for r in reqs]
         return cls(
             np.array([r.arrival_at for r in reqs], dtype=np.float64),
             np.array([r.num_prompt_tokens for r in reqs], dtype=np.int64),
@@ -330,6 +352,7 @@ class Trace:
             source=source,
             content=PromptContent.from_rows([r.content for r in reqs]) if reqs and all(has)
             else None,
+            priority=np.array(priority, dtype=np.int64) if any(priority) else None,
         )
 
     # ----------------------------------------------------------------- summary

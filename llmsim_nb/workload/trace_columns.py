@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MAX_ARRIVAL_S", "MAX_TOKENS", "TraceError", "UnsortedTraceError"]
+__all__ = ["MAX_ARRIVAL_S", "MAX_PRIORITY", "MAX_TOKENS", "MIN_PRIORITY", "TraceError",
+           "UnsortedTraceError"]
 
 
 #: Largest token count a request may hold (fits an int32; no real prompt is near it).
@@ -17,6 +18,9 @@ MAX_TOKENS = 2**31 - 1
 #: nanoseconds of any date after March 1973 exceed it, and the results' 0.5-s
 #: throughput buckets over such a span would not fit in memory.
 MAX_ARRIVAL_S = 1e8
+#: Smallest and largest scheduling priority of a request (int64; lower is served first).
+MIN_PRIORITY = -(2**63)
+MAX_PRIORITY = 2**63 - 1
 
 
 class TraceError(ValueError):
@@ -88,5 +92,22 @@ def _arrival_column(values: object) -> np.ndarray:
             f"Trace.arrival_at[{i}] = {float(arr[i])!r} is earlier than arrival_at[{i - 1}] = "
             f"{float(arr[i - 1])!r}; arrivals must be non-decreasing"
         )
+    arr.setflags(write=False)
+    return arr
+
+
+def _priority_column(values: object) -> np.ndarray:
+    """The ``priority`` column checked: 1-D integers that fit int64, as a read-only copy."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise TraceError(f"Trace.priority must be a 1-D array or None, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise TraceError(f"Trace.priority must have an integer dtype (int64; not bool), got "
+                         f"dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > MAX_PRIORITY:
+        i = int(np.argmax(arr > MAX_PRIORITY))
+        raise TraceError(f"Trace.priority[{i}] = {int(arr[i])}; must fit int64 "
+                         f"({MIN_PRIORITY} to {MAX_PRIORITY})")
+    arr = arr.astype(np.int64, copy=True)
     arr.setflags(write=False)
     return arr
