@@ -56,9 +56,9 @@ def test_long_prefill_threshold_and_chunking_off():
     sched = make(max_num_batched_tokens=100, long_prefill_token_threshold=5)
     sched.add(0, 0.0, 12, 1)
     assert sched.step(0.0).batch.num_query_tokens.tolist() == [5]
-    sched = make(max_num_batched_tokens=10, enable_chunked_prefill=False)
+    sched = make(max_num_batched_tokens=14, enable_chunked_prefill=False)
     sched.add(0, 0.0, 4, 1)
-    sched.add(1, 0.0, 12, 1)    # over the budget left: waits, it is never chunked
+    sched.add(1, 0.0, 12, 1)    # over the 10 tokens left: waits, it is never chunked
     plan = sched.step(0.0)
     assert plan.batch.request_ids.tolist() == [0]
 
@@ -111,7 +111,7 @@ def test_preemption_by_recompute_frees_blocks_and_requeues_at_the_front():
     # Request 1 recomputes what it had computed, less what stayed cached.
     computed = sum(int(p.batch.num_query_tokens.sum()) for p in plans)
     expected = (2 * (8 + 10 - 1) + int(table.column("num_recomputed_tokens").sum())
-                - sum(p.num_cached_tokens for p in plans))
+                - sum(p.num_cached_tokens + p.num_recompute_cached_tokens for p in plans))
     assert computed == expected
     assert all(s.status is RequestStatus.FINISHED for s in sched.requests)
     assert all(p.num_used_blocks <= 6 for p in plans)
@@ -167,7 +167,7 @@ def test_invariants_on_random_workloads(seed):
     computed = sum(int(p.batch.num_query_tokens.sum()) for p in plans)
     assert computed == (int((prompts + np.maximum(outputs - 1, 0)).sum())
                         + int(table.column("num_recomputed_tokens").sum())
-                        - sum(p.num_cached_tokens for p in plans))
+                        - sum(p.num_cached_tokens + p.num_recompute_cached_tokens for p in plans))
     for p in plans:
         assert p.batch.num_tokens <= sched.config.max_num_batched_tokens
         assert p.num_used_blocks <= p.num_blocks
@@ -201,3 +201,35 @@ def test_trace_priorities_reach_the_scheduler_and_order_admission():
     assert ds["priority"].values.tolist() == [5, 0, 2]
     order = np.argsort(ds["admitted_at"].values, kind="stable").tolist()
     assert order == [1, 2, 0]
+
+
+def test_a_request_that_preempts_itself_leaves_no_empty_iteration():
+    # Priority: request 0 (priority 1) is the lowest and preempts itself while
+    # request 1 runs; the same step schedules again instead of idling.
+    sched = make(num_blocks=4, scheduling_policy="priority")
+    sched.add(0, 0.0, 4, 8, priority=1)
+    sched.add(1, 1e-4, 4, 8, priority=0)
+    plans = run(sched, dt=1e-3)
+    assert all(not p.is_empty for p in plans)
+    assert sched.num_finished == 2
+    assert sum(len(p.preempted_request_ids) for p in plans) == \
+        int(sched.table.column("num_preemptions").sum()) > 0
+
+
+def test_chunked_prefill_off_refuses_a_request_over_the_budget():
+    sched = make(max_num_batched_tokens=16, enable_chunked_prefill=False)
+    sched.add(0, 0.0, 10, 7)                   # 10 + 6 = 16 tokens: fits
+    with pytest.raises(ValueError, match="max_num_batched_tokens=16 with "
+                                         "enable_chunked_prefill=off"):
+        sched.add(1, 0.0, 10, 8)
+
+
+def test_host_stores_of_running_requests_are_counted():
+    # A decode that needs a new block evicts a cached block into the host tier.
+    config = SchedulerConfig(policy="vllm-v1", block_size=4)
+    kv = PrefixCachingKVManager(3, 4, num_host_blocks=8)
+    sched = V1Scheduler(config, kv, kv_bytes_per_token=100)
+    sched.add(0, 0.0, 8, 1, RequestContent((1,), (8,), 50))      # caches 2 blocks, leaves
+    sched.add(1, 1.0, 4, 6, RequestContent((2,), (4,), 51))      # grows to 9 tokens: 3 blocks
+    plans = run(sched)
+    assert sum(p.evicted_bytes for p in plans) == kv.num_stored_blocks * 4 * 100 > 0

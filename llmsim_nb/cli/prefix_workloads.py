@@ -68,12 +68,45 @@ def prefix_workload(args: argparse.Namespace, seed: int, dataset: str | None):
                                                    SHARED_PREFIX_FIELDS))
         arrival = args.arrival or "poisson"
         cv = {} if args.cv is None else {"cv": args.cv}
-        return shared_prefix_trace(g, p, s, q, o, rate=rate, arrival=arrival, rng=rng, **cv)
+        try:
+            return shared_prefix_trace(g, p, s, q, o, rate=rate, arrival=arrival, rng=rng, **cv)
+        except ValueError as exc:
+            raise ValueError(f"--shared_prefix {shared} (--rate {rate:g}, --arrival {arrival}"
+                             f"{'' if args.cv is None else f', --cv {args.cv:g}'}): {exc}"
+                             ) from None
     if args.arrival is not None or args.cv is not None:
         raise ValueError("--multi_turn sessions start as a Poisson process at --rate; "
                          "--arrival and --cv do not apply")
     from ..workload.sessions import multi_turn_sessions
 
     n, t, u, o, think = _numbers("multi_turn", multi, MULTI_TURN_FIELDS)
-    return multi_turn_sessions(int(n), int(t), int(u), int(o), think, session_rate=rate,
-                               rng=rng)
+    try:
+        return multi_turn_sessions(int(n), int(t), int(u), int(o), think, session_rate=rate,
+                                   rng=rng)
+    except ValueError as exc:
+        raise ValueError(f"--multi_turn {multi} (--rate {rate:g}): {exc}") from None
+
+
+def check_slos(args: argparse.Namespace) -> None:
+    """``--slo_ttft`` / ``--slo_tpot`` must be finite seconds > 0 (before any run)."""
+    import math
+
+    for name in ("slo_ttft", "slo_tpot"):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"--{name} {value!r}: must be a finite number of seconds > 0")
+
+
+def check_session_lengths(instance, workload) -> None:
+    """Refuse sessions whose longest turn exceeds the model's length, before any turn
+    runs, naming the session and turn (a turn's prompt grows with its history)."""
+    limit = instance.config.scheduler.max_model_len or instance.model.max_seq_len
+    for s, session in enumerate(workload.sessions):
+        for k, turn in enumerate(session.turns):
+            need = session.prompt_tokens(k) + turn.num_output_tokens
+            if need > limit:
+                raise ValueError(f"--multi_turn: session {s} turn {k} needs {need} tokens "
+                                 f"(the conversation so far, a {turn.num_user_tokens}-token "
+                                 f"message and {turn.num_output_tokens} outputs) but "
+                                 f"max_model_len is {limit}; use fewer or shorter turns, or "
+                                 f"raise --max_model_len")

@@ -23,7 +23,7 @@ import time
 import warnings
 
 from ..config import SimConfig
-from .prefix_workloads import prefix_workload
+from .prefix_workloads import check_session_lengths, check_slos, prefix_workload
 from .summary import format_summary
 
 #: (flag, type or None for a switch, help) of every ``llmsim run`` flag.
@@ -297,6 +297,7 @@ def _simulate(args: argparse.Namespace):
     start = time.perf_counter()
     config = SimConfig.from_flags(**flags)
     try:
+        check_slos(args)
         workload = prefix_workload(args, config.seed, config.dataset)
         trace = _workload(args, config) if workload is None else workload
         if args.output is not None:  # before anything is simulated (or created)
@@ -338,6 +339,7 @@ def _serve_sessions(args: argparse.Namespace, config: SimConfig, workload, start
     instance = Instance(build_instance(config, longest_request=workload.max_prompt_tokens()
                                        + max(t.num_output_tokens for s in workload.sessions
                                              for t in s.turns)))
+    check_session_lengths(instance, workload)
     ds = SessionRun(instance, workload).run()
     return ds, time.perf_counter() - start
 

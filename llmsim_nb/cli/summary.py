@@ -31,7 +31,9 @@ def format_summary(summary: dict, wall: float, ds) -> str:
         f"E2E   mean {ms(summary['e2e_mean'])}  p50 {ms(summary['e2e_p50'])}  "
         f"p99 {ms(summary['e2e_p99'])}",
         f"KV cache            {ds.attrs['num_kv_blocks']} blocks, peak usage "
-        f"{summary['kv_usage_peak']:.1%}, {summary['num_evictions']} evictions",
+        f"{summary['kv_usage_peak']:.1%}"
+        + ("" if ds.attrs.get("scheduling") == "vllm-v1"
+           else f", {summary['num_evictions']} evictions"),
         *prefix_lines(summary),
         f"wall time           {wall:.3f} s",
         "-" * 60,
@@ -45,6 +47,10 @@ def prefix_lines(summary: dict) -> list[str]:
     if summary.get("prefix_hit_rate") == summary.get("prefix_hit_rate"):  # not NaN
         lines.append(f"prefix cache        hit rate {summary['prefix_hit_rate']:.1%} "
                      f"({summary['num_cached_tokens']} cached prompt tokens)")
+    if summary.get("num_host_cached_tokens") or summary.get("host_stored_bytes"):
+        lines.append(f"host KV tier        {summary['num_host_cached_tokens']} tokens hit there; "
+                     f"{summary['host_stored_bytes'] / 1e9:.3f} GB stored, "
+                     f"{summary['host_loaded_bytes'] / 1e9:.3f} GB loaded")
     if summary.get("num_preemptions"):
         lines.append(f"preemptions         {summary['num_preemptions']} (by recompute)")
     if summary.get("goodput") == summary.get("goodput") and "goodput" in summary:

@@ -64,8 +64,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
                           "with nothing to compute, gen with zero outputs, finishes on "
                           "arrival, in no iteration)"),
     "num_prefix_query_tokens": ("token", "tokens looked up in the prefix cache by the "
-                                         "requests admitted in the iteration (re-admissions "
-                                         "after a preemption included)"),
+                                         "requests admitted for the first time in the "
+                                         "iteration (re-admissions after a preemption are "
+                                         "counted apart, as vLLM's PrefixCacheStats does)"),
     "num_prefix_cached_tokens": ("token", "of the looked-up tokens, those found in the prefix "
                                           "cache (not computed)"),
     "num_host_cached_tokens": ("token", "of the cached tokens, those found in the host-memory "
@@ -94,8 +95,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "num_cached_tokens": ("token", "prompt tokens found in the prefix cache at the request's "
                                    "first admission"),
     "num_preemptions": ("1", "times the request was preempted by recompute"),
-    "num_recomputed_tokens": ("token", "computed tokens the request's preemptions discarded "
-                                       "(computed again unless found cached)"),
+    "num_recomputed_tokens": ("token", "tokens the request held in the KV cache when "
+                                       "preempted (computed or taken from the cache), summed "
+                                       "over its preemptions; computed again unless found "
+                                       "cached"),
     "priority": ("1", "scheduling priority of the request (lower is scheduled first)"),
     "inter_token_latency": ("s", "time between two consecutive output tokens of a request "
                                  "(every gap of every request, in emission order)"),

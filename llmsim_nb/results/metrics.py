@@ -69,8 +69,8 @@ _METRICS: dict[str, tuple[str, str, str]] = {
     "itl_p99": ("s", "99th percentile inter-token latency",
                 "benchmark_serving p99_itl_ms (ms)"),
     "prefix_hit_rate": ("1", "tokens found in the prefix cache over tokens looked up, summed "
-                             "over the run's admissions (re-admissions after a preemption "
-                             "included); NaN without lookups",
+                             "over the run's first admissions (re-admissions after a preemption "
+                             "are kept out, as vLLM counts them apart); NaN without lookups",
                         "vLLM V1 prefix cache hit rate: vllm:prefix_cache_hits / "
                         "vllm:prefix_cache_queries"),
     "num_cached_tokens": ("token", "tokens found in the prefix cache, summed over iterations "

@@ -37,17 +37,21 @@ class IterationPlan:
     num_used_blocks, num_blocks : int
         Cache occupancy after this iteration's allocation, and capacity.
     num_prefix_query_tokens : int
-        Tokens looked up in the prefix cache by the requests admitted in this
-        iteration (each one's prompt, plus its generated tokens when it is
-        re-admitted after a preemption); 0 without prefix caching.
+        Tokens looked up in the prefix cache by the requests admitted for the
+        first time in this iteration (their prompts); 0 without prefix caching.
     num_cached_tokens : int
         Of those, tokens found in the cache (not computed again).
+        Requests re-admitted after a preemption are not counted in either.
     preempted_request_ids : tuple of int
         Requests preempted by recompute for this iteration (their blocks freed,
         their tokens to be computed again).
     num_host_cached_tokens : int
-        Of ``num_cached_tokens``, those found in the host-memory tier (loaded
-        back as ``reloaded_bytes``).
+        Of the cached tokens (both kinds), those found in the host-memory tier
+        (loaded back as ``reloaded_bytes``).
+    num_recompute_cached_tokens : int
+        Tokens found in the cache by requests re-admitted after a preemption;
+        kept out of ``num_prefix_query_tokens`` / ``num_cached_tokens`` (the
+        hit rate), as vLLM counts them apart.
     """
 
     iteration: int
@@ -64,6 +68,7 @@ class IterationPlan:
     num_cached_tokens: int = 0
     preempted_request_ids: tuple[int, ...] = ()
     num_host_cached_tokens: int = 0
+    num_recompute_cached_tokens: int = 0
 
     @property
     def batch_size(self) -> int:

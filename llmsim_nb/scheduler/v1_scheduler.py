@@ -27,16 +27,11 @@ One iteration:
    blocks do not fit.
 
 A preempted request frees its blocks (they stay cached), forgets its computed
-tokens and goes back to the front of the waiting queue; on re-admission it
-recomputes its prompt and generated tokens, minus whatever is still cached.
-Preemption moves no bytes (recompute, V1's only mode).
-
-With a host tier (``kv_offload_gib``), a cached block the device evicts is
-copied to host memory, and a lookup continues there after the device's hits:
-those blocks are loaded into new device blocks instead of being computed. The
-plan carries both copies as ``evicted_bytes`` / ``reloaded_bytes``, timed as
-the host-link store / load nodes of the execution graph, which run before the
-iteration's compute (on its critical path, not overlapped).
+tokens and goes back to the front of the waiting queue (by its key under
+``priority``); re-admitted, it recomputes its prompt and outputs minus what is
+still cached, and those lookups count apart from the hit rate
+(``num_recompute_cached_tokens``, as vLLM's ``PrefixCacheStats``). The host
+tier (``kv_offload_gib``): see :mod:`.prefix_cache` and docs/prefix-caching.md.
 
 Invariants
 ----------
@@ -116,6 +111,13 @@ class V1Scheduler:
                 f"request {request_id} needs {need} KV blocks ({max_kv} tokens) "
                 f"but the device holds only {self.kv.num_blocks}; it could never run "
                 f"(give more memory or shorten the request)")
+        budget, cap = self.config.max_num_batched_tokens, self.config.long_prefill_token_threshold
+        if not self.config.enable_chunked_prefill and not 0 < cap <= budget and max_kv > budget:
+            raise ValueError(f"request {request_id} may have to compute {max_kv} tokens in one "
+                             f"iteration (its prompt, and its outputs again after a preemption) "
+                             f"but max_num_batched_tokens={budget} with enable_chunked_prefill=off;"
+                             f" raise --max_num_batched_tokens to the longest request (as vLLM "
+                             f"requires of max_model_len) or turn chunked prefill on")
         table.add(arrival_at, num_prompt_tokens, num_output_tokens)
         table.priority[request_id] = priority
         self._contents.append(content)
@@ -134,9 +136,7 @@ class V1Scheduler:
         would be admitted."""
         return [self.requests[i] for i in self._waiting.ids()]
 
-    @property
-    def evicted(self) -> list[RequestState]:
-        return []  # recompute keeps no request's KV in host memory
+    evicted = property(lambda self: [], doc="Always empty: recompute keeps no KV on the host")
 
     @property
     def has_unfinished(self) -> bool:
@@ -167,17 +167,26 @@ class V1Scheduler:
             raise RuntimeError("step() called twice without update(); feed the previous "
                                "plan back with update(plan, finished_at) first")
         self._release_arrivals(now)
-        budget = self.config.max_num_batched_tokens
-        ids, num_tokens, budget, preempted = self._schedule_running(budget)
-        queried = cached = self._host_hits = 0
+        self._host_hits = self._recompute_cached = 0
         stored = self.kv.num_stored_blocks
-        if not preempted:
-            new_ids, new_tokens, queried, cached = self._admit_waiting(now, budget)
-            ids, num_tokens = ids + new_ids, num_tokens + new_tokens
+        preempted_all: list[int] = []
+        while True:
+            ids, num_tokens, budget, preempted = self._schedule_running(
+                self.config.max_num_batched_tokens)
+            preempted_all += preempted
+            queried = cached = 0
+            if not preempted:
+                new_ids, new_tokens, queried, cached = self._admit_waiting(now, budget)
+                ids, num_tokens = ids + new_ids, num_tokens + new_tokens
+            # A request that preempted itself (the lowest priority) leaves an empty
+            # batch although the state changed: vLLM's next step, at the same time,
+            # schedules again (it terminates: the preemptions freed blocks).
+            if ids or not preempted:
+                break
         self._stored_blocks = self.kv.num_stored_blocks - stored
         plan = self._make_plan(now, np.array(ids, dtype=np.int64),
                                np.array(num_tokens, dtype=np.int64), queried, cached,
-                               tuple(preempted))
+                               tuple(preempted_all))
         self._open_plan = plan
         return plan
 
@@ -319,7 +328,11 @@ class V1Scheduler:
             if table.admitted_at[i] != table.admitted_at[i]:  # NaN: first admission
                 table.admitted_at[i] = now
                 table.num_cached_tokens[i] = num_cached
-            if kv.enable_caching:
+            if not kv.enable_caching:
+                pass
+            elif table.num_preemptions[i]:  # vLLM keeps these out of its hit-rate counters
+                self._recompute_cached += num_cached
+            else:
                 queried += known
                 cached += num_cached
             ids.append(i)
@@ -349,7 +362,8 @@ class V1Scheduler:
             num_used_blocks=self.kv.num_used_blocks, num_blocks=self.kv.num_blocks,
             num_prefix_query_tokens=queried, num_cached_tokens=cached,
             preempted_request_ids=preempted,
-            num_host_cached_tokens=self._host_hits * self.kv.block_size)
+            num_host_cached_tokens=self._host_hits * self.kv.block_size,
+            num_recompute_cached_tokens=self._recompute_cached)
 
     # -------------------------------------------------------------- update
     def update(self, plan: IterationPlan, finished_at: float) -> list[RequestState]:

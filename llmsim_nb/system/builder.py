@@ -191,9 +191,15 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
                          f"--scheduling to choose)") from None
     if sched_config.policy == "vllm-v1":
         block_bytes = block_size * model.kv_bytes_per_token()
+        num_host_blocks = int(config.memory.kv_offload_gib * GIB // block_bytes)
+        if config.memory.kv_offload_gib and not num_host_blocks:
+            raise ValueError(f"kv_offload_gib={config.memory.kv_offload_gib:g} holds no KV "
+                             f"block: one block of {model.name} is {block_bytes} bytes "
+                             f"({block_bytes / GIB:.3g} GiB); give at least that, or 0 for no "
+                             f"host tier")
         kv_cache = PrefixCachingKVManager(
             num_blocks, block_size, enable_caching=sched_config.prefix_caching,
-            num_host_blocks=int(config.memory.kv_offload_gib * GIB // block_bytes))
+            num_host_blocks=num_host_blocks)
         scheduler = V1Scheduler(sched_config, kv_cache, model.kv_bytes_per_token())
     else:
         kv_cache = KVCacheManager(num_blocks, block_size)
