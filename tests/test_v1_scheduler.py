@@ -168,7 +168,12 @@ def test_invariants_on_random_workloads(seed):
     assert computed == (int((prompts + np.maximum(outputs - 1, 0)).sum())
                         + int(table.column("num_recomputed_tokens").sum())
                         - sum(p.num_cached_tokens + p.num_recompute_cached_tokens for p in plans))
+    if not table.column("num_preemptions").any():
+        assert all(p.computed_prompt_tokens == p.num_prefill_tokens for p in plans)
+    assert sum(p.computed_prompt_tokens for p in plans) >= int(prompts.sum()) - sum(
+        p.num_cached_tokens for p in plans)
     for p in plans:
+        assert p.computed_prompt_tokens <= p.num_prefill_tokens
         assert p.batch.num_tokens <= sched.config.max_num_batched_tokens
         assert p.num_used_blocks <= p.num_blocks
         assert len(set(p.batch.request_ids.tolist())) == p.batch_size

@@ -13,10 +13,11 @@ Prefix caching and preemption by recompute: per iteration
 ``num_cached_tokens`` is the per-request variable), ``num_host_cached_tokens``
 (of those, the hits in vllm-v1's host-memory tier), ``prefix_hit_rate`` and
 ``num_preempted``; per request ``num_cached_tokens``, ``num_preemptions``,
-``num_recomputed_tokens`` and ``priority``. The prompt tokens an iteration
-actually computes (cached ones excluded) are ``num_prefill_tokens``: there is
-no separate ``num_computed_prompt_tokens`` variable, it would be the same
-column twice. Schedulers without these features record 0 (NaN for the rate).
+``num_recomputed_tokens`` and ``priority``. ``num_computed_prompt_tokens`` is
+the prompt tokens an iteration computes (cached ones excluded);
+``num_prefill_tokens`` adds, under vllm-v1, the outputs recomputed after a
+preemption (without preemption the two are equal). Schedulers without these
+features record 0 (NaN for the rate).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "num_finished": ("1", "requests that finished at the end of the iteration (a request "
                           "with nothing to compute, gen with zero outputs, finishes on "
                           "arrival, in no iteration)"),
+    "num_computed_prompt_tokens": ("token", "prompt tokens computed in the iteration (prefix-"
+                                            "cache hits excluded; outputs recomputed after a "
+                                            "preemption excluded, unlike num_prefill_tokens)"),
     "num_prefix_query_tokens": ("token", "tokens looked up in the prefix cache by the "
                                          "requests admitted for the first time in the "
                                          "iteration (re-admissions after a preemption are "
@@ -122,7 +126,8 @@ ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transf
                   "batch_size", "num_prefill_tokens", "num_decode_tokens",
                   "num_generated_tokens", "kv_usage", "num_used_blocks", "num_evicted",
                   "num_reloaded", "evicted_bytes", "reloaded_bytes", "num_finished",
-                  "num_prefix_query_tokens", "num_prefix_cached_tokens",
+                  "num_computed_prompt_tokens", "num_prefix_query_tokens",
+                  "num_prefix_cached_tokens",
                   "num_host_cached_tokens", "prefix_hit_rate", "num_preempted", "reuse_hits",
                   "reuse_misses")
 # Variables that measure the simulator's own effort, not the simulated system:
@@ -130,7 +135,8 @@ ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transf
 SIMULATION_EFFORT_VARS = ("wall_time", "reuse_hits", "reuse_misses")
 _INT_VARS = {"batch_size", "num_prefill_tokens", "num_decode_tokens", "num_generated_tokens",
              "num_used_blocks", "num_evicted", "num_reloaded", "num_finished",
-             "num_prefix_query_tokens", "num_prefix_cached_tokens", "num_host_cached_tokens",
+             "num_computed_prompt_tokens", "num_prefix_query_tokens", "num_prefix_cached_tokens",
+             "num_host_cached_tokens",
              "num_preempted", "reuse_hits", "reuse_misses"}
 # Components of the original's simulation-time report.
 COMPONENTS = ("scheduler", "execution_engine", "graph_converter", "network")
@@ -164,7 +170,8 @@ class IterationRecord:
                 batch.num_tokens - prefill, int(batch.num_logit_tokens.sum()), plan.kv_usage,
                 plan.num_used_blocks, len(plan.evicted_request_ids),
                 len(plan.reloaded_request_ids), plan.evicted_bytes, plan.reloaded_bytes,
-                len(self.finished), plan.num_prefix_query_tokens, plan.num_cached_tokens,
+                len(self.finished), plan.computed_prompt_tokens, plan.num_prefix_query_tokens,
+                plan.num_cached_tokens,
                 plan.num_host_cached_tokens, plan.prefix_hit_rate,
                 len(plan.preempted_request_ids), self.reuse_hits, self.reuse_misses)
 

@@ -52,6 +52,11 @@ class IterationPlan:
         Tokens found in the cache by requests re-admitted after a preemption;
         kept out of ``num_prefix_query_tokens`` / ``num_cached_tokens`` (the
         hit rate), as vLLM counts them apart.
+    num_computed_prompt_tokens : int or None
+        Prompt tokens computed in this iteration when that differs from
+        :attr:`num_prefill_tokens` (vllm-v1 counts outputs recomputed after a
+        preemption as prefill); None means equal (see
+        :attr:`computed_prompt_tokens`).
     """
 
     iteration: int
@@ -69,6 +74,7 @@ class IterationPlan:
     preempted_request_ids: tuple[int, ...] = ()
     num_host_cached_tokens: int = 0
     num_recompute_cached_tokens: int = 0
+    num_computed_prompt_tokens: int | None = None
 
     @property
     def batch_size(self) -> int:
@@ -85,6 +91,12 @@ class IterationPlan:
     @property
     def num_decode_tokens(self) -> int:
         return self.batch.num_tokens - self.num_prefill_tokens
+
+    @property
+    def computed_prompt_tokens(self) -> int:
+        """Prompt tokens computed in this iteration (cache hits excluded)."""
+        n = self.num_computed_prompt_tokens
+        return self.num_prefill_tokens if n is None else n
 
     @property
     def prefix_hit_rate(self) -> float:

@@ -363,7 +363,8 @@ class V1Scheduler:
             num_prefix_query_tokens=queried, num_cached_tokens=cached,
             preempted_request_ids=preempted,
             num_host_cached_tokens=self._host_hits * self.kv.block_size,
-            num_recompute_cached_tokens=self._recompute_cached)
+            num_recompute_cached_tokens=self._recompute_cached,
+            num_computed_prompt_tokens=int(np.clip(prompt - computed, 0, num_tokens).sum()))
 
     # -------------------------------------------------------------- update
     def update(self, plan: IterationPlan, finished_at: float) -> list[RequestState]:
