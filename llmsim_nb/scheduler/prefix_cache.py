@@ -150,12 +150,19 @@ class PrefixCachingKVManager:
         if most == 0:
             return []
         hasher.hash_of(most - 1)  # the whole chain at once
-        # One dict lookup per block, in C; the run ends at the first miss.
-        found = list(map(self._cached.get, islice(hasher.hashes, 1, most + 1)))
-        try:
-            del found[found.index(None):]
-        except ValueError:
-            pass
+        # One dict lookup per block, in C, in doubling chunks so that a run
+        # which ends early (a long prompt sharing a short prefix) stops early.
+        get, hashes = self._cached.get, hasher.hashes
+        found: list[int] = []
+        start, step = 1, 32
+        while start <= most:
+            chunk = list(map(get, islice(hashes, start, min(start + step, most + 1))))
+            try:
+                found += chunk[:chunk.index(None)]
+                return found
+            except ValueError:
+                found += chunk
+            start, step = start + step, 2 * step
         return found
 
     def find_host_prefix(self, hasher: BlockHasher, num_tokens: int, num_device_hits: int
