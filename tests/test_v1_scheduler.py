@@ -140,14 +140,16 @@ def test_priority_order_admits_and_preempts_by_priority():
     assert victims and set(victims) == {1}
 
 
+@pytest.mark.parametrize("mode", ["recompute", "swap"])
 @pytest.mark.parametrize("seed", range(8))
-def test_invariants_on_random_workloads(seed):
+def test_invariants_on_random_workloads(seed, mode):
     rng = np.random.default_rng(seed)
     block_size = int(rng.choice([1, 4, 16]))
     sched = make(num_blocks=int(rng.integers(40, 200)), block_size=block_size,
                  max_num_batched_tokens=int(rng.integers(8, 256)),
                  max_batch=int(rng.integers(0, 8)),
-                 long_prefill_token_threshold=int(rng.choice([0, 0, 16])))
+                 long_prefill_token_threshold=int(rng.choice([0, 0, 16])),
+                 preemption_mode=mode)
     n = 40
     arrivals = np.sort(rng.uniform(0, 20, n))
     prompts, outputs = rng.integers(1, 60, n), rng.integers(0, 40, n)
@@ -238,3 +240,23 @@ def test_host_stores_of_running_requests_are_counted():
     sched.add(1, 1.0, 4, 6, RequestContent((2,), (4,), 51))      # grows to 9 tokens: 3 blocks
     plans = run(sched)
     assert sum(p.evicted_bytes for p in plans) == kv.num_stored_blocks * 4 * 100 > 0
+
+
+def test_swap_preemption_moves_kv_to_host_and_back_and_computes_nothing_twice():
+    sched = make(num_blocks=6, max_num_batched_tokens=100, preemption_mode="swap")
+    sched.add(0, 0.0, 8, 10)
+    sched.add(1, 0.0, 8, 10)
+    plans = run(sched)
+    table = sched.table
+    out = [v for p in plans for v in p.evicted_request_ids]
+    back = [v for p in plans for v in p.reloaded_request_ids]
+    assert out and out == back == [1] * len(out)
+    assert table.column("num_recomputed_tokens").sum() == 0
+    computed = sum(int(p.batch.num_query_tokens.sum()) for p in plans)
+    assert computed == 2 * (8 + 10 - 1)                      # swap keeps computed tokens
+    # Both reach 12 tokens in 3 blocks each (6 of 6); request 0's 13th token needs a
+    # 4th block, so request 1 (the last running) is swapped out with its 12 tokens,
+    # and comes back once request 0 has finished: 12 x 100 bytes each way.
+    assert out == [1] and [p.evicted_bytes for p in plans if p.evicted_bytes] == [1200.0]
+    assert [p.reloaded_bytes for p in plans if p.reloaded_bytes] == [1200.0]
+    assert all(s.status is RequestStatus.FINISHED for s in sched.requests)

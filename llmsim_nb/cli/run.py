@@ -48,8 +48,8 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("long_prefill_token_threshold", int, "vllm-v1: most tokens per request per iteration; "
                                           "0 = no cap"),
     ("scheduling_policy", str, "fcfs | priority: vllm-v1's admission and preemption order"),
-    ("preemption_mode", str, "recompute (vllm-v1) | swap (orca, vllm, chunked); default: "
-                             "the policy's"),
+    ("preemption_mode", str, "recompute | swap: vllm-v1 recomputes by default and can swap "
+                             "to host; orca, vllm and chunked always swap"),
     ("kv_offload_gib", float, "host-memory KV tier in GiB for evicted cached blocks "
                               "(vllm-v1 with prefix caching)"),
     ("max_model_len", int, "longest request served, prompt + output tokens (default: the "

@@ -76,9 +76,9 @@ class SchedulerConfig:
         "vllm-v1: order of admission and preemption, fcfs or priority (lower value "
         "first, then arrival; vLLM's scheduling_policy)", flag="scheduling_policy"))
     preemption_mode: str | None = field(default=None, metadata=_meta(
-        "What happens to a request whose KV blocks must be given up: recompute (vllm-v1: "
-        "freed, computed again later) or swap (orca / vllm / chunked: moved to host "
-        "memory and reloaded); None = the policy's", flag="preemption_mode"))
+        "What happens to a request whose KV blocks must be given up: recompute (vllm-v1's "
+        "default: freed, computed again later) or swap (moved to host memory and reloaded; "
+        "what orca / vllm / chunked always do); None = the policy's", flag="preemption_mode"))
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -105,9 +105,6 @@ class SchedulerConfig:
              self.scheduling_policy != "fcfs" and not v1),
             ("preemption_mode='recompute' needs scheduling='vllm-v1' (orca, vllm and chunked "
              "swap to host)", self.preemption_mode == "recompute" and not v1),
-            ("preemption_mode='swap' is not modelled for scheduling='vllm-v1', which preempts "
-             "by recompute (swap is orca / vllm / chunked's)", self.preemption_mode == "swap"
-             and v1),
             ("gen=True is not supported by scheduling='vllm-v1' (use orca, vllm or chunked)",
              self.gen and v1),
             ("kv_manage='max' is not supported by scheduling='vllm-v1', which allocates "

@@ -52,6 +52,7 @@ from ..models.ops import BatchShape
 from ..workload.content import RequestContent
 from .block_hasher import BlockHasher
 from .plan import IterationPlan
+from .preemption import Preemption
 from .prefix_cache import PrefixCachingKVManager
 from .waiting_queue import WaitingQueue
 from .request_state import FINISHED, RUNNING, WAITING, RequestState, RequestTable, max_kv_tokens
@@ -87,6 +88,7 @@ class V1Scheduler:
         self._priority = config.scheduling_policy == "priority"
         self._waiting = WaitingQueue(self._priority)
         self._running: list[int] = []
+        self._preemption = Preemption(config.preemption_mode or "recompute", kv_bytes_per_token)
         self.num_finished = 0
         self._iteration = 0
         self._open_plan: IterationPlan | None = None
@@ -136,7 +138,10 @@ class V1Scheduler:
         would be admitted."""
         return [self.requests[i] for i in self._waiting.ids()]
 
-    evicted = property(lambda self: [], doc="Always empty: recompute keeps no KV on the host")
+    @property
+    def evicted(self) -> list[RequestState]:
+        """Requests swapped to host memory (``preemption_mode='swap'``), in order."""
+        return [self.requests[i] for i in self._preemption.swapped]
 
     @property
     def has_unfinished(self) -> bool:
@@ -144,7 +149,7 @@ class V1Scheduler:
 
     @property
     def num_active(self) -> int:
-        return len(self._running) + len(self._waiting)
+        return len(self._running) + len(self._waiting) + len(self._preemption.swapped)
 
     def next_event_at(self) -> float | None:
         if not self._pending:
@@ -170,12 +175,15 @@ class V1Scheduler:
         self._host_hits = self._recompute_cached = 0
         stored = self.kv.num_stored_blocks
         preempted_all: list[int] = []
+        swap = self._preemption
+        swap.reset()
+        swap.swap_in(self)
         while True:
             ids, num_tokens, budget, preempted = self._schedule_running(
                 self.config.max_num_batched_tokens)
             preempted_all += preempted
             queried = cached = 0
-            if not preempted:
+            if not preempted and not swap.swapped:  # swapped requests come back first
                 new_ids, new_tokens, queried, cached = self._admit_waiting(now, budget)
                 ids, num_tokens = ids + new_ids, num_tokens + new_tokens
             # A request that preempted itself (the lowest priority) leaves an empty
@@ -260,7 +268,7 @@ class V1Scheduler:
                 victim = self._victim()
                 at = run.index(victim)
                 budget += scheduled.pop(victim, 0)
-                self._preempt(victim)
+                self._preemption.preempt(self, victim)
                 preempted.append(victim)
                 if victim == i:
                     break
@@ -281,16 +289,6 @@ class V1Scheduler:
         table = self.table
         return max(self._running, key=lambda i: (table.priority.item(i),
                                                  table.arrival_at.item(i), i))
-
-    def _preempt(self, i: int) -> None:
-        table = self.table
-        self.kv.free(i)
-        self._running.remove(i)
-        table.status[i] = WAITING
-        table.num_preemptions[i] += 1
-        table.num_recomputed_tokens[i] += table.num_computed_tokens[i]
-        table.num_computed_tokens[i] = 0
-        self._push_waiting(i, front=True)
 
     def _admit_waiting(self, now: float, budget: int) -> tuple[list[int], list[int], int, int]:
         table, kv, config = self.table, self.kv, self.config
@@ -356,9 +354,11 @@ class V1Scheduler:
         return IterationPlan(
             iteration=self._iteration, scheduled_at=now,
             batch=BatchShape(ids, num_tokens, computed, emits.astype(np.int64)),
-            num_prompt_tokens=prefill, evicted_request_ids=(), reloaded_request_ids=(),
-            evicted_bytes=float(self._stored_blocks * block_bytes),
-            reloaded_bytes=float(self._host_hits * block_bytes),
+            num_prompt_tokens=prefill,
+            evicted_request_ids=tuple(self._preemption.swapped_out),
+            reloaded_request_ids=tuple(self._preemption.swapped_in),
+            evicted_bytes=float(self._stored_blocks * block_bytes) + self._preemption.bytes_out,
+            reloaded_bytes=float(self._host_hits * block_bytes) + self._preemption.bytes_in,
             num_used_blocks=self.kv.num_used_blocks, num_blocks=self.kv.num_blocks,
             num_prefix_query_tokens=queried, num_cached_tokens=cached,
             preempted_request_ids=preempted,
