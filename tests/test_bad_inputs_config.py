@@ -57,7 +57,7 @@ RANGES = {
     "seed": (0, 2 ** 63 - 1, True, False),
     "reuse_cache_size": (1, 10 ** 8, True, False),
 }
-NO_FLAG = {"host_bandwidth", "host_latency", "activation_reserve"}  # MemoryConfig only
+NO_FLAG = {"activation_reserve"}  # MemoryConfig only
 
 
 def numeric_fields():

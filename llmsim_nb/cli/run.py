@@ -50,6 +50,9 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("scheduling_policy", str, "fcfs | priority: vllm-v1's admission and preemption order"),
     ("preemption_mode", str, "recompute | swap: vllm-v1 recomputes by default and can swap "
                              "to host; orca, vllm and chunked always swap"),
+    ("host_bandwidth", float, "device-to-host link in B/s (KV swap, host KV tier); 63e9 is "
+                              "PCIe 5.0 x16"),
+    ("host_latency", float, "fixed latency of one host transfer in s"),
     ("kv_offload_gib", float, "host-memory KV tier in GiB for evicted cached blocks "
                               "(vllm-v1 with prefix caching)"),
     ("max_model_len", int, "longest request served, prompt + output tokens (default: the "

@@ -145,10 +145,11 @@ class MemoryConfig:
         optional=True, positive=True))
     host_bandwidth: float = field(default=512e9, metadata=_meta(
         "Device-to-host bandwidth for KV eviction and reload (the original's "
-        "memory-expansion setting, 512 GB/s)", "B/s", range=HOST_BANDWIDTH_RANGE,
+        "memory-expansion setting, 512 GB/s; a GPU server's PCIe 4.0 / 5.0 x16 is "
+        "31.5 / 63 GB/s)", "B/s", flag="host_bandwidth", range=HOST_BANDWIDTH_RANGE,
         note="device-to-host link", positive=True))
     host_latency: float = field(default=1e-6, metadata=_meta(
-        "Fixed latency of one host transfer", "s", range=HOST_LATENCY_RANGE,
+        "Fixed latency of one host transfer", "s", flag="host_latency", range=HOST_LATENCY_RANGE,
         note="latency of one host transfer"))
     activation_reserve: float = field(default=0.05, metadata=_meta(
         "Fraction of device memory kept for activations, not KV blocks",
