@@ -312,3 +312,15 @@ def test_a_vllm_v1_run_with_a_host_tier_sums_its_copies():
     assert s["host_stored_bytes"] % (16 * per_token) == 0      # whole blocks
     assert s["num_evictions"] == 0                              # no request is swapped
     assert ds["num_host_cached_tokens"].dtype == np.int64
+
+
+def test_summary_carries_the_definitions_and_slos_in_attrs():
+    from llmsim_nb import SimConfig, Simulator
+    from llmsim_nb.results.metrics import metric_definitions, summarize
+
+    ds = Simulator(SimConfig.from_flags(model_name="gpt2")).run()
+    summary = summarize(ds, slo_ttft=0.5)
+    assert isinstance(summary, dict) and set(summary) == set(metric_definitions())
+    assert summary.attrs["definitions"] == metric_definitions()
+    assert summary.attrs["slo_ttft"] == 0.5 and summary.attrs["slo_tpot"] is None
+    assert "benchmark_serving mean_ttft_ms" in summary.attrs["definitions"]["ttft_mean"]

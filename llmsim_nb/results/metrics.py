@@ -208,8 +208,9 @@ def summarize(ds, *, slo_ttft: float | None = None,
 
     Returns
     -------
-    dict of str to float
-        The keys of :func:`metric_definitions`, in that order. ``itl_*`` are
+    Summary
+        A ``dict`` of str to float with the keys of :func:`metric_definitions`,
+        in that order, and ``attrs`` holding their definitions and the SLOs. ``itl_*`` are
         NaN without ``inter_token_latency``, ``prefix_hit_rate`` NaN without
         prefix-cache lookups, the goodput figures NaN without an SLO; the
         counts and byte totals are 0 for a Dataset written before their
@@ -268,7 +269,18 @@ def summarize(ds, *, slo_ttft: float | None = None,
         num_good = int(good.sum())
         summary["goodput_fraction"] = num_good / num_finished if num_finished else math.nan
         summary["goodput"] = rate(num_good)
-    return summary
+    out = Summary(summary)
+    out.attrs = {"definitions": metric_definitions(), "slo_ttft": slo_ttft,
+                 "slo_tpot": slo_tpot, "time_units": "s"}
+    return out
 
 
-__all__ = ["METRIC_UNITS", "check_slo", "metric_definitions", "summarize"]
+class Summary(dict):
+    """:func:`summarize`'s figures (a plain ``dict`` of key -> value), with ``attrs``:
+    each key's definition, units and vLLM name (``attrs["definitions"]``, from
+    :func:`metric_definitions`) and the SLOs applied."""
+
+    attrs: dict
+
+
+__all__ = ["METRIC_UNITS", "Summary", "check_slo", "metric_definitions", "summarize"]
