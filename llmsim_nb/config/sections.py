@@ -143,14 +143,17 @@ class MemoryConfig:
         "Device memory per NPU; None takes the hardware preset's", "GiB", flag="npu_mem",
         range=NPU_MEM_RANGE, note="memory of one device; None = the preset's",
         optional=True, positive=True))
-    host_bandwidth: float = field(default=512e9, metadata=_meta(
-        "Device-to-host bandwidth for KV eviction and reload (the original's "
-        "memory-expansion setting, 512 GB/s; a GPU server's PCIe 4.0 / 5.0 x16 is "
-        "31.5 / 63 GB/s)", "B/s", flag="host_bandwidth", range=HOST_BANDWIDTH_RANGE,
-        note="device-to-host link", positive=True))
-    host_latency: float = field(default=1e-6, metadata=_meta(
-        "Fixed latency of one host transfer", "s", flag="host_latency", range=HOST_LATENCY_RANGE,
-        note="latency of one host transfer"))
+    host_bandwidth: float | None = field(default=None, metadata=_meta(
+        "Device-to-host bandwidth for KV swap and the host KV tier; None = the hardware "
+        "preset's host link (PCIe 4.0 / 5.0 x16: 31.5 / 63 GB/s on the GPU presets), else "
+        "the original's memory-expansion setting, 512 GB/s", "B/s", flag="host_bandwidth",
+        range=HOST_BANDWIDTH_RANGE, note="device-to-host link; None = the preset's",
+        optional=True, positive=True))
+    host_latency: float | None = field(default=None, metadata=_meta(
+        "Fixed latency of one host transfer; None = the preset's host link (10 us per "
+        "PCIe copy on the GPU presets), else the original's 1 us", "s", flag="host_latency",
+        range=HOST_LATENCY_RANGE, note="latency of one host transfer; None = the preset's",
+        optional=True))
     activation_reserve: float = field(default=0.05, metadata=_meta(
         "Fraction of device memory kept for activations, not KV blocks",
         range=ACTIVATION_RESERVE_RANGE, note="fraction of device memory"))

@@ -95,6 +95,11 @@ class HardwarePreset:
         (:mod:`llmsim_nb.network.interconnect`, e.g. ``"nvlink3"``, ``"pcie4"``)
         that builds the network when no ``network`` is given; ``""`` keeps the
         original's default network.
+    host_link : str
+        Interconnect preset of the device-to-host bus (``"pcie5"``), whose
+        bandwidth and per-transfer latency time KV copies to and from host
+        memory unless ``host_bandwidth`` / ``host_latency`` are given; ``""``
+        keeps the original's 512 GB/s memory-expansion link.
     """
 
     name: str
@@ -103,13 +108,14 @@ class HardwarePreset:
     description: str = ""
     source: str = ""
     interconnect: str = ""
+    host_link: str = ""
 
     def __post_init__(self) -> None:
         for field in ("name", "engine"):
             value = getattr(self, field)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"HardwarePreset.{field}={value!r} must be a non-empty string")
-        for field in ("description", "source", "interconnect"):
+        for field in ("description", "source", "interconnect", "host_link"):
             value = getattr(self, field)
             if not isinstance(value, str):
                 raise ValueError(f"HardwarePreset.{field}={value!r} must be a string")
@@ -128,7 +134,8 @@ def _engine_class(name: str) -> type[Engine]:
 def _build_preset(name: str, entry: Any) -> HardwarePreset:
     if not isinstance(entry, dict):
         raise ValueError(f"hardware preset {name!r} must be a mapping, got {entry!r}")
-    unknown = set(entry) - {"engine", "spec", "description", "source", "interconnect"}
+    unknown = set(entry) - {"engine", "spec", "description", "source", "interconnect",
+                            "host_link"}
     if unknown:
         raise ValueError(f"hardware preset {name!r} has unknown keys {sorted(unknown)}")
     engine = entry.get("engine")
@@ -143,7 +150,8 @@ def _build_preset(name: str, entry: Any) -> HardwarePreset:
         raise ValueError(f"hardware preset {name!r}: {err}") from None
     return HardwarePreset(name, engine, spec, str(entry.get("description", "")).strip(),
                           str(entry.get("source", "")).strip(),
-                          str(entry.get("interconnect", "") or "").strip())
+                          str(entry.get("interconnect", "") or "").strip(),
+                          str(entry.get("host_link", "") or "").strip())
 
 
 @cache

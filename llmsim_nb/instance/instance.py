@@ -228,6 +228,8 @@ class Instance:
                 "tensor_parallel": self.layout.tp, "pipeline_parallel": self.layout.pp,
                 "attention_placement": self.layout.attention,
                 "network": self.topology.name,
+                "host_bandwidth": self.network.host_bandwidth,
+                "host_latency": self.network.host_latency,
                 "kv_block_bytes": self.config.scheduler.block_size
                 * self.model.kv_bytes_per_token(),
                 "time_units": "s"}

@@ -38,7 +38,7 @@ from ..models.catalog import get_model
 from ..models.spec import ModelSpec
 from ..models.template import BlockTemplate, decoder_template
 from ..network import Network, Topology, default_topology, load_topology
-from ..network.interconnect import interconnect_topology
+from ..network.interconnect import get_interconnect, interconnect_topology
 from ..parallel.layout import ParallelLayout
 from ..scheduler.kv_cache import KVCacheManager
 from ..scheduler.prefix_cache import PrefixCachingKVManager
@@ -171,10 +171,10 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
         converter = pim.converter(layout, stack.sharded)
     topology = choose_topology(config, pim.num_devices if pim else None)
     collective = config.system.collective
+    host_bandwidth, host_latency = host_link(config, preset)
     network = Network(topology, congestion=config.system.congestion,
                       algorithms=None if collective == "auto" else collective,
-                      host_bandwidth=config.memory.host_bandwidth,
-                      host_latency=config.memory.host_latency)
+                      host_bandwidth=host_bandwidth, host_latency=host_latency)
     memory = _memory_plan(config, model, stack, layout, engine)
     block_size = config.scheduler.block_size
     num_blocks = (pim.num_kv_blocks(memory, block_size, model.name, longest_request)
@@ -206,6 +206,25 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
         scheduler = Scheduler(sched_config, kv_cache, model.kv_bytes_per_token())
     return InstanceParts(config, model, template, layout, engine.spec, engine, pim, stack,
                          converter, topology, network, memory, kv_cache, scheduler)
+
+
+#: The original's device-to-host link (its memory-expansion setting), for
+#: presets that name no host link: 512 GB/s and 1 us per transfer.
+ORIGINAL_HOST_LINK = (512e9, 1e-6)
+
+
+def host_link(config: SimConfig, preset) -> tuple[float, float]:
+    """Bandwidth (B/s) and latency (s) of the device-to-host link: the config's
+    ``host_bandwidth`` / ``host_latency`` where given, else the preset's
+    ``host_link`` interconnect (its link bandwidth, and its per-transfer
+    software latency for a copy), else :data:`ORIGINAL_HOST_LINK`."""
+    bandwidth, latency = ORIGINAL_HOST_LINK
+    if preset.host_link:
+        link = get_interconnect(preset.host_link)
+        bandwidth, latency = link.link_bandwidth, link.nic_latency
+    mem = config.memory
+    return (bandwidth if mem.host_bandwidth is None else mem.host_bandwidth,
+            latency if mem.host_latency is None else mem.host_latency)
 
 
 #: Engines that time a GPU: the analytical one and the measured-profile one.
