@@ -222,6 +222,22 @@ class PrefixCachingKVManager:
             self._num_registered[request_id] = len(table)
         if host_hashes:
             self._load_from_host(host_hashes)
+        self._take(table, need)
+        return True
+
+    def grow(self, request_id: int, num_new_blocks: int) -> None:
+        """Give a request holding blocks ``num_new_blocks`` more (no hits): the fast
+        path of :meth:`allocate_slots` for running requests, whose caller has
+        checked that the free blocks cover every request's growth."""
+        if num_new_blocks > self.num_free_blocks:
+            raise RuntimeError(f"request {request_id} needs {num_new_blocks} blocks but only "
+                               f"{self.num_free_blocks} are free")
+        self._take(self._tables[request_id], num_new_blocks)
+
+    def _take(self, table: list[int], need: int) -> None:
+        """Append ``need`` new blocks to ``table``: never-used ones first, then
+        the least recently freed (evicting their hashes)."""
+        ref = self._ref
         fresh = min(need, self.num_blocks - self._next_unused)
         if fresh:  # never-used blocks first, in id order
             new = range(self._next_unused, self._next_unused + fresh)
@@ -232,7 +248,6 @@ class PrefixCachingKVManager:
             b = self._pop_free()
             ref[b] = 1
             table.append(b)
-        return True
 
     def _pop_free(self) -> int:
         """The least recently freed block, its hash (if any) evicted."""

@@ -244,7 +244,7 @@ class V1Scheduler:
         if self._priority or int(grow.sum()) > kv.num_free_blocks:
             return self._schedule_running_slowly(budget)
         for k in short.tolist():
-            kv.allocate_slots(run[k], int(hold[k]))
+            kv.grow(run[k], int(grow[k]))
         crossed = np.flatnonzero(hold // B > computed[:count] // B)
         for k in crossed.tolist():
             kv.cache_full_blocks(run[k], self.hasher(run[k]), int(hold[k]))

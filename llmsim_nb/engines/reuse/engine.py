@@ -114,7 +114,9 @@ class ReuseEngine(Engine):
         the attention instances of the two commonest shapes are read from
         tables: decodes (one query token) by context length, and whole
         prompts with an empty cache by prompt length; other instances
-        (chunks of a partly cached prompt, reloads) are built and timed. The
+        (chunks of a partly cached prompt, prefix-cache hits, reloads) are
+        remembered per ``(query, context)`` pair in memory (not in the
+        fast-run file). The
         engine contract (instances are timed independently) makes every
         table entry the float the engine gives inside any batch, and each
         operator's total is summed over the same per-instance array in batch
@@ -195,12 +197,45 @@ class ReuseEngine(Engine):
                                                    query[prompt])
         rest = ~(decode | prompt)
         if rest.any():
-            part = BatchShape(batch.request_ids[rest], query[rest], context[rest],
-                              batch.num_logit_tokens[rest])
             for j, i in enumerate(positions):
-                latency[j, rest] = self.inner.time_op(
-                    templates[i].instantiate(part, dtype_bytes)).latency
+                latency[j, rest] = self._pair_latency(templates[i], dtype_bytes, batch, rest)
         return latency
+
+    def _pair_latency(self, template: OpTemplate, dtype_bytes: int, batch: BatchShape,
+                      rest: np.ndarray) -> np.ndarray:
+        """Latency of attention ``template`` for the batch entries ``rest`` (query
+        tokens after a non-empty cache: prompt chunks, prefix-cache hits), each
+        ``(query, context)`` pair remembered. The misses are timed together;
+        instances are timed independently (the engine contract), so each
+        float is the one the engine gives inside any batch."""
+        memo, pairs = self.cache.memo, {}
+        queries = batch.num_query_tokens[rest].tolist()
+        contexts = batch.num_context_tokens[rest].tolist()
+        out = np.empty(len(queries))
+        missing: list[int] = []
+        for k, pair in enumerate(zip(queries, contexts)):
+            entry = memo.get(("pair", id(template), dtype_bytes, pair))
+            if entry is not None and entry[0] is template:
+                out[k] = entry[1]
+                self.cache.hits += 1
+            elif pair in pairs:
+                missing.append(k)  # timed with its first occurrence below
+            else:
+                pairs[pair] = len(pairs)
+                missing.append(k)
+        if missing:
+            order = list(pairs)
+            part = BatchShape(np.arange(len(order), dtype=np.int64),
+                              np.array([q for q, _ in order], dtype=np.int64),
+                              np.array([c for _, c in order], dtype=np.int64),
+                              np.zeros(len(order), dtype=np.int64))
+            timed = self.inner.time_op(template.instantiate(part, dtype_bytes)).latency
+            self.cache.misses += len(order)
+            for pair, value in zip(order, timed.tolist()):
+                self.cache.remember(("pair", id(template), dtype_bytes, pair), (template, value))
+            for k in missing:
+                out[k] = timed[pairs[(queries[k], contexts[k])]]
+        return out
 
     def _shape_table(self, templates: tuple[OpTemplate, ...], positions: tuple[int, ...],
                      dtype_bytes: int, shape: int, lengths: np.ndarray) -> np.ndarray:
