@@ -122,7 +122,9 @@ def test_no_admission_in_an_iteration_that_preempted():
     sched.add(0, 0.0, 4, 6)
     sched.add(1, 0.0, 4, 6)
     sched.add(2, 0.0, 1, 1)
-    for plan in run(sched):
+    plans = run(sched)
+    assert any(plan.preempted_request_ids for plan in plans)  # the case under test occurs
+    for plan in plans:
         if plan.preempted_request_ids:
             assert not set(plan.batch.request_ids.tolist()) & set(plan.preempted_request_ids)
 

@@ -89,18 +89,18 @@ def prefix_workload(args: argparse.Namespace, seed: int, dataset: str | None):
 
 def check_slos(args: argparse.Namespace) -> None:
     """``--slo_ttft`` / ``--slo_tpot`` must be finite seconds > 0 (before any run)."""
-    import math
+    from ..results.metrics import check_slo
 
     for name in ("slo_ttft", "slo_tpot"):
-        value = getattr(args, name)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ValueError(f"--{name} {value!r}: must be a finite number of seconds > 0")
+        check_slo(f"--{name}", getattr(args, name))
 
 
 def check_session_lengths(instance, workload) -> None:
     """Refuse sessions whose longest turn exceeds the model's length, before any turn
     runs, naming the session and turn (a turn's prompt grows with its history)."""
-    limit = instance.config.scheduler.max_model_len or instance.model.max_seq_len
+    from ..instance.checks import length_limit
+
+    limit = length_limit(instance.config.scheduler.max_model_len, instance.model)
     for s, session in enumerate(workload.sessions):
         for k, turn in enumerate(session.turns):
             need = session.prompt_tokens(k) + turn.num_output_tokens

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def format_summary(summary: dict, wall: float, ds) -> str:
     """The lines of ``summary`` (:func:`~llmsim_nb.results.summarize`) for a run
@@ -44,7 +46,7 @@ def format_summary(summary: dict, wall: float, ds) -> str:
 def prefix_lines(summary: dict) -> list[str]:
     """The summary lines of prefix caching, preemption and goodput, where they apply."""
     lines = []
-    if summary.get("prefix_hit_rate") == summary.get("prefix_hit_rate"):  # not NaN
+    if not math.isnan(summary.get("prefix_hit_rate", math.nan)):
         lines.append(f"prefix cache        hit rate {summary['prefix_hit_rate']:.1%} "
                      f"({summary['num_cached_tokens']} cached prompt tokens)")
     if summary.get("num_host_cached_tokens") or summary.get("host_stored_bytes"):
@@ -53,7 +55,7 @@ def prefix_lines(summary: dict) -> list[str]:
                      f"{summary['host_loaded_bytes'] / 1e9:.3f} GB loaded")
     if summary.get("num_preemptions"):
         lines.append(f"preemptions         {summary['num_preemptions']} (by recompute)")
-    if summary.get("goodput") == summary.get("goodput") and "goodput" in summary:
+    if not math.isnan(summary.get("goodput", math.nan)):
         lines.append(f"goodput             {summary['goodput']:.2f} req/s "
                      f"({summary['goodput_fraction']:.1%} of requests meet the SLOs)")
     return lines

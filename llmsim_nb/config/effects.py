@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 
-from .fields import ConfigWarning, _show
+from .fields import GPU_ENGINES, ConfigWarning, _show
 
 
 def tensor_parallel_degree(system) -> int:
@@ -42,7 +42,7 @@ def _auto_policy(hardware: str) -> str | None:
     entry = preset_entries("hardware.yaml").get(hardware)
     if not isinstance(entry, dict):
         return None
-    return "vllm-v1" if entry.get("engine") in ("gpu", "profiled") else "orca"
+    return "vllm-v1" if entry.get("engine") in GPU_ENGINES else "orca"
 
 
 def check_flag_effects(config, given: Iterable[str], *, stacklevel: int = 2) -> None:

@@ -35,6 +35,9 @@ from typing import Any
 #: ``auto`` is vllm-v1 on a GPU engine (what vLLM serves today) and orca on the
 #: others (the original's default), resolved when the instance is built.
 SCHEDULING_POLICIES = ("auto", "orca", "vllm", "chunked", "vllm-v1")
+#: Engines that time a GPU (the analytical one and the measured-profile one):
+#: where ``auto`` scheduling is vllm-v1.
+GPU_ENGINES = ("gpu", "profiled")
 REQUEST_ORDERS = ("fcfs", "priority")
 PREEMPTION_MODES = ("recompute", "swap")
 KV_MANAGE = ("vllm", "max")

@@ -105,6 +105,11 @@ class RequestsTooLongError(ValueError):
     """Requests longer than ``max_model_len`` (filter the trace or raise the limit)."""
 
 
+def length_limit(max_model_len, model) -> int:
+    """The longest request served: ``max_model_len``, or the model's context."""
+    return max_model_len or model.max_seq_len
+
+
 def check_lengths(max_model_len, model, num_prompt_tokens, num_output_tokens, ids=None) -> None:
     """Refuse requests longer than ``max_model_len`` (None: the model's context).
 
@@ -114,7 +119,7 @@ def check_lengths(max_model_len, model, num_prompt_tokens, num_output_tokens, id
         Naming how many are too long and the first of them (by ``ids``, the
         caller's request ids, when given), with what to do.
     """
-    limit = max_model_len or model.max_seq_len
+    limit = length_limit(max_model_len, model)
     total = num_prompt_tokens + num_output_tokens
     over = np.flatnonzero(total > limit)
     if len(over):

@@ -25,8 +25,12 @@ from __future__ import annotations
 from collections import deque
 
 
-class KVCacheManager:
-    """Allocates KV blocks to requests on demand.
+class PagedBlocks:
+    """What every paged KV block pool answers: capacity, occupancy, block tables.
+
+    A subclass keeps ``_freed`` (the freed block ids, in reuse order) and
+    ``_tables`` (request -> its block ids); the never-used ids are the range
+    ``[_next_unused, num_blocks)``.
 
     Parameters
     ----------
@@ -37,19 +41,19 @@ class KVCacheManager:
     """
 
     def __init__(self, num_blocks: int, block_size: int) -> None:
+        name = type(self).__name__
         if num_blocks < 1:
-            raise ValueError(f"KVCacheManager.num_blocks must be >= 1, got {num_blocks}")
+            raise ValueError(f"{name}.num_blocks must be >= 1, got {num_blocks}")
         if block_size < 1:
-            raise ValueError(f"KVCacheManager.block_size must be >= 1, got {block_size}")
+            raise ValueError(f"{name}.block_size must be >= 1, got {block_size}")
         self.num_blocks = num_blocks
         self.block_size = block_size
         self._next_unused = 0
-        self._freed: deque[int] = deque()
         self._tables: dict[int, list[int]] = {}
 
-    # ------------------------------------------------------------- queries
     @property
     def num_free_blocks(self) -> int:
+        """Blocks no request holds (never used, or freed)."""
         return self.num_blocks - self._next_unused + len(self._freed)
 
     @property
@@ -67,6 +71,22 @@ class KVCacheManager:
 
     def num_blocks_held(self, request_id: int) -> int:
         return len(self._tables.get(request_id, ()))
+
+    def block_ids(self, request_id: int) -> list[int]:
+        """A copy of the request's block table (empty if it holds none)."""
+        return list(self._tables.get(request_id, ()))
+
+    def block_table(self) -> dict[int, list[int]]:
+        """Every request's block ids, for teaching and plots."""
+        return {rid: list(ids) for rid, ids in self._tables.items()}
+
+
+class KVCacheManager(PagedBlocks):
+    """Allocates KV blocks to requests on demand (see :class:`PagedBlocks`)."""
+
+    def __init__(self, num_blocks: int, block_size: int) -> None:
+        super().__init__(num_blocks, block_size)
+        self._freed: deque[int] = deque()
 
     def num_new_blocks(self, request_id: int, num_tokens: int) -> int:
         """Blocks ``request_id`` must still get to hold ``num_tokens`` tokens."""

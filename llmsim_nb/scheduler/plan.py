@@ -107,3 +107,13 @@ class IterationPlan:
     @property
     def kv_usage(self) -> float:
         return self.num_used_blocks / self.num_blocks
+
+
+def check_update(open_plan: IterationPlan | None, plan: IterationPlan, finished_at: float) -> None:
+    """A scheduler's ``update(plan, finished_at)`` must receive its last ``step()``'s
+    plan, ending no earlier than it started."""
+    if plan is not open_plan:
+        raise RuntimeError("update() must receive the plan returned by the last step()")
+    if finished_at < plan.scheduled_at:
+        raise ValueError(f"finished_at={finished_at} is before the iteration's start "
+                         f"{plan.scheduled_at}")

@@ -43,9 +43,10 @@ from collections import OrderedDict
 from itertools import islice
 
 from .block_hasher import BlockHasher
+from .kv_cache import PagedBlocks
 
 
-class PrefixCachingKVManager:
+class PrefixCachingKVManager(PagedBlocks):
     """Allocates KV blocks to requests and caches full blocks by content.
 
     Parameters
@@ -67,22 +68,15 @@ class PrefixCachingKVManager:
 
     def __init__(self, num_blocks: int, block_size: int, enable_caching: bool = True,
                  num_host_blocks: int = 0) -> None:
-        if num_blocks < 1:
-            raise ValueError(f"PrefixCachingKVManager.num_blocks must be >= 1, got {num_blocks}")
-        if block_size < 1:
-            raise ValueError(f"PrefixCachingKVManager.block_size must be >= 1, got {block_size}")
-        self.num_blocks = num_blocks
-        self.block_size = block_size
+        super().__init__(num_blocks, block_size)
         self.enable_caching = enable_caching
-        self._next_unused = 0
-        self._free: OrderedDict[int, None] = OrderedDict()   # freed blocks, LRU first
+        self._freed: OrderedDict[int, None] = OrderedDict()  # freed blocks, LRU first
         self._ref: dict[int, int] = {}                       # block -> references (> 0)
         self._hash_of: dict[int, int] = {}                   # block -> its registered hash
         # hash -> the block that answers lookups (the first registered of those
         # holding it), and the later duplicates in registration order.
         self._cached: dict[int, int] = {}
         self._dups: dict[int, list[int]] = {}
-        self._tables: dict[int, list[int]] = {}              # request -> its blocks in order
         self._num_registered: dict[int, int] = {}            # request -> leading blocks hashed
         self.num_evicted_blocks = 0                          # cached blocks reused for others
         if num_host_blocks < 0 or (num_host_blocks and not enable_caching):
@@ -94,44 +88,20 @@ class PrefixCachingKVManager:
         self.num_loaded_blocks = 0                           # host -> device copies
 
     # ------------------------------------------------------------- queries
-    @property
-    def num_free_blocks(self) -> int:
-        """Blocks with no reference (never used, or freed and maybe cached)."""
-        return self.num_blocks - self._next_unused + len(self._free)
-
-    @property
-    def num_used_blocks(self) -> int:
-        return self.num_blocks - self.num_free_blocks
-
-    @property
-    def usage(self) -> float:
-        """Fraction of blocks referenced by requests, in [0, 1] (as vLLM's usage)."""
-        return self.num_used_blocks / self.num_blocks
-
+    # num_free_blocks (never used, or freed and maybe cached), num_used_blocks,
+    # usage (as vLLM's), blocks_for, num_blocks_held, block_ids, block_table:
+    # PagedBlocks'.
     @property
     def num_cached_blocks(self) -> int:
         """Blocks registered under a hash (referenced or free)."""
         return len(self._hash_of)
-
-    def blocks_for(self, num_tokens: int) -> int:
-        return -(-num_tokens // self.block_size)
-
-    def num_blocks_held(self, request_id: int) -> int:
-        return len(self._tables.get(request_id, ()))
-
-    def block_ids(self, request_id: int) -> list[int]:
-        """A copy of the request's block table (empty if it holds none)."""
-        return list(self._tables.get(request_id, ()))
-
-    def block_table(self) -> dict[int, list[int]]:
-        return {rid: list(ids) for rid, ids in self._tables.items()}
 
     def ref_count(self, block: int) -> int:
         return self._ref.get(block, 0)
 
     def free_queue(self) -> list[int]:
         """The free queue front to back (never-used ids not included), for tests."""
-        return list(self._free)
+        return list(self._freed)
 
     def is_cached(self, block_hash: int) -> bool:
         return block_hash in self._cached
@@ -215,7 +185,7 @@ class PrefixCachingKVManager:
         for b in hit_blocks:  # touch
             n = ref.get(b, 0)
             if n == 0:
-                del self._free[b]
+                del self._freed[b]
             ref[b] = n + 1
             table.append(b)
         if hit_blocks:
@@ -251,7 +221,7 @@ class PrefixCachingKVManager:
 
     def _pop_free(self) -> int:
         """The least recently freed block, its hash (if any) evicted."""
-        b, _ = self._free.popitem(last=False)
+        b, _ = self._freed.popitem(last=False)
         h = self._hash_of.pop(b, None)
         if h is not None:  # evict: the block is about to hold other tokens
             if self._cached[h] == b:
@@ -311,7 +281,7 @@ class PrefixCachingKVManager:
         of the free queue, tail first, and stay cached. Returns its blocks."""
         table = self._tables.pop(request_id, [])
         self._num_registered.pop(request_id, None)
-        ref, free = self._ref, self._free
+        ref, free = self._ref, self._freed
         for b in reversed(table):
             n = ref[b] - 1
             if n:

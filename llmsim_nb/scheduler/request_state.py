@@ -113,6 +113,41 @@ class RequestTable:
             new[: len(old)] = old
             setattr(self, name, new)
 
+    def check_new(self, request_id: int, arrival_at: float, max_kv: int, blocks_for,
+                  num_blocks: int) -> None:
+        """Refuse a request that is not the next id, arrives before the previous
+        one, or could never fit ``num_blocks`` KV blocks holding ``max_kv`` tokens
+        (``blocks_for(tokens)`` counts the blocks)."""
+        n = self._size
+        if request_id != n:
+            raise ValueError(f"request ids must be consecutive from 0; got {request_id} "
+                             f"after {n} requests")
+        if n and arrival_at < self.arrival_at[n - 1]:
+            raise ValueError(f"request {request_id} arrives at {arrival_at} s, before the "
+                             f"previous request ({self.arrival_at[n - 1]} s)")
+        need = blocks_for(max_kv)
+        if need > num_blocks:
+            raise ValueError(
+                f"request {request_id} needs {need} KV blocks ({max_kv} tokens) "
+                f"but the device holds only {num_blocks}; it could never run "
+                f"(give more memory or shorten the request)")
+
+    def advance(self, ids: np.ndarray, num_tokens: np.ndarray, emits: np.ndarray,
+                finished_at: float) -> np.ndarray:
+        """Requests ``ids`` computed ``num_tokens`` tokens and emitted a token where
+        ``emits`` (an iteration ending at ``finished_at``); mark those done as
+        finished and return their ids."""
+        computed = self.num_computed_tokens[ids] + num_tokens
+        self.num_computed_tokens[ids] = computed
+        generated = self.num_generated_tokens[ids] + emits
+        self.num_generated_tokens[ids] = generated
+        self.first_token_at[ids[emits & (generated == 1)]] = finished_at
+        done_ids = ids[(computed >= self.num_prompt_tokens[ids])
+                       & (generated >= self.num_output_tokens[ids])]
+        self.status[done_ids] = FINISHED
+        self.finished_at[done_ids] = finished_at
+        return done_ids
+
     def column(self, name: str) -> np.ndarray:
         """A copy of field ``name`` for the requests added so far."""
         return getattr(self, name)[: self._size].copy()

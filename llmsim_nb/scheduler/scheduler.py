@@ -49,7 +49,7 @@ import numpy as np
 from ..config import SchedulerConfig
 from ..models.ops import BatchShape
 from .kv_cache import KVCacheManager
-from .plan import IterationPlan
+from .plan import IterationPlan, check_update
 from .request_state import (EVICTED, FINISHED, RUNNING, WAITING, RequestState, RequestTable,
                             max_kv_tokens)
 
@@ -105,20 +105,9 @@ class Scheduler:
         does); ``priority`` is stored, and these policies admit FCFS.
         """
         table = self.table
-        if request_id != len(table):
-            raise ValueError(f"request ids must be consecutive from 0; got {request_id} "
-                             f"after {len(table)} requests")
-        if len(table) and arrival_at < table.arrival_at[len(table) - 1]:
-            raise ValueError(f"request {request_id} arrives at {arrival_at} s, before the "
-                             f"previous request ({table.arrival_at[len(table) - 1]} s)")
         gen = self.config.gen
         max_kv = max_kv_tokens(num_prompt_tokens, num_output_tokens, gen)
-        need = self.kv.blocks_for(max_kv)
-        if need > self.kv.num_blocks:
-            raise ValueError(
-                f"request {request_id} needs {need} KV blocks ({max_kv} tokens) "
-                f"but the device holds only {self.kv.num_blocks}; it could never run "
-                f"(give more memory or shorten the request)")
+        table.check_new(request_id, arrival_at, max_kv, self.kv.blocks_for, self.kv.num_blocks)
         table.add(arrival_at, num_prompt_tokens, num_output_tokens, gen=gen)
         table.priority[request_id] = priority
         if len(table) > len(self._blocks_held):
@@ -367,33 +356,20 @@ class Scheduler:
     # -------------------------------------------------------------- update
     def update(self, plan: IterationPlan, finished_at: float) -> list[RequestState]:
         """Advance the plan's requests by their tokens; return those that finished."""
-        if plan is not self._open_plan:
-            raise RuntimeError("update() must receive the plan returned by the last step()")
-        if finished_at < plan.scheduled_at:
-            raise ValueError(f"finished_at={finished_at} is before the iteration's start "
-                             f"{plan.scheduled_at}")
+        check_update(self._open_plan, plan, finished_at)
         self._open_plan = None
         if plan.is_empty:
             return []
         self._iteration += 1
-        table, ids = self.table, plan.batch.request_ids
-        computed = table.num_computed_tokens[ids] + plan.batch.num_query_tokens
-        table.num_computed_tokens[ids] = computed
-        prompt_in = computed >= table.num_prompt_tokens[ids]
-        outputs = table.num_output_tokens[ids]
-        generated = table.num_generated_tokens[ids]
-        emits = prompt_in & (generated < outputs)
-        generated = generated + emits
-        table.num_generated_tokens[ids] = generated
-        table.first_token_at[ids[emits & (generated == 1)]] = finished_at
-        done = prompt_in & (generated >= outputs)
-        if not done.any():
+        batch = plan.batch
+        # The plan's logits are this policy's emissions: the prompt is in and
+        # outputs remain (_make_plan).
+        done_ids = self.table.advance(batch.request_ids, batch.num_query_tokens,
+                                      batch.num_logit_tokens.astype(bool), finished_at)
+        if not len(done_ids):
             return []
-        done_ids = ids[done]
-        table.status[done_ids] = FINISHED
-        table.finished_at[done_ids] = finished_at
         for i in done_ids.tolist():
             self._free(i)
-        self._running = self._running[table.status[self._running] == RUNNING]
+        self._running = self._running[self.table.status[self._running] == RUNNING]
         self.num_finished += len(done_ids)
         return [self.requests[i] for i in done_ids.tolist()]

@@ -51,11 +51,11 @@ from ..config import SchedulerConfig
 from ..models.ops import BatchShape
 from ..workload.content import RequestContent
 from .block_hasher import BlockHasher
-from .plan import IterationPlan
+from .plan import IterationPlan, check_update
 from .preemption import Preemption
 from .prefix_cache import PrefixCachingKVManager
 from .waiting_queue import WaitingQueue
-from .request_state import FINISHED, RUNNING, WAITING, RequestState, RequestTable, max_kv_tokens
+from .request_state import RUNNING, WAITING, RequestState, RequestTable, max_kv_tokens
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
 
@@ -100,19 +100,8 @@ class V1Scheduler:
             priority: int = 0) -> RequestState:
         """Register a request; ids must be 0, 1, 2, ... in arrival order."""
         table = self.table
-        if request_id != len(table):
-            raise ValueError(f"request ids must be consecutive from 0; got {request_id} "
-                             f"after {len(table)} requests")
-        if len(table) and arrival_at < table.arrival_at[len(table) - 1]:
-            raise ValueError(f"request {request_id} arrives at {arrival_at} s, before the "
-                             f"previous request ({table.arrival_at[len(table) - 1]} s)")
         max_kv = max_kv_tokens(num_prompt_tokens, num_output_tokens)
-        need = self.kv.blocks_for(max_kv)
-        if need > self.kv.num_blocks:
-            raise ValueError(
-                f"request {request_id} needs {need} KV blocks ({max_kv} tokens) "
-                f"but the device holds only {self.kv.num_blocks}; it could never run "
-                f"(give more memory or shorten the request)")
+        table.check_new(request_id, arrival_at, max_kv, self.kv.blocks_for, self.kv.num_blocks)
         budget, cap = self.config.max_num_batched_tokens, self.config.long_prefill_token_threshold
         if not self.config.enable_chunked_prefill and not 0 < cap <= budget and max_kv > budget:
             raise ValueError(f"request {request_id} may have to compute {max_kv} tokens in one "
@@ -369,28 +358,16 @@ class V1Scheduler:
     # -------------------------------------------------------------- update
     def update(self, plan: IterationPlan, finished_at: float) -> list[RequestState]:
         """Advance the plan's requests by their tokens; return those that finished."""
-        if plan is not self._open_plan:
-            raise RuntimeError("update() must receive the plan returned by the last step()")
-        if finished_at < plan.scheduled_at:
-            raise ValueError(f"finished_at={finished_at} is before the iteration's start "
-                             f"{plan.scheduled_at}")
+        check_update(self._open_plan, plan, finished_at)
         self._open_plan = None
         if plan.is_empty:
             return []
         self._iteration += 1
-        table, ids = self.table, plan.batch.request_ids
-        table.num_computed_tokens[ids] += plan.batch.num_query_tokens
-        emits = plan.batch.num_logit_tokens.astype(bool)
-        generated = table.num_generated_tokens[ids] + emits
-        table.num_generated_tokens[ids] = generated
-        table.first_token_at[ids[emits & (generated == 1)]] = finished_at
-        done = ((table.num_computed_tokens[ids] >= table.num_prompt_tokens[ids])
-                & (generated >= table.num_output_tokens[ids]))
-        if not done.any():
+        batch = plan.batch
+        done_ids = self.table.advance(batch.request_ids, batch.num_query_tokens,
+                                      batch.num_logit_tokens.astype(bool), finished_at).tolist()
+        if not done_ids:
             return []
-        done_ids = ids[done].tolist()
-        table.status[done_ids] = FINISHED
-        table.finished_at[done_ids] = finished_at
         for i in done_ids:
             self.kv.free(i)
             self._hashers.pop(i, None)

@@ -60,11 +60,11 @@ def trace_fingerprint(trace: Trace) -> str:
     share) and priorities; each part is tagged so none can pass for another."""
     h = hashlib.sha256()
     columns = [trace.arrival_at, trace.num_prompt_tokens, trace.num_output_tokens]
-    content = getattr(trace, "content", None)
+    content = trace.content
     if content is not None:
         columns += [b"content", content.starts, content.segment_ids, content.segment_lengths,
                     content.output_ids, content.cache_salts]
-    priority = getattr(trace, "priority", None)
+    priority = trace.priority
     if priority is not None:
         columns += [b"priority", priority]
     for column in columns:

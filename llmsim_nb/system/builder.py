@@ -27,6 +27,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..config import GIB, SimConfig
+from ..config.fields import GPU_ENGINES
 from ..config.sim import check_kv_offload
 from ..engines.base import Engine, check_engine_argument, get_engine_class
 from ..engines.hardware import get_hardware
@@ -180,14 +181,15 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
     num_blocks = (pim.num_kv_blocks(memory, block_size, model.name, longest_request)
                   if pim is not None else memory.num_kv_blocks(block_size, model.name))
     # policy 'auto': vLLM V1 on a GPU engine, the original's orca elsewhere.
-    sched_config = config.scheduler.resolve(gpu=_is_gpu(engine))
+    gpu = _is_gpu(engine)
+    sched_config = config.scheduler.resolve(gpu=gpu)
     try:
         check_kv_offload(sched_config, config.memory)
     except ValueError as exc:
         if config.scheduler.policy != "auto":
             raise
         raise ValueError(f"{exc} (scheduling='auto' is {sched_config.policy!r} here: the "
-                         f"hardware is {'' if _is_gpu(engine) else 'not '}a GPU; pass "
+                         f"hardware is {'' if gpu else 'not '}a GPU; pass "
                          f"--scheduling to choose)") from None
     if sched_config.policy == "vllm-v1":
         block_bytes = block_size * model.kv_bytes_per_token()
@@ -225,10 +227,6 @@ def host_link(config: SimConfig, preset) -> tuple[float, float]:
     mem = config.memory
     return (bandwidth if mem.host_bandwidth is None else mem.host_bandwidth,
             latency if mem.host_latency is None else mem.host_latency)
-
-
-#: Engines that time a GPU: the analytical one and the measured-profile one.
-GPU_ENGINES = ("gpu", "profiled")
 
 
 def _is_gpu(engine: Engine) -> bool:
