@@ -439,12 +439,12 @@ def test_hf_config_unsupported_opt(patch, match):
 
 
 def test_hf_config_other_errors():
-    with pytest.raises(ValueError, match="head_dim=64"):
-        model_from_hf_config({**LLAMA31_8B_CONFIG, "head_dim": 64})
+    with pytest.raises(ValueError, match="head_dim='64' must be a JSON integer"):
+        model_from_hf_config({**LLAMA31_8B_CONFIG, "head_dim": "64"})
     with pytest.raises(ValueError, match="hidden_act='gelu'"):
         model_from_hf_config({**LLAMA31_8B_CONFIG, "hidden_act": "gelu"})
-    with pytest.raises(ValueError, match="model_type='mixtral'"):
-        model_from_hf_config({**LLAMA31_8B_CONFIG, "model_type": "mixtral"})
+    with pytest.raises(ValueError, match="model_type='dbrx' is not supported"):
+        model_from_hf_config({**LLAMA31_8B_CONFIG, "model_type": "dbrx"})
     with pytest.raises(ValueError, match="cannot tell the layout"):
         model_from_hf_config({"foo": 1})
     with pytest.raises(ValueError, match="path_or_dict"):

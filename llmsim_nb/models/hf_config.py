@@ -3,13 +3,20 @@
 Four families of config layout are understood (detected from ``model_type``
 when present, else from the keys):
 
-* LLaMA / Mistral / Qwen style (``llama``, ``mistral``, ``qwen2``, ``qwen3``):
+* LLaMA / Mistral / Qwen style (``llama``, ``mistral``, ``qwen2``, ``qwen3``,
+  and the mixture-of-experts types ``mixtral``, ``qwen3_moe``, ``phimoe``,
+  ``gpt_oss``, ``deepseek_v2``, ``deepseek_v3``):
   ``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``,
   ``num_key_value_heads``, ``intermediate_size``, ``vocab_size``,
   ``max_position_embeddings``, ``tie_word_embeddings``, ``hidden_act``,
-  ``head_dim``, ``attention_bias``, ``mlp_bias``. Gated FFN, RMSNorm, rotary
-  positions. (Qwen2's built-in q/k/v biases and Qwen3's per-head q/k norms
-  have no config key and are not counted: a few thousand parameters a layer.)
+  ``head_dim`` (explicit: ``num_attention_heads * head_dim`` may differ from
+  ``hidden_size``), ``attention_bias``, ``mlp_bias``. Gated FFN, RMSNorm
+  (PhiMoE: LayerNorm), rotary positions. Experts and DeepSeek's latent
+  attention are read by :mod:`.hf_moe`; sliding windows, Qwen3's q/k norms,
+  gpt-oss's attention sinks and quantised weights by :mod:`.hf_layers`.
+  (Qwen2's built-in q/k/v biases have no config key and are not counted: a
+  few thousand parameters a layer; nor is PhiMoE's LM-head bias, one per
+  vocabulary entry.)
 * GPT-2 style (``gpt2``): ``n_embd``, ``n_layer``, ``n_head``, ``n_positions``,
   ``n_inner`` (``null`` means ``4 * n_embd``), ``vocab_size``.
 * OPT style (``opt``): ``hidden_size``, ``num_hidden_layers``,
@@ -29,7 +36,8 @@ Every refusal is one ``ValueError`` line naming the config (its path, or
 
 * a missing file, text that is not JSON (with line and column), a key that
   appears twice in one JSON object, a top level that is not an object;
-* a ``model_type`` other than the ones above;
+* a ``model_type`` other than the ones above (``qwen2_moe``, ``olmoe``,
+  ``dbrx``, ``jamba``, ``gemma`` ... are named with the reason);
 * a count (``hidden_size``, ``num_key_value_heads``, ...) that is not a JSON
   integer in ``1 .. 2**31 - 1``. A float is refused even when it is integral
   (``4096.0``): HuggingFace writes counts as integers, so a float means the
@@ -38,15 +46,16 @@ Every refusal is one ``ValueError`` line naming the config (its path, or
   ``true``/``false`` (the string ``"false"`` is not a boolean);
 * head counts that do not divide the width (``hidden_size`` by
   ``num_attention_heads`` when ``head_dim`` is not given, and
-  ``num_attention_heads`` by ``num_key_value_heads``), and a ``head_dim``
-  other than ``hidden_size / num_attention_heads``;
-* keys that describe an architecture ModelSpec cannot express, rather than
-  importing it as a dense model: mixture-of-experts keys (``num_experts``,
-  ``num_local_experts``, ``n_routed_experts``, ...), multi-head latent
-  attention (``kv_lora_rank``, ``q_lora_rank``, ...), sliding-window or
-  chunked attention narrower than the context, cross-attention and
-  encoder-decoder configs, and OPT's post-norm (``do_layer_norm_before=false``),
-  removed final norm or ``word_embed_proj_dim`` projection.
+  ``num_attention_heads`` by ``num_key_value_heads``);
+* keys that describe an architecture the model type does not have, rather
+  than importing a different model: mixture-of-experts keys (``num_experts``,
+  ``n_shared_experts``, ...) or latent-attention keys (``kv_lora_rank``, ...)
+  in a type that does not use them, chunked attention, layer kinds other
+  than full and sliding, a sliding window where the type has no rule for
+  it, quantisation methods other than fp8 / mxfp4 / gptq / awq,
+  cross-attention and encoder-decoder configs, and OPT's post-norm
+  (``do_layer_norm_before=false``), removed final norm or
+  ``word_embed_proj_dim`` projection.
 
 ``null`` for an optional key means "not given" (HuggingFace's own reading);
 for a required key it counts as missing. Keys this reader does not use
@@ -62,6 +71,8 @@ from __future__ import annotations
 from typing import Any
 
 from .hf_architecture import _detect_style
+from .hf_layers import attention_fields, weight_dtypes
+from .hf_moe import mla_from_config, moe_from_config
 from .hf_reader import _load, _Reader
 from .spec import ModelSpec
 
@@ -98,8 +109,8 @@ def model_from_hf_config(path_or_dict, name: str | None = None, *,
     dtype_bytes : int, default 2
         Bytes per weight/activation element (the serving precision; the
         config's ``torch_dtype`` describes the stored checkpoint and is not
-        used; a ``quantization_config`` is refused, since quantised weights
-        are not modelled).
+        used; a ``quantization_config`` sets the weight data types, see
+        :mod:`.hf_layers`).
 
     Returns
     -------
@@ -161,15 +172,21 @@ def model_from_hf_config(path_or_dict, name: str | None = None, *,
             "intermediate_size", "vocab_size", "max_position_embeddings")
         kv_heads = rd.count("num_key_value_heads", heads)
         head_dim = rd.count("head_dim", None)
-        if head_dim is not None and head_dim * heads != d:
-            raise rd.fail(f"config head_dim={head_dim} is not hidden_size/"
-                          f"num_attention_heads={d}/{heads}; ModelSpec needs "
-                          f"head_dim * num_attention_heads == hidden_size")
-        _heads(rd, d, heads, "hidden_size", "num_attention_heads")
+        model_type = (rd.text("model_type", None) or "llama").lower()
+        mla = mla_from_config(rd, model_type)
+        if mla is not None:
+            head_dim = mla.qk_head_dim
+        elif head_dim is None:
+            _heads(rd, d, heads, "hidden_size", "num_attention_heads")
         if heads % kv_heads:
             raise rd.fail(f"num_key_value_heads={kv_heads} does not divide "
                           f"num_attention_heads={heads} (allowed: a divisor of "
                           f"num_attention_heads)")
+        fields.update(head_dim=head_dim or 0, mla=mla,
+                      moe=moe_from_config(rd, model_type, layers))
+        if style == "llama":
+            fields.update(attention_fields(rd, model_type, layers, positions))
+            fields.update(weight_dtypes(rd))
         fields.update(num_layers=layers, hidden_size=d, num_heads=heads,
                       num_kv_heads=kv_heads, ffn_hidden_size=ffn, vocab_size=vocab,
                       max_seq_len=positions, position="rope")
@@ -188,7 +205,8 @@ def model_from_hf_config(path_or_dict, name: str | None = None, *,
                               f"llama-style gated FFN; allowed values are 'silu', 'swish'")
             bias = rd.flag("attention_bias", False)
             bias = rd.flag("mlp_bias", False) or bias
-            fields.update(activation="swiglu", norm="rmsnorm", bias=bias,
+            fields.update(activation="swiglu", norm="layernorm" if model_type == "phimoe"
+                          else "rmsnorm", bias=bias,
                           tied_embeddings=rd.flag("tie_word_embeddings", False))
     try:
         return ModelSpec(**fields)
