@@ -21,7 +21,8 @@ block, the op and the batch, on the first violation of the engine contract:
   bit) what it costs alone, which is what lets the reuse cache answer per
   instance, tabulate by length and time ranges at once;
 - :meth:`~llmsim_nb.engines.base.Engine.op_totals` (the path the simulator
-  takes) equals ``simulate(block).op_latency``, also through a
+  takes) equals ``simulate(block).op_latency``, also for a model of two kinds
+  of layer with routed experts and a sliding window (:func:`tiny_moe`), also through a
   :class:`~llmsim_nb.engines.reuse.ReuseEngine` (pure engines only: an
   engine with side effects is wrapped too, but its counters would differ).
 """
@@ -35,7 +36,7 @@ import numpy as np
 from .engines.base import BlockTiming, Engine, OpTiming
 from .models.ops import BatchShape, Op, OpBlock, OpKind
 from .models.spec import ModelSpec
-from .models.template import decoder_template
+from .models.decoder import decoder_template
 
 #: Absolute slack (seconds) for ``latency >= max(compute, memory)``: float
 #: rounding of sums of nanosecond-scale terms, far below any modelled effect.
@@ -60,6 +61,30 @@ def tiny_llama(name: str = "tiny-llama") -> ModelSpec:
                      ffn_hidden_size=192, vocab_size=1000, max_seq_len=4096,
                      activation="swiglu", norm="rmsnorm", position="rope", bias=False,
                      tied_embeddings=False)
+
+
+def tiny_moe(name: str = "tiny-moe") -> ModelSpec:
+    """A 2-layer model of two kinds of layer: a dense layer over a 16-token
+    sliding window, then a full-attention MoE layer (8 experts, top-2, one
+    shared expert), with explicit head size and q/k norms."""
+    from .models.moe_spec import MoESpec
+    return ModelSpec(name, num_layers=2, hidden_size=64, num_heads=4, num_kv_heads=2,
+                     ffn_hidden_size=192, vocab_size=1000, max_seq_len=4096,
+                     activation="swiglu", norm="rmsnorm", position="rope", bias=False,
+                     tied_embeddings=False, head_dim=32, qk_norm=True,
+                     layer_types=("sliding", "full"), sliding_window=16,
+                     moe=MoESpec(num_experts=8, num_experts_per_token=2, expert_ffn_size=48,
+                                 num_shared_experts=1, shared_expert_ffn_size=32,
+                                 moe_layers=(1,)))
+
+
+def with_experts(batch: BatchShape, num_experts: int, top_k: int, seed: int = 0) -> BatchShape:
+    """``batch`` with uniformly routed tokens per expert (a fixed draw)."""
+    from .models.expert_routing import UniformRouting
+    drawn = UniformRouting(num_experts, top_k).draw(batch.num_tokens, 1,
+                                                    np.random.default_rng(seed))[0]
+    return BatchShape(batch.request_ids, batch.num_query_tokens, batch.num_context_tokens,
+                      batch.num_logit_tokens, expert_tokens=drawn)
 
 
 def make_batch(query: Sequence[int] | int, context: Sequence[int] | int = 0) -> BatchShape:
@@ -232,7 +257,11 @@ def _check_op_totals(engine: Engine, template, batch: BatchShape, where: str) ->
     wrapped = [("engine", engine)]
     if engine.pure:
         wrapped.append(("reuse", ReuseEngine(type(engine)(engine.spec))))
-    emb, blk, head = template.instantiate(batch)
+    blocks = template.instantiate(batch)
+    emb, head = blocks[0], blocks[-1]
+    # Every op of the layers, whichever kinds of layer run them (op_totals' view).
+    blk = OpBlock("decoder_block", tuple(t.instantiate(batch, template.dtype_bytes)
+                                         for t in template.block), 1, batch)
     logit_rows = int(batch.num_logit_tokens.sum())
     for parts, block, rows in ((template.embedding, emb, None), (template.block, blk, None),
                                (template.head, head, logit_rows)):
@@ -261,18 +290,22 @@ def check_engine(engine: Engine) -> None:
     ConformanceError
         On the first failed check; the message names the check, op, block and batch.
     """
-    for spec in (tiny_model(), tiny_llama()):
+    for spec in (tiny_model(), tiny_llama(), tiny_moe()):
         template = decoder_template(spec)
         for label, batch in _standard_batches().items():
+            if spec.moe is not None:
+                batch = with_experts(batch, spec.moe.num_experts,
+                                     spec.moe.num_experts_per_token)
             for block in template.instantiate(batch):
                 _check_block(engine, block, f"{spec.name}/{label}")
                 if engine.independent_instances:
                     _check_independent(engine, block, f"{spec.name}/{label}")
             _check_op_totals(engine, template, batch, f"{spec.name}/{label}")
-        _check_gemm_monotone(engine, spec)
-        _check_attention_grows(engine, spec)
+        if spec.moe is None:  # engine properties, checked on the models of one layer kind
+            _check_gemm_monotone(engine, spec)
+            _check_attention_grows(engine, spec)
     _check_zero_work(engine)
 
 
 __all__ = ["ConformanceError", "LATENCY_EPS", "check_engine", "make_batch", "tiny_llama",
-           "tiny_model"]
+           "tiny_model", "tiny_moe", "with_experts"]

@@ -12,7 +12,8 @@ from llmsim_nb.engines.gpu import EFFICIENCY_FIELDS, GPUEngine, GPUSpec
 from llmsim_nb.engines.hardware import get_hardware, list_hardware, make_engine
 from llmsim_nb.system.memory_plan import MemoryPlan
 from llmsim_nb.models.ops import BatchShape, OpKind
-from llmsim_nb.models.template import OpTemplate, decoder_template
+from llmsim_nb.models.decoder import decoder_template
+from llmsim_nb.models.template import OpTemplate
 from llmsim_nb.models.catalog import get_model
 from llmsim_nb.network.interconnect import INTERCONNECTS, interconnect_topology
 from llmsim_nb.testing import check_engine, make_batch

@@ -15,7 +15,8 @@ from llmsim_nb.engines.hardware import (DEFAULT_HARDWARE, HardwarePreset, engine
 from llmsim_nb.engines.npu import NPUEngine, NPUSpec
 from llmsim_nb.models.ops import Op, OpKind
 from llmsim_nb.models.spec import ModelSpec
-from llmsim_nb.models.template import OpTemplate, decoder_template
+from llmsim_nb.models.decoder import decoder_template
+from llmsim_nb.models.template import OpTemplate
 from llmsim_nb.testing import make_batch
 
 GPT3_7B = ModelSpec("gpt3-6.7b", 32, 4096, 32, 32, 16384, 50257)

@@ -15,7 +15,7 @@ from llmsim_nb.engines.op_schedule import Task, repeat_layers, resource, schedul
 from llmsim_nb.engines.pim import PIMEngine, PIMSpec, get_pim, list_pim
 from llmsim_nb.graph.nodes import NodeType
 from llmsim_nb.models.ops import Op, OpKind
-from llmsim_nb.models.template import decoder_template
+from llmsim_nb.models.decoder import decoder_template
 from llmsim_nb.parallel.partition import partition_indices, request_costs, split_batch
 from llmsim_nb.testing import check_engine, make_batch, tiny_model
 from llmsim_nb.workload import Trace

@@ -16,7 +16,7 @@ from llmsim_nb.engines.profiled import ProfiledEngine
 from llmsim_nb.engines.measurements import load_measurements
 from llmsim_nb.models.catalog import get_model
 from llmsim_nb.models.ops import OpKind
-from llmsim_nb.models.template import decoder_template
+from llmsim_nb.models.decoder import decoder_template
 from llmsim_nb.testing import check_engine, make_batch
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "calibration"

@@ -10,6 +10,16 @@ execution graph. Nothing here knows about links or schedules.
 With ``attention="requests"`` (Orca's selective batching) each tensor-parallel
 rank computes all heads of its own requests, so attention is also timed per
 rank on the unsharded attention operators.
+
+Layers of several kinds (dense and MoE, full and sliding attention): the
+engine times every op of the block once per micro-batch and each layer runs
+its kind's ops (``BlockTemplate.layer_kinds``), so the iteration's per-op
+totals are each op's latency times the number of layers that run it. For a
+mixture-of-experts model the routing model draws, per micro-batch, how many
+tokens each expert receives (``BatchShape.expert_tokens``), with the stack's
+own ``numpy.random.Generator``. One draw serves every MoE layer of the
+iteration: each layer's expected time is the same as with a draw per layer
+(the layers are alike), the iteration's variance is larger.
 """
 
 from __future__ import annotations
@@ -131,12 +141,21 @@ class ExecutionStack:
     layout : ParallelLayout
     """
 
-    def __init__(self, engine: Engine, template: BlockTemplate, layout: ParallelLayout) -> None:
+    def __init__(self, engine: Engine, template: BlockTemplate, layout: ParallelLayout,
+                 routing=None, rng: np.random.Generator | None = None) -> None:
         self.engine = engine
         self.template = template
         self.layout = layout
         self.sharded = shard_template(template, layout.tp,
                                       by_heads=layout.attention == "heads")
+        self._layer_counts = self.sharded.op_layer_counts(0, sum(layout.stage_layers))
+        self._has_experts = any(t.num_experts for t in template.block)
+        if self._has_experts and (routing is None or rng is None):
+            raise ValueError(f"model {template.name!r} has routed experts; ExecutionStack needs "
+                             f"a routing model and a numpy.random.Generator")
+        self.routing = routing
+        self.rng = rng
+        self.last_expert_tokens: np.ndarray | None = None  # the last micro-batch's draw
         self._attention = tuple(i for i, t in enumerate(template.block) if t.kind.is_attention)
         # The whole model's attention ops (all heads), for ``requests`` placement.
         self._attention_templates = tuple(template.block[i] for i in self._attention)
@@ -146,18 +165,22 @@ class ExecutionStack:
         """Time every micro-batch of ``batch``."""
         layout, engine, sharded = self.layout, self.engine, self.sharded
         dt = sharded.dtype_bytes
-        num_layers = sum(layout.stage_layers)
+        counts = self._layer_counts
+        if not sharded.layer_kinds:  # one kind of layer: an int factor, as ever
+            counts = sum(layout.stage_layers)
         n_emb, n_blk = len(sharded.embedding), len(sharded.block)
         op_latency = np.zeros(n_emb + n_blk + len(sharded.head))
         timings = []
         for mb in layout.split(batch):
+            if self._has_experts:
+                mb = self._route(mb)
             emb = engine.op_totals(sharded.embedding, mb, dt)
             logit_rows = int(mb.num_logit_tokens.sum())
             head = (engine.op_totals(sharded.head, mb, dt, logit_rows)
                     if logit_rows and sharded.head else _NO_OPS)
             timing, blk_latency = self._time_layer(mb, emb, head)
             op_latency[:n_emb] += emb
-            op_latency[n_emb:n_emb + n_blk] += blk_latency * num_layers
+            op_latency[n_emb:n_emb + n_blk] += blk_latency * counts
             if len(head):
                 op_latency[n_emb + n_blk:] += head
             timings.append(timing)
@@ -175,6 +198,13 @@ class ExecutionStack:
         if not (trace.compute_latency < math.inf and _min(op_latency) >= 0.0):
             self.check(trace)
         return trace
+
+    def _route(self, mb: BatchShape) -> BatchShape:
+        """``mb`` with the routing model's tokens per expert (one draw)."""
+        drawn = self.routing.draw(mb.num_tokens, 1, self.rng)[0]
+        self.last_expert_tokens = drawn
+        return BatchShape(mb.request_ids, mb.num_query_tokens, mb.num_context_tokens,
+                          mb.num_logit_tokens, expert_tokens=drawn)
 
     def check(self, trace: IterationTrace) -> None:
         """Raise :class:`LatencyError` for the first op of ``trace`` whose

@@ -116,8 +116,10 @@ class GraphConverter:
                 g.multiplicity[base + c[0]] = len(c)
         mem_deps = self._memory_nodes(g, evicted_bytes, reloaded_bytes)
         for j, mb in enumerate(trace.micro_batches):
-            # Cumulative op times of one layer: segment durations are differences.
-            cum = np.concatenate(([0.0], np.cumsum(mb.layer_op_latency))).tolist()
+            # Cumulative op times of one layer (per kind of layer: the ops it
+            # runs): segment durations are differences.
+            cums = [np.concatenate(([0.0], np.cumsum(latency))).tolist()
+                    for latency in self.template.kind_latencies(mb.layer_op_latency)]
             recv: dict[int, int] = {}
             for s in range(layout.pp):
                 ranks = self.ranks(s)
@@ -127,7 +129,8 @@ class GraphConverter:
                     self._embedding(g, mb, j, ranks, prev)
                 first = layout.first_layer(s)
                 for layer in range(first, first + layout.stage_layers[s]):
-                    self._layer(g, mb, j, s, layer, ranks, prev, cum)
+                    self._layer(g, mb, j, s, layer, ranks, prev,
+                                cums[self.template.kind_of(layer)])
                 if s == layout.pp - 1:
                     self._head(g, mb, j, s, ranks, prev)
                 else:

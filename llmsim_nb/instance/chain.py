@@ -87,9 +87,16 @@ class ChainShortcut:
             t += collective(CollectiveType.ALL_REDUCE, reduce_size)
         # Segment durations as the converter takes them: differences of the
         # running sum of one layer's op latencies (from 0.0).
+        template = conv.template
         cum = [0.0, *np.cumsum(mb.layer_op_latency).tolist()]
         segments = [(cum[b] - cum[a], reduce_after) for a, b, reduce_after in conv.segments]
-        if tp == 1:  # one segment, no collectives
+        if tp == 1 and template.layer_kinds:  # one segment a layer, of its kind's ops
+            durations = [float(np.cumsum(latency)[-1])
+                         for latency in template.kind_latencies(mb.layer_op_latency)]
+            for layer in range(layout.stage_layers[0]):
+                t += durations[template.kind_of(layer)]
+                busy += durations[template.kind_of(layer)]
+        elif tp == 1:  # one segment, no collectives
             duration = segments[0][0]
             for _ in range(layout.stage_layers[0]):
                 t += duration

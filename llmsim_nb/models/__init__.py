@@ -14,7 +14,8 @@ from .catalog import get_model, list_models, register_model
 from .hf_config import model_from_hf_config
 from .ops import BatchShape, Op, OpBlock, OpKind
 from .spec import ModelSpec
-from .template import BlockTemplate, OpTemplate, decoder_template
+from .decoder import decoder_template
+from .template import BlockTemplate, OpTemplate
 
 __all__ = [
     "BatchShape", "BlockTemplate", "ModelSpec", "Op", "OpBlock", "OpKind", "OpTemplate",

@@ -126,7 +126,9 @@ def get_model(name: str | ModelSpec) -> ModelSpec:
     ----------
     name : str or ModelSpec
         Catalog name (``"llama-2-70b"``), alias (``"meta-llama/Llama-2-70b-hf"``,
-        ``"gpt3-7b"``) or a spec, which is returned unchanged.
+        ``"gpt3-7b"``), the path of a HuggingFace ``config.json`` (a name ending
+        in ``.json``: :func:`~.hf_config.model_from_hf_config`), or a spec,
+        which is returned unchanged.
 
     Returns
     -------
@@ -142,6 +144,9 @@ def get_model(name: str | ModelSpec) -> ModelSpec:
         return name
     if not isinstance(name, str):
         raise ValueError(f"model name must be a string or ModelSpec, got {name!r}")
+    if name.endswith(".json"):  # a HuggingFace config.json, read (never downloaded)
+        from .hf_config import model_from_hf_config
+        return model_from_hf_config(name)
     specs = _catalog()
     key = _lookup.get(name.strip().lower())
     if key is None:

@@ -65,6 +65,10 @@ class BatchShape:
     num_logit_tokens : ndarray of int64
         Tokens for which the LM head runs (1 where the request emits a token
         this iteration, else 0).
+    expert_tokens : ndarray of int64 or None
+        For a mixture-of-experts model: tokens each routed expert of an MoE
+        layer receives this iteration (the routing model's draw, set by the
+        execution stack; it sums to ``num_tokens * top_k``). None otherwise.
     num_tokens : int
         Tokens computed by the non-attention ops (rows of every weight GEMM):
         ``num_query_tokens.sum()``, computed once on construction (the arrays
@@ -75,6 +79,7 @@ class BatchShape:
     num_query_tokens: np.ndarray
     num_context_tokens: np.ndarray
     num_logit_tokens: np.ndarray
+    expert_tokens: np.ndarray | None = field(default=None, repr=False, compare=False)
     num_tokens: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

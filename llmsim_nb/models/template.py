@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .ops import BatchShape, Op, OpBlock, OpKind
-from .spec import ModelSpec
 
 # FLOPs per output element of the vector operators (explainable op counts:
 # layernorm = mean, subtract, square, mean, rsqrt-mul, scale, shift ~ 8;
@@ -62,6 +61,25 @@ class OpTemplate:
         Parameters read besides a GEMM weight (norm scales, biases).
     num_heads, num_kv_heads, head_dim : int
         For attention ops.
+    window : int
+        For attention ops of a sliding-window layer: each query row attends to
+        at most ``window`` keys (0: the whole context).
+    kv_bytes : float
+        For attention ops: bytes of one cached K/V element (0: ``dtype_bytes``;
+        an fp8 cache reads 1).
+    num_experts : int
+        For a GEMM of routed experts: the experts of one layer. Instantiated
+        with one instance per expert that has tokens, of the expert's own
+        token rows (``BatchShape.expert_tokens``), each reading its own
+        weights; an expert without tokens costs nothing.
+    num_batches : int
+        For a GEMM: independent products of the weight shape (MLA's per-head
+        absorbed projections), each with its own weights.
+    row_multiplier : int
+        Token rows per batch token (an activation over routed rows: top-k).
+    weight_bytes : float
+        Bytes of one weight element of a GEMM (0: ``dtype_bytes``; an MXFP4
+        expert reads 4.25 bits).
     """
 
     name: str
@@ -75,14 +93,42 @@ class OpTemplate:
     num_heads: int = 0
     num_kv_heads: int = 0
     head_dim: int = 0
+    window: int = 0
+    kv_bytes: float = 0.0
+    num_experts: int = 0
+    num_batches: int = 1
+    row_multiplier: int = 1
+    weight_bytes: float = 0.0
 
     def instantiate(self, batch: BatchShape, dtype_bytes: int, num_rows: int | None = None) -> Op:
         """Build the :class:`Op` for ``batch`` (``num_rows`` overrides the token count)."""
         dt = float(dtype_bytes)
         if self.kind.is_attention:
             return self._attention(batch, dt)
+        if self.num_experts:
+            return self.expert_op(batch.expert_tokens, dt)
         rows = batch.num_tokens if num_rows is None else num_rows
         return _dense_op(self, rows, dt)
+
+    def expert_op(self, expert_tokens, dt: float) -> Op:
+        """The routed-expert GEMM for ``expert_tokens`` (tokens per expert), as
+        one grouped kernel (vLLM's fused MoE, SGLang's grouped GEMM): one
+        instance whose rows are all routed rows and whose weights are those of
+        every expert with at least one token, each read once; an expert
+        without tokens costs nothing. Per-expert tile padding is not counted
+        (it matters only where the kernel is compute bound)."""
+        if expert_tokens is None or len(expert_tokens) != self.num_experts:
+            got = None if expert_tokens is None else len(expert_tokens)
+            raise ValueError(f"op {self.name!r} routes to {self.num_experts} experts; the "
+                             f"batch must carry expert_tokens of that length (got {got})")
+        counts = np.asarray(expert_tokens, dtype=np.int64)
+        rows = np.array([counts.sum()], dtype=np.int64)
+        active = int(np.count_nonzero(counts))
+        K, N = self.weight_k, self.weight_n
+        flops = 2.0 * rows * K * N + rows * min(self.param_elements, N)
+        weights = active * (K * N * (self.weight_bytes or dt) + self.param_elements * dt)
+        return Op(self.name, self.kind, rows, np.array([N]), np.array([K]), 1, flops,
+                  rows * K * dt + weights, rows * N * dt, weight_bytes=weights)
 
     def _dense(self, rows: int, dt: float) -> Op:
         """The op on ``rows`` token rows (everything but attention)."""
@@ -95,15 +141,15 @@ class OpTemplate:
         rows (same arithmetic), so an engine can time a range of token counts
         in one call (the reuse cache does).
         """
-        rows = np.asarray(rows, dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64) * self.row_multiplier
         count = len(rows)
         if self.kind is OpKind.GEMM:
-            K, N = self.weight_k, self.weight_n
-            flops = 2.0 * rows * K * N + rows * min(self.param_elements, N)
-            weights = (K * N + self.param_elements) * dt
+            K, N, B = self.weight_k, self.weight_n, self.num_batches
+            flops = B * (2.0 * rows * K * N + rows * min(self.param_elements, N))
+            weights = B * (K * N * (self.weight_bytes or dt) + self.param_elements * dt)
             return Op(self.name, self.kind, rows.copy(), np.full(count, N, dtype=np.int64),
-                      np.full(count, K, dtype=np.int64), 1, flops, rows * K * dt + weights,
-                      rows * N * dt, weight_bytes=weights)
+                      np.full(count, K, dtype=np.int64), B, flops,
+                      B * rows * K * dt + weights, B * rows * N * dt, weight_bytes=weights)
         W = self.width
         flops = self.flops_per_element * rows * W
         read = self.num_inputs * rows * W * dt + self.param_elements * dt
@@ -114,19 +160,26 @@ class OpTemplate:
     def _attention(self, batch: BatchShape, dt: float) -> Op:
         q = batch.num_query_tokens
         kv = batch.num_context_tokens + q
+        cached = kv  # keys and values read from the cache
+        if self.window:
+            # A sliding layer: every query row sees at most `window` keys, and
+            # the rows together read the last window + q - 1 cached tokens.
+            cached = np.minimum(kv, self.window + q - 1)
+            kv = np.minimum(kv, self.window)
         h, kvh, hd = self.num_heads, self.num_kv_heads, self.head_dim
-        qf, kvf = q.astype(np.float64), kv.astype(np.float64)
+        kvdt = self.kv_bytes or dt
+        qf, kvf, cf = q.astype(np.float64), kv.astype(np.float64), cached.astype(np.float64)
         scores = h * qf * kvf  # elements of the score matrix
         if self.kind is OpKind.ATTN_SCORE:
             m, n, k = q, kv, np.full_like(q, hd)
             flops = 2.0 * scores * hd
-            read = (h * qf * hd + kvh * kvf * hd) * dt
+            read = (h * qf * hd + kvh * cf * hd * (kvdt / dt)) * dt  # exact for kvdt == dt
             written = scores * dt
             heads = h
         elif self.kind is OpKind.ATTN_CONTEXT:
             m, n, k = q, np.full_like(q, hd), kv
             flops = 2.0 * scores * hd
-            read = (scores + kvh * kvf * hd) * dt
+            read = (scores + kvh * cf * hd * (kvdt / dt)) * dt
             written = h * qf * hd * dt
             heads = h
         else:  # SOFTMAX over each score row
@@ -152,17 +205,29 @@ def _dense_op(template: OpTemplate, rows: int, dt: float) -> Op:
 
 @dataclass(frozen=True, slots=True)
 class BlockTemplate:
-    """Shape-free operators of an embedding, a decoder block and an LM head.
+    """Shape-free operators of an embedding, the decoder layers and an LM head.
+
+    Layers need not be identical ("compile each distinct block once and
+    replicate it"): ``block`` holds the operators of every kind of layer in
+    execution order, ``layer_kinds`` says which of them a kind of layer runs
+    (e.g. DeepSeek-V3's dense FFN or its experts; gpt-oss's sliding or full
+    attention), and ``layer_pattern`` gives each layer's kind. A model of one
+    kind of layer leaves both empty: every layer runs every op.
 
     Attributes
     ----------
     name : str
         Model name the template was built for.
     embedding, block, head : tuple of OpTemplate
-        Operators run once before the blocks, ``num_layers`` times, once after.
+        Operators run once before the layers, in the layers, once after.
         Head ops run only on the rows that produce a token (``num_logit_tokens``).
     num_layers : int
     dtype_bytes : int
+    layer_kinds : tuple of tuple of bool
+        Per kind of layer, which ops of ``block`` it runs (``()``: one kind,
+        all ops).
+    layer_pattern : tuple of int
+        Per layer, its index into ``layer_kinds`` (``()``: all kind 0).
     """
 
     name: str
@@ -171,69 +236,72 @@ class BlockTemplate:
     head: tuple[OpTemplate, ...]
     num_layers: int
     dtype_bytes: int = 2
+    layer_kinds: tuple[tuple[bool, ...], ...] = ()
+    layer_pattern: tuple[int, ...] = ()
 
-    def instantiate(self, batch: BatchShape) -> tuple[OpBlock, OpBlock, OpBlock]:
-        """The iteration's three blocks for ``batch``: embedding, decoder, head."""
+    def __post_init__(self) -> None:
+        kinds, pattern = self.layer_kinds, self.layer_pattern
+        if any(len(k) != len(self.block) for k in kinds):
+            raise ValueError(f"BlockTemplate {self.name!r}: every layer kind must say for each "
+                             f"of the {len(self.block)} block ops whether it runs")
+        if pattern and (len(pattern) != self.num_layers or not kinds
+                        or not all(0 <= i < len(kinds) for i in pattern)):
+            raise ValueError(f"BlockTemplate {self.name!r}: layer_pattern must give each of the "
+                             f"{self.num_layers} layers a kind in 0..{len(kinds) - 1}")
+
+    @property
+    def num_kinds(self) -> int:
+        """Distinct kinds of layer (1 for a model of identical layers)."""
+        return max(1, len(self.layer_kinds))
+
+    def kind_of(self, layer: int) -> int:
+        """The kind of layer ``layer`` (from 0)."""
+        return self.layer_pattern[layer] if self.layer_pattern else 0
+
+    def kind_mask(self, kind: int) -> np.ndarray:
+        """1.0 for the block ops kind ``kind`` runs, 0.0 for the others."""
+        if not self.layer_kinds:
+            return np.ones(len(self.block))
+        return np.array(self.layer_kinds[kind], dtype=np.float64)
+
+    def kind_latencies(self, layer_op_latency: np.ndarray) -> list[np.ndarray]:
+        """Per kind of layer, the seconds of each block op in one such layer
+        (``layer_op_latency`` with the ops it does not run at 0)."""
+        if not self.layer_kinds:
+            return [layer_op_latency]
+        return [layer_op_latency * self.kind_mask(k) for k in range(self.num_kinds)]
+
+    def op_layer_counts(self, first: int = 0, count: int | None = None) -> np.ndarray:
+        """How many of layers ``first .. first + count - 1`` run each block op."""
+        count = self.num_layers - first if count is None else count
+        if not self.layer_kinds:
+            return np.full(len(self.block), float(count))
+        kinds = [self.kind_of(i) for i in range(first, first + count)]
+        return sum((self.kind_mask(k) * kinds.count(k) for k in set(kinds)),
+                   np.zeros(len(self.block)))
+
+    def instantiate(self, batch: BatchShape) -> tuple[OpBlock, ...]:
+        """The iteration's blocks for ``batch``: embedding, the decoder layers
+        (one block of ``num_layers`` repeats, or one per kind of layer with
+        its ops and layer count), head."""
         dt = self.dtype_bytes
         emb = tuple(t.instantiate(batch, dt) for t in self.embedding)
-        blk = tuple(t.instantiate(batch, dt) for t in self.block)
         logit_rows = int(batch.num_logit_tokens.sum())
         head = tuple(t.instantiate(batch, dt, num_rows=logit_rows) for t in self.head) \
             if logit_rows else ()
-        return (OpBlock("embedding", emb, 1, batch),
-                OpBlock("decoder_block", blk, self.num_layers, batch),
-                OpBlock("lm_head", head, 1, batch))
+        if not self.layer_kinds:
+            blk = tuple(t.instantiate(batch, dt) for t in self.block)
+            layers = (OpBlock("decoder_block", blk, self.num_layers, batch),)
+        else:
+            pattern = [self.kind_of(i) for i in range(self.num_layers)]
+            layers = tuple(
+                OpBlock(f"decoder_block.{k}", tuple(t.instantiate(batch, dt) for t, on in
+                                                    zip(self.block, runs) if on),
+                        pattern.count(k), batch)
+                for k, runs in enumerate(self.layer_kinds) if pattern.count(k))
+        return (OpBlock("embedding", emb, 1, batch), *layers, OpBlock("lm_head", head, 1, batch))
 
     @property
     def op_names(self) -> tuple[str, ...]:
         """Every op label, embedding first; the ``op`` dimension of results."""
         return tuple(t.name for t in self.embedding + self.block + self.head)
-
-
-def decoder_template(spec: ModelSpec) -> BlockTemplate:
-    """The operator recipe of ``spec``'s blocks (pre-norm decoder, as GPT/LLaMA)."""
-    d, f, kv, hd = spec.hidden_size, spec.ffn_hidden_size, spec.kv_dim, spec.head_dim
-    bias = spec.bias
-    norm_params = 2 * d if spec.norm == "layernorm" else d
-    nf = NORM_FLOPS[spec.norm]
-    gated = spec.activation == "swiglu"
-    up_n = 2 * f if gated else f
-    attn = dict(num_heads=spec.num_heads, num_kv_heads=spec.num_kv_heads, head_dim=hd)
-
-    embedding = (OpTemplate("embed", OpKind.EMBEDDING, width=d,
-                            num_inputs=2 if spec.position == "learned" else 1,
-                            flops_per_element=1.0 if spec.position == "learned" else 0.0),)
-    block: list[OpTemplate] = [
-        OpTemplate("input_norm", OpKind.NORM, width=d, flops_per_element=nf,
-                   param_elements=norm_params),
-        OpTemplate("qkv_proj", OpKind.GEMM, weight_k=d, weight_n=d + 2 * kv,
-                   param_elements=(d + 2 * kv) if bias else 0),
-    ]
-    if spec.position == "rope":
-        # Rotary embedding on q and k: 3 FLOPs (2 mul + 1 add) per element.
-        block.append(OpTemplate("rope", OpKind.ELEMENTWISE, width=d + kv,
-                                flops_per_element=3.0))
-    block += [
-        OpTemplate("attn_score", OpKind.ATTN_SCORE, **attn),
-        OpTemplate("attn_softmax", OpKind.SOFTMAX, **attn),
-        OpTemplate("attn_context", OpKind.ATTN_CONTEXT, **attn),
-        OpTemplate("out_proj", OpKind.GEMM, weight_k=d, weight_n=d,
-                   param_elements=d if bias else 0),
-        OpTemplate("attn_residual", OpKind.ELEMENTWISE, width=d, num_inputs=2),
-        OpTemplate("post_attn_norm", OpKind.NORM, width=d, flops_per_element=nf,
-                   param_elements=norm_params),
-        OpTemplate("ffn_up", OpKind.GEMM, weight_k=d, weight_n=up_n,
-                   param_elements=up_n if bias else 0),
-        OpTemplate("ffn_act", OpKind.ACTIVATION, width=f, num_inputs=2 if gated else 1,
-                   flops_per_element=ACT_FLOPS[spec.activation]),
-        OpTemplate("ffn_down", OpKind.GEMM, weight_k=f, weight_n=d,
-                   param_elements=d if bias else 0),
-        OpTemplate("ffn_residual", OpKind.ELEMENTWISE, width=d, num_inputs=2),
-    ]
-    head = (
-        OpTemplate("final_norm", OpKind.NORM, width=d, flops_per_element=nf,
-                   param_elements=norm_params),
-        OpTemplate("lm_head", OpKind.GEMM, weight_k=d, weight_n=spec.vocab_size),
-    )
-    return BlockTemplate(spec.name, embedding, tuple(block), head, spec.num_layers,
-                         spec.dtype_bytes)

@@ -12,18 +12,39 @@ name        what                            per link     links/GPU  per GPU, 1 w
 ==========  ==============================  ===========  =========  ============
 nvlink3     A100 NVLink 3 via NVSwitch      25 GB/s      12         300 GB/s
 nvlink4     H100/H200 NVLink 4 via NVSwitch 25 GB/s      18         450 GB/s
+nvlink5     B200 NVLink 5 via NVSwitch      50 GB/s      18         900 GB/s
+nvl72       GB200 NVL72 NVLink 5 domain     50 GB/s      18         900 GB/s
+xgmi        MI300X Infinity Fabric mesh     64 GB/s      7          448 GB/s
 pcie4       PCIe 4.0 x16                    31.5 GB/s    1          31.5 GB/s
 pcie5       PCIe 5.0 x16                    63 GB/s      1          63 GB/s
+nvlink-c2c  GB200 GPU to Grace (host link)  225 GB/s     1          225 GB/s
 ==========  ==============================  ===========  =========  ============
 
 Sources: NVIDIA A100 datasheet (NVLink 600 GB/s bidirectional = 12 links x
 25 GB/s x 2 directions), H100 datasheet (900 GB/s = 18 links), PCI-SIG PCIe
 4.0 / 5.0 (16 GT/s and 32 GT/s per lane, 128b/130b coding, 16 lanes).
+NVLink 5: NVIDIA HGX B200 and GB200 NVL72 datasheets (1.8 TB/s bidirectional
+per GPU = 18 links x 50 GB/s x 2 directions; NVL72 joins 72 GPUs through NVLink
+Switch trays, 130 TB/s = 72 x 1.8 TB/s). ``nvlink5`` and ``nvl72`` time the
+same (one switch hop, the same per-GPU bandwidth): the names record the domain,
+8 GPUs on an HGX B200 baseboard, 72 in an NVL72 rack; this table does not cap
+``npu_num`` at the domain size for any entry (a 16-GPU ``nvlink4`` topology is
+one switch too). Infinity Fabric: AMD Instinct MI300X datasheet (7 links of
+128 GB/s bidirectional, 896 GB/s aggregate peer bandwidth on an 8-GPU
+platform). The MI300X platform is a full mesh (one link to each of 7 peers),
+modelled here as a switch dimension of 7 links: collectives that keep all links
+busy (ring / all-to-all over the 8 GPUs, as RCCL does) see the right 448 GB/s
+per GPU, a transfer to a single peer is 7x too fast (one link is 64 GB/s).
+NVLink-C2C: NVIDIA GB200 NVL72 datasheet (900 GB/s bidirectional between a
+Grace CPU and its two GPUs); the even split, 225 GB/s per GPU and direction, is
+an assumption NVIDIA does not state.
 Latencies: ``latency`` is the wire and switch traversal (about 1 us through a
 PCIe switch, 0.5 us through NVSwitch), ``nic_latency`` the per-transfer software
 and protocol cost of a collective step (NCCL's per-step latency of a few
 microseconds; larger over PCIe, where transfers are staged through host-visible
-buffers).
+buffers). The latencies of the NVLink 5, NVL72, Infinity Fabric and NVLink-C2C
+entries are not measured: NVLink's figures are carried over (0.5 us, 5 us per
+step; the C2C host copy also 5 us, a coherent link with no staging buffer).
 """
 
 from __future__ import annotations
@@ -50,8 +71,17 @@ INTERCONNECTS: dict[str, Interconnect] = {
                             "NVLink 3 through NVSwitch (A100 HGX)"),
     "nvlink4": Interconnect("nvlink4", 25e9, 18, 0.5e-6, 5e-6,
                             "NVLink 4 through NVSwitch (H100/H200 HGX)"),
+    "nvlink5": Interconnect("nvlink5", 50e9, 18, 0.5e-6, 5e-6,
+                            "NVLink 5 through NVSwitch (B200 HGX, 8-GPU domain)"),
+    "nvl72": Interconnect("nvl72", 50e9, 18, 0.5e-6, 5e-6,
+                          "NVLink 5 through NVLink Switch trays (GB200 NVL72, 72-GPU domain)"),
+    "xgmi": Interconnect("xgmi", 64e9, 7, 0.5e-6, 5e-6,
+                         "AMD Infinity Fabric, 7 links per GPU (MI300X platform mesh, "
+                         "modelled as a switch)"),
     "pcie4": Interconnect("pcie4", 31.5e9, 1, 1e-6, 10e-6, "PCIe 4.0 x16 through a switch"),
     "pcie5": Interconnect("pcie5", 63e9, 1, 1e-6, 10e-6, "PCIe 5.0 x16 through a switch"),
+    "nvlink-c2c": Interconnect("nvlink-c2c", 225e9, 1, 0.5e-6, 5e-6,
+                               "NVLink-C2C to the Grace CPU, one GPU's half (GB200 host link)"),
 }
 
 

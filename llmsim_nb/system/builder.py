@@ -37,7 +37,9 @@ from ..engines.stack import ExecutionStack
 from ..graph.builder import GraphConverter
 from ..models.catalog import get_model
 from ..models.spec import ModelSpec
-from ..models.template import BlockTemplate, decoder_template
+from ..models.decoder import decoder_template
+from .model_checks import check_layer_kinds, expert_routing
+from ..models.template import BlockTemplate
 from ..network import Network, Topology, default_topology, load_topology
 from ..network.interconnect import get_interconnect, interconnect_topology
 from ..parallel.layout import ParallelLayout
@@ -164,8 +166,9 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
         engine = ReuseEngine(engine, ReuseCache(config.reuse_cache_size))
     pim = (PIMSystem.from_config(config, engine, pim_mapping)
            if config.system.pim_type != "none" else None)
+    check_layer_kinds(model, template, layout, pim is not None)
     if pim is None:
-        stack = ExecutionStack(engine, template, layout)
+        stack = ExecutionStack(engine, template, layout, *expert_routing(model, config.seed))
         converter = GraphConverter(layout, stack.sharded)
     else:
         stack = pim.stack(engine, template, layout, config)

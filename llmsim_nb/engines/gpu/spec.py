@@ -17,8 +17,16 @@ import numpy as np
 
 from ...models.ops import OpKind
 
-#: Data types a :class:`GPUSpec` understands and their bytes per element.
-DTYPES = {"fp16": 2, "bf16": 2, "fp8": 1}
+#: Data types a :class:`GPUSpec` understands and their bytes per element. ``fp4``
+#: is a block-scaled 4-bit format as Blackwell tensor cores run it: MXFP4 (OCP
+#: Microscaling), 4-bit E2M1 elements plus one 8-bit E8M0 scale per 32 elements,
+#: 4.25 bits = 0.53125 bytes (NVFP4, an 8-bit E4M3 scale per 16, is 4.5 bits).
+#: Only the gpu engine reads these (as floats); memory planning uses the model's
+#: integer ``dtype_bytes``.
+DTYPES = {"fp16": 2, "bf16": 2, "fp8": 1, "fp4": 4.25 / 8}
+
+#: The low-precision dtypes and the peak field each needs (> 0) to be chosen.
+LOW_PRECISION_PEAKS = {"fp8": "fp8_tensor_flops", "fp4": "fp4_tensor_flops"}
 
 #: Vector-op kinds with their own bandwidth efficiency field.
 VECTOR_KINDS = {OpKind.NORM: "norm_bandwidth_efficiency",
@@ -68,6 +76,9 @@ class GPUSpec:
         rate; PyTorch accumulates in fp32, so that is the figure to use.
     fp8_tensor_flops : float
         Peak dense fp8 tensor FLOP/s; 0 when the GPU has no fp8 tensor cores.
+    fp4_tensor_flops : float
+        Peak dense block-scaled fp4 tensor FLOP/s (Blackwell: MXFP4 / NVFP4);
+        0 when the GPU has no fp4 tensor cores.
     vector_flops : float
         Peak fp32 CUDA-core FLOP/s (softmax, norms).
     memory_bytes : int
@@ -84,9 +95,13 @@ class GPUSpec:
         Fraction in ``(0, 1]`` of ``l2_bytes`` a kernel's data can fill before
         its lines are evicted (0.7: an A100 80GB keeps L2 bandwidth up to a
         28 MB of its 40 MB L2 in te42kyfo/gpu-benches ``gpu-l2-cache``).
-    dtype : {"fp16", "bf16", "fp8"}
-        Weight, activation-into-GEMM and KV-cache dtype. ``fp8`` needs
-        ``fp8_tensor_flops > 0``; norms and activations stay 16-bit.
+    dtype : {"fp16", "bf16", "fp8", "fp4"}
+        Weight, activation-into-GEMM and KV-cache dtype (bytes per element in
+        :data:`DTYPES`). ``fp8`` needs ``fp8_tensor_flops > 0``, ``fp4``
+        ``fp4_tensor_flops > 0``; norms and activations stay 16-bit. At ``fp4``
+        the attention kernel is timed at the fp4 peak too (as ``fp8`` times it
+        at the fp8 peak), an upper bound: serving stacks run attention in
+        bf16/fp8.
     gemm_efficiency : float
         Fraction of peak tensor FLOP/s a large, well-shaped GEMM reaches.
     memory_efficiency : float
@@ -122,6 +137,7 @@ class GPUSpec:
     num_sms: int = 108
     tensor_flops: float = 312e12
     fp8_tensor_flops: float = 0.0
+    fp4_tensor_flops: float = 0.0
     vector_flops: float = 19.5e12
     memory_bytes: int = 80 * GIB
     memory_bandwidth: float = 2039e9
@@ -155,7 +171,8 @@ class GPUSpec:
             raise ValueError(f"GPUSpec.num_sms={self.num_sms!r} must be an integer >= 1")
         for name in ("tensor_flops", "vector_flops", "memory_bandwidth", "l2_bandwidth"):
             _check_number(name, getattr(self, name), positive=True)
-        _check_number("fp8_tensor_flops", self.fp8_tensor_flops, positive=False)
+        for name in LOW_PRECISION_PEAKS.values():
+            _check_number(name, getattr(self, name), positive=False)
         if self.l2_bandwidth < self.memory_bandwidth:
             # The L2 sits in front of DRAM: it cannot be the slower of the two.
             raise ValueError(f"GPUSpec.l2_bandwidth={self.l2_bandwidth!r} must be >= "
@@ -169,9 +186,10 @@ class GPUSpec:
                                  "bytes >= 1")
         if self.dtype not in DTYPES:
             raise ValueError(f"GPUSpec.dtype={self.dtype!r} must be one of {sorted(DTYPES)}")
-        if self.dtype == "fp8" and self.fp8_tensor_flops <= 0:
-            raise ValueError("GPUSpec.dtype='fp8' needs fp8 tensor cores "
-                             "(fp8_tensor_flops > 0); this GPU has none, use fp16 or bf16")
+        peak = LOW_PRECISION_PEAKS.get(self.dtype)
+        if peak is not None and getattr(self, peak) <= 0:
+            raise ValueError(f"GPUSpec.dtype={self.dtype!r} needs {self.dtype} tensor cores "
+                             f"({peak} > 0); this GPU has none, use fp16 or bf16")
         for name in EFFICIENCY_FIELDS:
             # An efficiency is a fraction of a peak: above 1 is not physical.
             _check_number(name, getattr(self, name), positive=True, at_most=1.0)
@@ -183,14 +201,15 @@ class GPUSpec:
         _check_number("launch_overhead", self.launch_overhead, positive=False)
 
     @property
-    def dtype_bytes(self) -> int:
-        """Bytes per weight / KV element."""
+    def dtype_bytes(self) -> float:
+        """Bytes per weight / KV element (0.53125 at ``fp4``: not always an integer)."""
         return DTYPES[self.dtype]
 
     @property
     def peak_matmul_flops(self) -> float:
         """Peak dense tensor FLOP/s at ``dtype``."""
-        return self.fp8_tensor_flops if self.dtype == "fp8" else self.tensor_flops
+        peak = LOW_PRECISION_PEAKS.get(self.dtype)
+        return self.tensor_flops if peak is None else float(getattr(self, peak))
 
     @property
     def peak_vector_flops(self) -> float:
@@ -201,4 +220,5 @@ class GPUSpec:
         return {name: float(getattr(self, name)) for name in EFFICIENCY_FIELDS}
 
 
-__all__ = ["DTYPES", "EFFICIENCY_FIELDS", "GIB", "GPUSpec", "VECTOR_KINDS", "VECTOR_OVERHEADS"]
+__all__ = ["DTYPES", "EFFICIENCY_FIELDS", "GIB", "GPUSpec", "LOW_PRECISION_PEAKS", "VECTOR_KINDS",
+           "VECTOR_OVERHEADS"]

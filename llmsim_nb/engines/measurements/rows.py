@@ -15,7 +15,8 @@ import pandas as pd
 
 from ...models.ops import BatchShape, Op
 from ...models.spec import ModelSpec
-from ...models.template import BlockTemplate, decoder_template
+from ...models.decoder import decoder_template
+from ...models.template import BlockTemplate
 from ...parallel.sharding import shard_template
 
 #: Op name that stands for the three attention ops timed as one kernel.

@@ -129,21 +129,27 @@ class ReuseEngine(Engine):
         entry = memo.get(key)
         if entry is None or entry[0] is not templates:
             totals = np.zeros(len(templates))
-            attention = []
+            attention, experts = [], []
             by_rows = self.inner.pure and not self.inner.expensive
             for i, t in enumerate(templates):
                 if t.kind.is_attention:
                     attention.append(i)
+                elif t.num_experts:  # rows per expert change every iteration
+                    experts.append(i)
                 elif by_rows:
                     totals[i] = self._row_latency(t, dtype_bytes, rows)
                 else:
                     totals[i] = self.time_op(t.instantiate(batch, dtype_bytes, num_rows)).total
-            entry = (templates, totals, tuple(attention))
+            entry = (templates, totals, tuple(attention), tuple(experts))
             self.cache.remember(key, entry)
         else:
             memo.move_to_end(key)
-            self.cache.hits += len(templates) - len(entry[2])
+            self.cache.hits += len(templates) - len(entry[2]) - len(entry[3])
         totals = entry[1]
+        if entry[3]:
+            totals = totals.copy()
+            for i in entry[3]:
+                totals[i] = self._expert_latency(templates[i], dtype_bytes, batch)
         if entry[2]:
             totals = totals.copy()
             if self.inner.expensive:  # instance by instance through the cache
@@ -155,6 +161,25 @@ class ReuseEngine(Engine):
                     # Row by row: a 1-d sum (numpy's 2-d axis sums add in another order).
                     totals[i] = float(latency[j].sum())
         return totals
+
+    def _expert_latency(self, template: OpTemplate, dtype_bytes: int, batch: BatchShape) -> float:
+        """Seconds of a routed-expert GEMM: one grouped kernel whose shape is
+        fixed by two numbers, the routed rows and the experts with tokens
+        (``OpTemplate.expert_op``), so it is remembered per such pair in
+        memory (not in the fast-run file) and counted as a hit or miss."""
+        counts = batch.expert_tokens
+        if counts is None or self.inner.expensive:
+            return self.time_op(template.instantiate(batch, dtype_bytes)).total
+        key = ("experts", id(template), dtype_bytes, int(counts.sum()),
+               int(np.count_nonzero(counts)))
+        entry = self.cache.memo.get(key)
+        if entry is not None and entry[0] is template:
+            self.cache.hits += 1
+            return entry[1]
+        seconds = self.inner.time_op(template.instantiate(batch, dtype_bytes)).total
+        self.cache.misses += 1
+        self.cache.remember(key, (template, seconds))
+        return seconds
 
     def _row_latency(self, template: OpTemplate, dtype_bytes: int, rows: int) -> float:
         """Latency of non-attention ``template`` on ``rows`` token rows.

@@ -196,7 +196,7 @@ class _BlockOps:
 
     def block(self) -> list[OpTemplate]:
         """The templates, adjacent rotary clusters (q then k) merged into one op, as in
-        :func:`~llmsim_nb.models.template.decoder_template`."""
+        :func:`~llmsim_nb.models.decoder.decoder_template`."""
         block: list[OpTemplate] = []
         prev_rope = False
         for pos_, t in enumerate(self.templates):

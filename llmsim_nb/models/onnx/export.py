@@ -21,7 +21,7 @@ standard ops only).
   because they depend on each token's position.
 * The QKV projection is one ``[d, d + 2*kv]`` MatMul followed by ``Split``;
   the gated FFN's gate and up projections are one ``[d, 2*f]`` MatMul. This
-  is the fused layout :func:`~llmsim_nb.models.template.decoder_template` prices.
+  is the fused layout :func:`~llmsim_nb.models.decoder.decoder_template` prices.
 * Attention is laid out ``[batch, kv_heads, group, seq, head_dim]`` so that a
   grouped-query model broadcasts its K/V over the query group inside
   ``MatMul`` (no ``Expand`` and no copy of the cache).
@@ -35,7 +35,7 @@ standard ops only).
 
 Node names are ``"<op>/<part>"``: the importer names each operator by the path
 part before the last, so a round trip gives back the names of
-:func:`~llmsim_nb.models.template.decoder_template`.
+:func:`~llmsim_nb.models.decoder.decoder_template`.
 """
 
 from __future__ import annotations

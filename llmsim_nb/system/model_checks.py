@@ -1,0 +1,58 @@
+"""What an instance needs from a model whose layers are not all alike.
+
+Mixture-of-experts layers, DeepSeek's latent attention and layers of several
+kinds (dense and MoE, full and sliding attention) run on one device or a
+pipeline of devices. Tensor parallelism of these models (expert sharding or
+expert parallelism with its all-to-all, a replicated latent KV head) and the
+heterogeneous NPU + PIM stack are not modelled yet; asking for them is an
+error naming the model and what to change, never a silently different model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..models.expert_routing import UniformRouting
+
+#: Stream of the run's seed that routes tokens to experts (other randomness,
+#: e.g. traces, has its own generators).
+ROUTING_STREAM = 0x6D6F65  # "moe"
+
+
+def _features(model) -> list[str]:
+    found = []
+    if model.moe is not None:
+        found.append("mixture-of-experts layers")
+    if model.mla is not None:
+        found.append("multi-head latent attention")
+    if model.layer_types and len(set(model.layer_types)) > 1:
+        found.append("layers of full and sliding attention")
+    return found
+
+
+def check_layer_kinds(model, template, layout, has_pim: bool) -> None:
+    """Refuse parallel layouts these models are not modelled under."""
+    found = _features(model)
+    if not found:
+        return
+    what = " and ".join(found)
+    if layout.tp > 1:
+        raise ValueError(f"model {model.name!r} has {what}; tensor parallelism "
+                         f"(tp={layout.tp}) of such models (expert sharding, expert "
+                         f"parallelism) is not modelled yet: run it with tp=1 (npu_num equal "
+                         f"to npu_group, i.e. pipeline stages only)")
+    if has_pim:
+        raise ValueError(f"model {model.name!r} has {what}; the NPU + PIM stack does not "
+                         f"model them yet (allowed: pim_type='none')")
+
+
+def expert_routing(model, seed: int) -> tuple:
+    """The routing model and generator of an MoE model (``(None, None)`` else):
+    uniform top-k routing, drawn from the run's seed (stream ``ROUTING_STREAM``).
+    A notebook may set ``instance.stack.routing`` to a skewed or measured one
+    (:mod:`llmsim_nb.models.expert_routing`)."""
+    moe = model.moe
+    if moe is None:
+        return None, None
+    return (UniformRouting(moe.num_experts, moe.num_experts_per_token),
+            np.random.default_rng([int(seed) & 0xFFFFFFFF, ROUTING_STREAM]))

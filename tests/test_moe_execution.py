@@ -1,0 +1,191 @@
+"""Executing models whose layers differ: MoE layers, sliding windows, MLA.
+
+Exact values come from the template's cost conventions (models/template.py)
+computed by hand; whole runs check invariants and determinism.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from llmsim_nb import SimConfig, Simulator
+from llmsim_nb.instance import Instance
+from llmsim_nb.models import BatchShape, ModelSpec, OpKind
+from llmsim_nb.models.catalog import register_model
+from llmsim_nb.models.decoder import decoder_template
+from llmsim_nb.models.mla_spec import MLASpec
+from llmsim_nb.models.moe_spec import MoESpec
+from llmsim_nb.system import build_instance
+from llmsim_nb.testing import tiny_moe, with_experts
+from llmsim_nb.workload.trace import Trace
+
+HF_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "models" / "hf"
+
+
+def _names(template):
+    return [t.name for t in template.block]
+
+
+def test_two_kinds_of_layer_each_run_their_own_ops():
+    spec = tiny_moe()
+    template = decoder_template(spec)
+    names = _names(template)
+    assert template.num_kinds == 2 and template.layer_pattern == (0, 1)
+    dense, moe = (dict(zip(names, kind)) for kind in template.layer_kinds)
+    # Layer 0: dense FFN over a sliding window; layer 1: experts with full attention.
+    assert dense["swa_score"] and not dense["attn_score"] and dense["ffn_up"]
+    assert not dense["expert_up"] and not dense["router_gate"]
+    assert moe["attn_score"] and not moe["swa_score"] and moe["expert_up"] and moe["shared_up"]
+    assert not moe["ffn_up"]
+    counts = dict(zip(names, template.op_layer_counts()))
+    assert counts["qkv_proj"] == 2 and counts["ffn_up"] == 1 and counts["expert_down"] == 1
+    assert counts["qk_norm"] == 2
+
+
+def test_a_sliding_layer_attends_to_its_window_only():
+    spec = tiny_moe()
+    template = decoder_template(spec)
+    swa = next(t for t in template.block if t.name == "swa_score")
+    full = next(t for t in template.block if t.name == "attn_score")
+    batch = BatchShape.from_lists([1, 4], [1000, 3])
+    h, kvh, hd, dt = 4, 2, 32, 2.0
+    op = swa.instantiate(batch, 2)
+    # Decode at context 1000: 16 keys scored, the last 16 cached tokens read.
+    # Prefill of 4 after 3: 7 keys, fewer than the window: as full attention.
+    assert op.flops.tolist() == [2.0 * h * 1 * 16 * hd, 2.0 * h * 4 * 7 * hd]
+    assert op.bytes_read.tolist() == [(h * 1 * hd + kvh * 16 * hd) * dt,
+                                      (h * 4 * hd + kvh * 7 * hd) * dt]
+    assert full.instantiate(batch, 2).flops.tolist() == [2.0 * h * 1001 * hd,
+                                                         2.0 * h * 4 * 7 * hd]
+
+
+def test_a_grouped_expert_gemm_reads_the_weights_of_experts_with_tokens_once():
+    template = decoder_template(tiny_moe())
+    up = next(t for t in template.block if t.name == "expert_up")
+    tokens = np.array([3, 0, 5, 0, 0, 0, 0, 0])
+    op = up.expert_op(tokens, 2.0)
+    K, N = 64, 2 * 48  # gated: gate and up projections
+    assert op.num_instances == 1 and op.m.tolist() == [8]
+    assert op.flops.tolist() == [2.0 * 8 * K * N]
+    assert op.weight_bytes == 2 * K * N * 2.0  # two active experts, bf16
+    assert op.bytes_read.tolist() == [8 * K * 2.0 + 2 * K * N * 2.0]
+    act = next(t for t in template.block if t.name == "expert_act")
+    assert act.instantiate(BatchShape.from_lists([5], [0]), 2).m.tolist() == [10]  # top-2
+    with pytest.raises(ValueError, match=r"op 'expert_up' routes to 8 experts; the batch must "
+                                         r"carry expert_tokens of that length \(got None\)"):
+        up.instantiate(BatchShape.from_lists([5], [0]), 2)
+
+
+def test_mla_attention_reads_the_latent_cache_with_one_shared_head():
+    mla = MLASpec(kv_lora_rank=64, qk_rope_head_dim=16, qk_nope_head_dim=32, v_head_dim=32,
+                  q_lora_rank=48)
+    spec = ModelSpec("tiny-mla", num_layers=2, hidden_size=128, num_heads=4, num_kv_heads=4,
+                     ffn_hidden_size=256, vocab_size=1000, activation="swiglu",
+                     norm="rmsnorm", position="rope", bias=False, tied_embeddings=False,
+                     head_dim=48, mla=mla)
+    assert spec.kv_bytes_per_token() == 2 * (64 + 16) * 2
+    template = decoder_template(spec)
+    names = _names(template)
+    assert names[:5] == ["input_norm", "q_a_proj", "q_a_norm", "q_b_proj", "kv_a_proj"]
+    score = template.block[names.index("attn_score")]
+    assert (score.num_heads, score.num_kv_heads, score.head_dim) == (4, 1, 64 + 16)
+    op = score.instantiate(BatchShape.from_lists([1], [99]), 2)
+    assert op.bytes_read.tolist() == [(4 * 1 * 80 + 1 * 100 * 80) * 2.0]
+    # The template's weights are the spec's attention weights (absorbed form).
+    gemm_weights = sum(t.weight_k * t.weight_n * t.num_batches for t in template.block
+                       if t.kind is OpKind.GEMM and t.name not in ("ffn_up", "ffn_down"))
+    assert gemm_weights == mla.attention_parameters(128, 4) - 48 - 64  # less the two norms
+
+
+def _moe_instance(seed=0, **flags):
+    spec = register_model(tiny_moe("tiny-moe-run"), overwrite=True)
+    config = SimConfig.from_flags(model_name=spec.name, hardware="h100-sxm", seed=seed,
+                                  **flags)
+    return config
+
+
+def _trace(n=40, seed=3):
+    rng = np.random.default_rng(seed)
+    return Trace(np.sort(rng.uniform(0, 0.05, n)), rng.integers(5, 60, n),
+                 rng.integers(1, 20, n))
+
+
+def test_an_moe_run_finishes_every_request_once_and_repeats_under_its_seed():
+    trace = _trace()
+    first = Simulator(_moe_instance(), trace).run()
+    again = Simulator(_moe_instance(), trace).run()
+    other = Simulator(_moe_instance(seed=1), trace).run()
+    assert np.isfinite(first.finished_at.values).all()
+    assert first.num_finished.values.sum() == len(trace)
+    assert first.num_generated_tokens.values.sum() == trace.num_output_tokens.sum()
+    assert (np.diff(first.t_start.values) > 0).all()
+    xr.testing.assert_identical(first.drop_vars("wall_time"), again.drop_vars("wall_time"))
+    assert not np.array_equal(first.latency.values, other.latency.values)
+
+
+def test_steps_through_the_graph_equal_the_run_through_the_chain():
+    trace = _trace(12)
+    config = _moe_instance()
+    stepped = Instance(build_instance(config))
+    for request in trace:
+        stepped.submit(request)
+    ends = []
+    while not stepped.is_finished:
+        ends.append(float(stepped.step().t_end.values[0]))
+    ran = Simulator(config, trace).run()
+    assert ends == ran.t_end.values.tolist()
+
+
+def test_reuse_gives_the_same_run_as_timing_every_op():
+    trace = _trace(20)
+    with_reuse = Simulator(_moe_instance(), trace).run()
+    without = Simulator(_moe_instance(reuse="off"), trace).run()
+    assert np.array_equal(with_reuse.latency.values, without.latency.values)
+
+
+def test_expert_op_latency_is_one_grouped_kernel_per_moe_layer():
+    parts = build_instance(_moe_instance())
+    batch = BatchShape.from_lists([1] * 6, [10] * 6)
+    trace = parts.stack.simulate(batch)
+    drawn = parts.stack.last_expert_tokens
+    assert drawn.sum() == 6 * 2 and drawn.max() <= 6
+    engine = parts.engine.inner
+    names = list(trace.template.op_names)
+    routed = with_experts(batch, 8, 2)
+    routed = dataclasses.replace(routed, expert_tokens=drawn)
+    up = next(t for t in trace.template.block if t.name == "expert_up")
+    # One MoE layer of two: the iteration's expert_up time is that layer's kernel.
+    assert trace.op_latency[names.index("expert_up")] == engine.time_op(
+        up.instantiate(routed, 2)).total
+
+
+@pytest.mark.parametrize("flags, match", [
+    (dict(npu_num=2, npu_group=1), r"has mixture-of-experts layers and multi-head|has "
+                                   r"mixture-of-experts layers and layers of full and sliding "
+                                   r"attention; tensor parallelism \(tp=2\)"),
+])
+def test_parallel_layouts_not_modelled_are_refused(flags, match):
+    with pytest.raises(ValueError, match=match):
+        build_instance(_moe_instance(**flags))
+
+
+def test_pipeline_stages_split_layers_of_both_kinds():
+    config = _moe_instance(npu_num=2, npu_group=2)
+    ran = Simulator(config, _trace(10)).run()
+    assert ran.num_finished.values.sum() == 10
+
+
+def test_a_config_json_path_is_a_model_name():
+    path = HF_DIR / "Qwen" / "Qwen3-30B-A3B" / "config.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    config = SimConfig.from_flags(model_name=str(path), hardware="h100-sxm")
+    parts = build_instance(config)
+    assert parts.model.moe.num_experts == 128
+    ran = Simulator(config, _trace(8)).run()
+    assert ran.num_finished.values.sum() == 8
