@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from llmsim_nb.models import ModelSpec
@@ -185,3 +186,50 @@ def test_bad_moe_specs_are_refused(fields, match):
 def test_bad_mla_spec_is_refused():
     with pytest.raises(ValueError, match=r"MLASpec.kv_lora_rank=0 must be an integer >= 1"):
         MLASpec(kv_lora_rank=0, qk_rope_head_dim=64, qk_nope_head_dim=128, v_head_dim=128)
+
+
+@pytest.mark.parametrize("catalog_name, hf_name", [
+    ("qwen3-8b", "Qwen/Qwen3-8B"), ("qwen3-32b", "Qwen/Qwen3-32B"),
+    ("qwen3-30b-a3b", "Qwen/Qwen3-30B-A3B"), ("mixtral-8x7b", "mistralai/Mixtral-8x7B-v0.1"),
+    ("deepseek-v3", "deepseek-ai/DeepSeek-V3"), ("gpt-oss-20b", "openai/gpt-oss-20b"),
+    ("phi-mini-moe", "microsoft/Phi-mini-MoE-instruct"),
+])
+def test_catalog_entries_equal_their_hf_configs(catalog_name, hf_name):
+    from llmsim_nb.models import get_model
+    path = HF_DIR / hf_name / "config.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    assert get_model(catalog_name) == model_from_hf_config(path, name=catalog_name)
+    assert get_model(hf_name) is get_model(catalog_name)
+
+
+def test_catalog_moe_entries_without_the_files():
+    from llmsim_nb.models import get_model
+    ds = get_model("deepseek-v3")
+    assert ds.moe.moe_layers == tuple(range(3, 61)) and ds.kv_bytes_per_token() == 70272
+    oss = get_model("gpt-oss-20b")
+    assert oss.layer_types == ("sliding", "full") * 12
+    assert oss.num_active_parameters(include_embedding=False) == pytest.approx(3.61e9,
+                                                                               rel=0.01)
+
+
+def test_the_gpu_engine_reads_stored_weights_at_their_own_size():
+    from llmsim_nb.engines.gpu import GPUEngine
+    from llmsim_nb.engines.hardware import get_hardware
+    from llmsim_nb.models.template import OpTemplate
+    from llmsim_nb.models.ops import OpKind
+    bf16 = GPUEngine(get_hardware("h100-sxm").spec)
+    fp8 = GPUEngine(get_hardware("h100-sxm-fp8").spec)
+    tokens = np.array([4, 0, 2, 1])
+    mxfp4 = OpTemplate("expert_up", OpKind.GEMM, weight_k=256, weight_n=512, num_experts=4,
+                       weight_bytes=4.25 / 8).expert_op(tokens, 2.0)
+    # 7 rows x 256 in at 2 bytes, 3 active experts' 256 x 512 at 4.25 bits, 7 x 512 out.
+    assert bf16.gemm_bytes(mxfp4).tolist() == [7 * 256 * 2.0 + 3 * 256 * 512 * 4.25 / 8
+                                               + 7 * 512 * 2.0]
+    plain = OpTemplate("expert_up", OpKind.GEMM, weight_k=256, weight_n=512,
+                       num_experts=4).expert_op(tokens, 2.0)
+    assert bf16.gemm_bytes(plain).tolist() == [7 * 256 * 2.0 + 3 * 256 * 512 * 2.0
+                                               + 7 * 512 * 2.0]
+    # A W8A8 preset reads bf16-stored weights (and activations) at 1 byte.
+    assert fp8.gemm_bytes(plain).tolist() == [7 * 256 * 1.0 + 3 * 256 * 512 * 1.0
+                                              + 7 * 512 * 2.0]

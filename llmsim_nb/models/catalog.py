@@ -13,13 +13,46 @@ from typing import Any
 
 from .._presets import read_preset_file
 from ..config.fields import suggestion
+from .mla_spec import MLASpec
+from .moe_spec import MoESpec
 from .spec import ModelSpec
 
 
 # Fields an entry of models.yaml may set (besides ``family``).
 _SPEC_FIELDS = ("name", "num_layers", "hidden_size", "num_heads", "num_kv_heads",
                 "ffn_hidden_size", "vocab_size", "max_seq_len", "activation", "norm",
-                "position", "bias", "tied_embeddings", "dtype_bytes", "aliases")
+                "position", "bias", "tied_embeddings", "dtype_bytes", "aliases", "head_dim",
+                "qk_norm", "layer_types", "sliding_window", "attention_sinks", "mla", "moe",
+                "weight_dtype", "expert_weight_dtype", "kv_dtype")
+
+
+def _parts(fields: dict[str, Any], source: str) -> None:
+    """Turn an entry's ``moe`` / ``mla`` mappings into their specs (in place).
+
+    ``moe.first_dense_layers: N`` stands for ``moe_layers`` N .. num_layers - 1
+    (DeepSeek's ``first_k_dense_replace``); ``layer_types`` may be given as a
+    shorter pattern repeated over the layers (gpt-oss: [sliding, full]).
+    """
+    name = fields.get("name")
+    for key, cls in (("moe", MoESpec), ("mla", MLASpec)):
+        part = fields.get(key)
+        if part is None:
+            continue
+        if not isinstance(part, dict):
+            raise ValueError(f"{source}: model {name!r} has {key}={part!r}; it must be a "
+                             f"mapping of {cls.__name__} fields")
+        part = dict(part)
+        first = part.pop("first_dense_layers", None)
+        if first is not None:
+            part["moe_layers"] = tuple(range(first, fields.get("num_layers", first)))
+        try:
+            fields[key] = cls(**part)
+        except TypeError as exc:
+            raise ValueError(f"{source}: model {name!r}: {key}: {exc}") from exc
+    types = fields.get("layer_types")
+    layers = fields.get("num_layers")
+    if types and isinstance(layers, int) and len(types) < layers and layers % len(types) == 0:
+        fields["layer_types"] = tuple(types) * (layers // len(types))
 
 _specs: dict[str, ModelSpec] | None = None   # canonical lower-case name -> spec
 _lookup: dict[str, str] = {}                 # lower-case name or alias -> canonical key
@@ -43,6 +76,7 @@ def _spec_from_entry(entry: dict[str, Any], families: dict[str, dict[str, Any]],
                          f"{unknown}; allowed fields are {list(_SPEC_FIELDS)} and 'family'")
     fields.setdefault("num_kv_heads", fields.get("num_heads"))
     fields["aliases"] = tuple(fields.get("aliases", ()))
+    _parts(fields, source)
     try:
         return ModelSpec(**fields)
     except TypeError as exc:  # a required field is missing

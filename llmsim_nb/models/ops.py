@@ -134,6 +134,13 @@ class Op:
         Bytes of parameters the op reads (shared by all instances).
     request_ids : ndarray of int64 or None
         For per-request (attention) ops, the request of each instance.
+    weight_elements : float
+        Weight-matrix elements the op reads, per instance; 0 means
+        ``batch * k * n`` at the op's own dtype (the usual GEMM). Set for a
+        grouped expert GEMM (every active expert's matrix) and for weights
+        stored in another data type.
+    weight_element_bytes : float
+        Bytes of one such element (0: the op's dtype; MXFP4: 0.53125).
     """
 
     name: str
@@ -147,6 +154,8 @@ class Op:
     bytes_written: np.ndarray
     weight_bytes: float = 0.0
     request_ids: np.ndarray | None = None
+    weight_elements: float = 0.0
+    weight_element_bytes: float = 0.0
 
     def __post_init__(self) -> None:
         count = len(self.m)

@@ -128,7 +128,8 @@ class OpTemplate:
         flops = 2.0 * rows * K * N + rows * min(self.param_elements, N)
         weights = active * (K * N * (self.weight_bytes or dt) + self.param_elements * dt)
         return Op(self.name, self.kind, rows, np.array([N]), np.array([K]), 1, flops,
-                  rows * K * dt + weights, rows * N * dt, weight_bytes=weights)
+                  rows * K * dt + weights, rows * N * dt, weight_bytes=weights,
+                  weight_elements=float(active * K * N), weight_element_bytes=self.weight_bytes)
 
     def _dense(self, rows: int, dt: float) -> Op:
         """The op on ``rows`` token rows (everything but attention)."""
@@ -147,9 +148,12 @@ class OpTemplate:
             K, N, B = self.weight_k, self.weight_n, self.num_batches
             flops = B * (2.0 * rows * K * N + rows * min(self.param_elements, N))
             weights = B * (K * N * (self.weight_bytes or dt) + self.param_elements * dt)
+            special = B > 1 or self.weight_bytes  # else the engine's usual accounting
             return Op(self.name, self.kind, rows.copy(), np.full(count, N, dtype=np.int64),
                       np.full(count, K, dtype=np.int64), B, flops,
-                      B * rows * K * dt + weights, B * rows * N * dt, weight_bytes=weights)
+                      B * rows * K * dt + weights, B * rows * N * dt, weight_bytes=weights,
+                      weight_elements=float(B * K * N) if special else 0.0,
+                      weight_element_bytes=self.weight_bytes)
         W = self.width
         flops = self.flops_per_element * rows * W
         read = self.num_inputs * rows * W * dt + self.param_elements * dt

@@ -4,7 +4,13 @@ Each device of pipeline stage ``s`` holds its tensor-parallel shard of the
 stage's layers, plus the vocabulary-parallel embedding (first stage) and LM
 head (last stage; a tied head shares the embedding only when both live on the
 same device). Every token's K and V are spread the same way: a device keeps
-``2 * layers_s * kv_heads_per_device * head_dim * dtype`` bytes per token.
+``2 * layers_s * kv_heads_per_device * head_dim * dtype`` bytes per token
+(DeepSeek's latent attention: ``layers_s * (kv_lora_rank + qk_rope_head_dim)``
+elements, the KV type's bytes each). Models whose layers differ count each
+layer's own ops: all routed experts' matrices, each tensor at its stored size
+(an MXFP4 expert at 4.25 bits). Sliding-window layers are given KV for the
+whole context (a pool that keeps every layer's blocks, see
+``ModelSpec.kv_bytes_per_token``).
 
 The KV cache is one logical pool of blocks (one block table for the whole
 system, as in vLLM): block ``b`` occupies a slice on every device. Its size is
@@ -29,6 +35,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..config import GIB
 from ..models.ops import OpKind
 from ..models.spec import ModelSpec
@@ -42,6 +50,17 @@ def _template_weights(t: OpTemplate) -> int:
     if t.kind is OpKind.GEMM:
         return t.weight_k * t.weight_n + t.param_elements
     return t.param_elements
+
+
+def _template_weight_bytes(t: OpTemplate, dt: int) -> float:
+    """Bytes of the parameters an op template holds: every routed expert's and
+    every batched product's matrix, each stored at its own size."""
+    if t.kind is not OpKind.GEMM:
+        return t.param_elements * dt
+    matrices = max(t.num_experts, 1) * t.num_batches
+    if t.weight_bytes:
+        return matrices * (t.weight_k * t.weight_n * t.weight_bytes + t.param_elements * dt)
+    return matrices * (t.weight_k * t.weight_n + t.param_elements) * dt
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,16 +133,32 @@ class MemoryPlan:
         # Requests placement: a request's KV lives on its rank, so on average a
         # device holds 1/tp of every token's KV (the pool is the group's sum).
         kv_dev = kv_heads / tp if layout.attention == "requests" and tp > 1 else kv_heads
+        # Layers of several kinds, experts, batched products or weights stored
+        # in another type: weights counted per op and layer (below). Otherwise
+        # the original's per-layer sum, bit for bit.
+        simple = not sharded.layer_kinds and not any(
+            t.num_experts or t.num_batches > 1 or t.weight_bytes for t in sharded.block)
+        # KV bytes per element (the model's KV type) and per token of one layer.
+        kvb = dt if model.kv_dtype in ("", model.dtypes[2]) and model.kv_element_bytes == dt \
+            else model.kv_element_bytes
         weights, kv = [], []
         for s, layers in enumerate(layout.stage_layers):
-            w = per_layer * layers
+            w = per_layer * layers if simple else 0
             if s == 0:
                 w += embedding
             if s == layout.pp - 1:
                 shares_embedding = model.tied_embeddings and layout.pp == 1
                 w += head_norm + (0 if shares_embedding else head_matrix)
-            weights.append(w * dt)
-            kv.append(2 * layers * kv_dev * hd * dt)  # float under requests placement
+            if simple:
+                weights.append(w * dt)
+            else:
+                counts = np.rint(sharded.op_layer_counts(layout.first_layer(s), layers))
+                weights.append(w * dt + sum(_template_weight_bytes(t, dt) * int(c) for t, c in
+                                            zip(sharded.block, counts.tolist())))
+            if model.mla is not None:  # the latent and rotary key, on every rank
+                kv.append(layers * model.mla.kv_elements_per_token * kvb)
+            else:
+                kv.append(2 * layers * kv_dev * hd * kvb)  # float under requests placement
         if gpu_memory_utilization is not None:
             reserve = int((1.0 - gpu_memory_utilization) * memory_bytes) + int(activation_bytes)
         else:

@@ -66,12 +66,23 @@ class GPUGemmTiming(GPUMemoryTiming):
 
     def gemm_bytes(self, op: Op) -> np.ndarray:
         """DRAM bytes of each GEMM instance: activations and weights read once at the
-        spec's dtype, the 16-bit output written once, plus the op's bias/params."""
+        spec's dtype (weights stored smaller, ``Op.weight_element_bytes``, at
+        their own size), the 16-bit output written once, plus the op's
+        bias/params."""
         m = np.asarray(op.m, dtype=np.float64)
         n = np.asarray(op.n, dtype=np.float64)
         k = np.asarray(op.k, dtype=np.float64)
         dt = float(self.spec.dtype_bytes)
         op_dt = self._op_dtype(op)
+        if op.weight_elements:
+            # Weights stored in their own type (MXFP4 experts, fp8 checkpoints) or
+            # several matrices (a grouped expert GEMM): each element is read at
+            # its stored size, or at the spec's if that is smaller (W8A8 presets).
+            element = op.weight_element_bytes or op_dt
+            matrices = op.weight_elements * element
+            params = max(op.weight_bytes - matrices, 0.0)
+            return (op.batch * (m * k * dt + m * n * 2.0)
+                    + op.weight_elements * min(element, dt) + params)
         params = max(op.weight_bytes - float(k[0] * n[0]) * op_dt, 0.0)
         return op.batch * ((m * k + k * n) * dt + m * n * 2.0) + params
 
