@@ -104,8 +104,8 @@ def test_mla_attention_reads_the_latent_cache_with_one_shared_head():
 
 def _moe_instance(seed=0, **flags):
     spec = register_model(tiny_moe("tiny-moe-run"), overwrite=True)
-    config = SimConfig.from_flags(model_name=spec.name, hardware="h100-sxm", seed=seed,
-                                  **flags)
+    flags = {"hardware": "h100-sxm", **flags}
+    config = SimConfig.from_flags(model_name=spec.name, seed=seed, **flags)
     return config
 
 
@@ -128,9 +128,10 @@ def test_an_moe_run_finishes_every_request_once_and_repeats_under_its_seed():
     assert not np.array_equal(first.latency.values, other.latency.values)
 
 
-def test_steps_through_the_graph_equal_the_run_through_the_chain():
+@pytest.mark.parametrize("flags", [{}, dict(npu_num=2), dict(npu_num=4, npu_group=2)])
+def test_steps_through_the_graph_equal_the_run_through_the_chain(flags):
     trace = _trace(12)
-    config = _moe_instance()
+    config = _moe_instance(**flags)
     stepped = Instance(build_instance(config))
     for request in trace:
         stepped.submit(request)
@@ -165,9 +166,11 @@ def test_expert_op_latency_is_one_grouped_kernel_per_moe_layer():
 
 
 @pytest.mark.parametrize("flags, match", [
-    (dict(npu_num=2, npu_group=1), r"has mixture-of-experts layers and multi-head|has "
-                                   r"mixture-of-experts layers and layers of full and sliding "
-                                   r"attention; tensor parallelism \(tp=2\)"),
+    (dict(npu_num=2, attention_placement="requests"),
+     r"has mixture-of-experts layers and layers of full and sliding attention; tensor "
+     r"parallelism of such models splits attention by heads"),
+    (dict(npu_num=2, pim_type="local", hardware="npu-128x128"),
+     r"the NPU \+ PIM stack does not model them yet"),
 ])
 def test_parallel_layouts_not_modelled_are_refused(flags, match):
     with pytest.raises(ValueError, match=match):

@@ -82,6 +82,9 @@ class GraphConverter:
         self._spans = [f"{self.names[a]}..{self.names[b - 1]}" if b - a > 1 else self.names[a]
                        for a, b, _ in self.segments]
         self._groups = [tuple(layout.stage_devices(s)) for s in range(layout.pp)]
+        # Per kind of layer, which block ops it runs (an all-reduce follows an
+        # op only in the layers that run it).
+        self._runs = [(template.kind_mask(k) > 0).tolist() for k in range(template.num_kinds)]
 
     def _rank_classes(self, trace: IterationTrace) -> list[list[int]]:
         """Rank indices grouped into classes of identical work (first = representative)."""
@@ -129,8 +132,9 @@ class GraphConverter:
                     self._embedding(g, mb, j, ranks, prev)
                 first = layout.first_layer(s)
                 for layer in range(first, first + layout.stage_layers[s]):
-                    self._layer(g, mb, j, s, layer, ranks, prev,
-                                cums[self.template.kind_of(layer)])
+                    kind = self.template.kind_of(layer)
+                    self._layer(g, mb, j, s, layer, ranks, prev, cums[kind],
+                                self._runs[kind])
                 if s == layout.pp - 1:
                     self._head(g, mb, j, s, ranks, prev)
                 else:
@@ -180,7 +184,8 @@ class GraphConverter:
             self._collective(g, CollectiveType.ALL_REDUCE, f"embed.allreduce.mb{j}", ranks,
                              prev, size, 0, micro_batch=j, op="embed")
 
-    def _layer(self, g, mb: MicroBatchTiming, j, s, layer, ranks, prev, cum) -> None:
+    def _layer(self, g, mb: MicroBatchTiming, j, s, layer, ranks, prev, cum,
+               runs=None) -> None:
         names = self.names
         reduced_bytes = mb.batch.num_tokens * self.hidden * self.dtype
         for (a, b, reduce_after), span in zip(self.segments, self._spans):
@@ -191,7 +196,7 @@ class GraphConverter:
                 for r in ranks:
                     self._comp(g, f"L{layer}.{span}.mb{j}", r, cum[b] - cum[a], prev, op=span,
                                **tag)
-            if reduce_after:
+            if reduce_after and (runs is None or runs[b - 1]):  # the layer runs that op
                 self._collective(g, CollectiveType.ALL_REDUCE,
                                  f"L{layer}.{names[b - 1]}.allreduce.mb{j}", ranks, prev,
                                  reduced_bytes, s, layer=layer,

@@ -96,7 +96,7 @@ class HeteroGraphConverter(GraphConverter):
             return self.pim_of[r]
         return (r, 0) if self._blocked else (r, 1)
 
-    def _layer(self, g, mb, j, s, layer, ranks, prev, cum) -> None:
+    def _layer(self, g, mb, j, s, layer, ranks, prev, cum, runs=None) -> None:
         """On a stage's first layer, lay out all its layers from one stage schedule."""
         schedule = getattr(mb, "schedule", None)
         if schedule is None:

@@ -90,12 +90,19 @@ class ChainShortcut:
         template = conv.template
         cum = [0.0, *np.cumsum(mb.layer_op_latency).tolist()]
         segments = [(cum[b] - cum[a], reduce_after) for a, b, reduce_after in conv.segments]
-        if tp == 1 and template.layer_kinds:  # one segment a layer, of its kind's ops
-            durations = [float(np.cumsum(latency)[-1])
-                         for latency in template.kind_latencies(mb.layer_op_latency)]
+        if template.layer_kinds:  # layers of several kinds: each its own segments
+            by_kind = []
+            for k, latency in enumerate(template.kind_latencies(mb.layer_op_latency)):
+                kcum = [0.0, *np.cumsum(latency).tolist()]
+                runs = template.kind_mask(k)
+                by_kind.append([(kcum[b] - kcum[a], reduce_after and runs[b - 1] > 0)
+                                for a, b, reduce_after in conv.segments])
             for layer in range(layout.stage_layers[0]):
-                t += durations[template.kind_of(layer)]
-                busy += durations[template.kind_of(layer)]
+                for duration, reduce_after in by_kind[template.kind_of(layer)]:
+                    t += duration
+                    busy += duration
+                    if reduce_after:
+                        t += collective(CollectiveType.ALL_REDUCE, reduce_size)
         elif tp == 1:  # one segment, no collectives
             duration = segments[0][0]
             for _ in range(layout.stage_layers[0]):

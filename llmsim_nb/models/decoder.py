@@ -88,29 +88,29 @@ def _attention_ops(spec: ModelSpec, windows: list[str]) -> list[tuple[OpTemplate
         qk, rope, lora = mla.qk_head_dim, mla.qk_rope_head_dim, mla.kv_lora_rank
         if mla.q_lora_rank:
             ops += [OpTemplate("q_a_proj", OpKind.GEMM, weight_k=d, weight_n=mla.q_lora_rank,
-                               weight_bytes=wb),
+                               weight_bytes=wb, tp_role="replicate"),
                     OpTemplate("q_a_norm", OpKind.NORM, width=mla.q_lora_rank,
                                flops_per_element=NORM_FLOPS["rmsnorm"],
                                param_elements=mla.q_lora_rank),
                     OpTemplate("q_b_proj", OpKind.GEMM, weight_k=mla.q_lora_rank,
-                               weight_n=h * qk, weight_bytes=wb)]
+                               weight_n=h * qk, weight_bytes=wb, tp_role="column")]
         else:
             ops.append(OpTemplate("q_proj", OpKind.GEMM, weight_k=d, weight_n=h * qk,
                                   weight_bytes=wb))
         ops += [OpTemplate("kv_a_proj", OpKind.GEMM, weight_k=d, weight_n=lora + rope,
-                           weight_bytes=wb),
+                           weight_bytes=wb, tp_role="replicate"),
                 OpTemplate("kv_a_norm", OpKind.NORM, width=lora,
                            flops_per_element=NORM_FLOPS["rmsnorm"], param_elements=lora),
                 OpTemplate("rope", OpKind.ELEMENTWISE, width=h * rope + rope,
                            flops_per_element=3.0),
                 OpTemplate("q_absorb", OpKind.GEMM, weight_k=mla.qk_nope_head_dim,
-                           weight_n=lora, num_batches=h, weight_bytes=wb)]
+                           weight_n=lora, num_batches=h, weight_bytes=wb, tp_role="heads")]
         score = dict(num_heads=h, num_kv_heads=1, head_dim=lora + rope, kv_bytes=kvb)
         context = dict(score, head_dim=lora)
         tail = [OpTemplate("v_absorb", OpKind.GEMM, weight_k=lora, weight_n=mla.v_head_dim,
-                           num_batches=h, weight_bytes=wb),
+                           num_batches=h, weight_bytes=wb, tp_role="heads"),
                 OpTemplate("out_proj", OpKind.GEMM, weight_k=h * mla.v_head_dim, weight_n=d,
-                           weight_bytes=wb)]
+                           weight_bytes=wb, tp_role="row")]
     else:
         q, kv, hd = spec.q_dim, spec.kv_dim, spec.head_dim
         ops.append(OpTemplate("qkv_proj", OpKind.GEMM, weight_k=d, weight_n=q + 2 * kv,
@@ -166,24 +166,26 @@ def _ffn_ops(spec: ModelSpec, ffns: list[bool]) -> list[tuple[OpTemplate, object
         act = dict(num_inputs=2 if gated else 1, flops_per_element=ACT_FLOPS[spec.activation])
         up_e = 2 * fe if gated else fe
         ops += [(OpTemplate("router_gate", OpKind.GEMM, weight_k=d, weight_n=E,
-                            param_elements=E if moe.router_bias else 0), True),
+                            param_elements=E if moe.router_bias else 0, tp_role="replicate"),
+                 True),
                 (OpTemplate("router_topk", OpKind.ELEMENTWISE, width=E,
                             flops_per_element=ROUTER_FLOPS[moe.router_scoring] + 1.0), True)]
         if moe.num_shared_experts:
             fs = moe.num_shared_experts * moe.shared_expert_ffn_size
             ops += [(OpTemplate("shared_up", OpKind.GEMM, weight_k=d,
-                                weight_n=2 * fs if gated else fs, weight_bytes=eb), True),
+                                weight_n=2 * fs if gated else fs, weight_bytes=eb,
+                                tp_role="column"), True),
                     (OpTemplate("shared_act", OpKind.ACTIVATION, width=fs, **act), True),
                     (OpTemplate("shared_down", OpKind.GEMM, weight_k=fs, weight_n=d,
-                                weight_bytes=eb), True)]
+                                weight_bytes=eb, tp_role="partial"), True)]
         ops += [(OpTemplate("expert_up", OpKind.GEMM, weight_k=d, weight_n=up_e,
                             param_elements=up_e if moe.expert_bias else 0, num_experts=E,
-                            weight_bytes=eb), True),
+                            weight_bytes=eb, tp_role="column"), True),
                 (OpTemplate("expert_act", OpKind.ACTIVATION, width=fe, row_multiplier=k,
                             **act), True),
                 (OpTemplate("expert_down", OpKind.GEMM, weight_k=fe, weight_n=d,
                             param_elements=d if moe.expert_bias else 0, num_experts=E,
-                            weight_bytes=eb), True),
+                            weight_bytes=eb, tp_role="row"), True),
                 (OpTemplate("expert_combine", OpKind.ELEMENTWISE, width=d, num_inputs=k,
                             flops_per_element=2.0 * k), True)]
     return ops

@@ -80,6 +80,13 @@ class OpTemplate:
     weight_bytes : float
         Bytes of one weight element of a GEMM (0: ``dtype_bytes``; an MXFP4
         expert reads 4.25 bits).
+    tp_role : str
+        How tensor parallelism splits the op (:mod:`llmsim_nb.parallel.sharding`):
+        "" infers it from the op order; "replicate" (every rank runs it
+        whole: a router, MLA's latent projections), "column", "row" (followed
+        by an all-reduce), "partial" (row-parallel whose partial sums join
+        the next all-reduce: shared experts), "heads" (the products of a
+        batched GEMM are split: MLA's per-head absorptions).
     """
 
     name: str
@@ -99,6 +106,7 @@ class OpTemplate:
     num_batches: int = 1
     row_multiplier: int = 1
     weight_bytes: float = 0.0
+    tp_role: str = ""
 
     def instantiate(self, batch: BatchShape, dtype_bytes: int, num_rows: int | None = None) -> Op:
         """Build the :class:`Op` for ``batch`` (``num_rows`` overrides the token count)."""

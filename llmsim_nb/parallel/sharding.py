@@ -14,7 +14,12 @@ Within a tensor-parallel group of ``tp`` devices each device holds:
 
 Roles are inferred from the block's order, so a template imported from ONNX
 shards the same way: a GEMM that directly follows the attention context or
-the FFN activation is row-parallel; every other GEMM is column-parallel. A
+the FFN activation is row-parallel; every other GEMM is column-parallel. An
+op's explicit ``tp_role`` overrides that: routers and MLA's latent
+projections are replicated, MLA's per-head absorptions split their heads,
+and shared experts are row-parallel without an all-reduce of their own (their
+partial sums join the routed experts' one, as vLLM's fused MoE does). Routed
+experts split each expert's width (vLLM without expert parallelism). A
 dimension that ``tp`` does not divide is padded up (``ceil``), which is how
 vocabularies such as GPT's 50,257 are split in practice.
 
@@ -52,12 +57,15 @@ def kv_heads_per_device(num_heads: int, num_kv_heads: int, tp: int) -> int:
 
 
 def row_parallel_ops(template: BlockTemplate) -> frozenset[str]:
-    """Names of the block's row-parallel GEMMs (those followed by an all-reduce)."""
+    """Names of the block's row-parallel GEMMs (those followed by an all-reduce):
+    an op's explicit ``tp_role`` "row", else a GEMM directly after the
+    attention context or an activation that has no explicit role."""
     rows = set()
     prev = None
     for t in template.block:
-        if t.kind is OpKind.GEMM and prev is not None and prev.kind in (
-                OpKind.ATTN_CONTEXT, OpKind.ACTIVATION):
+        if t.kind is OpKind.GEMM and (t.tp_role == "row" or not t.tp_role and prev is not None
+                                      and prev.kind in (OpKind.ATTN_CONTEXT,
+                                                        OpKind.ACTIVATION)):
             rows.add(t.name)
         prev = t
     return frozenset(rows)
@@ -104,7 +112,11 @@ def shard_template(template: BlockTemplate, tp: int, by_heads: bool = True) -> B
         if t.kind.is_attention:
             return dataclasses.replace(t, num_heads=h_dev, num_kv_heads=kv_dev)
         if t.kind is OpKind.GEMM:
-            if t.name in rows:
+            if t.tp_role == "replicate":
+                return t
+            if t.tp_role == "heads":
+                return dataclasses.replace(t, num_batches=_ceil_div(t.num_batches, tp))
+            if t.name in rows or t.tp_role == "partial":
                 return dataclasses.replace(t, weight_k=_ceil_div(t.weight_k, tp))
             n = qkv_dev if by_heads and t.weight_n == qkv_full else _ceil_div(t.weight_n, tp)
             bias = 0 if not t.param_elements else n

@@ -1,11 +1,12 @@
 """What an instance needs from a model whose layers are not all alike.
 
 Mixture-of-experts layers, DeepSeek's latent attention and layers of several
-kinds (dense and MoE, full and sliding attention) run on one device or a
-pipeline of devices. Tensor parallelism of these models (expert sharding or
-expert parallelism with its all-to-all, a replicated latent KV head) and the
-heterogeneous NPU + PIM stack are not modelled yet; asking for them is an
-error naming the model and what to change, never a silently different model.
+kinds (dense and MoE, full and sliding attention) run on one device, a
+pipeline, or tensor-parallel groups that split attention by heads (experts
+split by width, :mod:`llmsim_nb.parallel.sharding`). Selective batching
+(attention by requests) and the heterogeneous NPU + PIM stack are not
+modelled for them; asking for those is an error naming the model and what to
+change, never a silently different model.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ def check_layer_kinds(model, template, layout, has_pim: bool) -> None:
     if not found:
         return
     what = " and ".join(found)
-    if layout.tp > 1:
-        raise ValueError(f"model {model.name!r} has {what}; tensor parallelism "
-                         f"(tp={layout.tp}) of such models (expert sharding, expert "
-                         f"parallelism) is not modelled yet: run it with tp=1 (npu_num equal "
-                         f"to npu_group, i.e. pipeline stages only)")
+    if layout.tp > 1 and layout.attention != "heads":
+        raise ValueError(f"model {model.name!r} has {what}; tensor parallelism of such "
+                         f"models splits attention by heads (attention_placement='heads'; "
+                         f"tp={layout.tp} must divide the {model.num_heads} heads), not by "
+                         f"requests")
     if has_pim:
         raise ValueError(f"model {model.name!r} has {what}; the NPU + PIM stack does not "
                          f"model them yet (allowed: pim_type='none')")
