@@ -473,8 +473,17 @@ def test_model_spec_validation(patch, match):
 
 
 def test_every_catalog_model_is_consistent():
+    from llmsim_nb.parallel.layout import ParallelLayout
+    from llmsim_nb.system.memory_plan import MemoryPlan
     for name in list_models():
         spec = get_model(name)
+        # The template's weights (every layer's ops, experts, stored sizes) are the
+        # spec's count: the memory plan of one device holds exactly weight_bytes().
+        layout = ParallelLayout(tp=1, pp=1, stage_layers=(spec.num_layers,))
+        plan = MemoryPlan.build(spec, decoder_template(spec), layout, 2**50, 0.0)
+        assert plan.weight_bytes[0] == pytest.approx(spec.weight_bytes(), rel=1e-12), name
+        if spec.moe is not None or spec.mla is not None or spec.layer_types:
+            continue  # below: the dense models' per-block identities
         assert spec.weight_bytes() == spec.num_parameters() * spec.dtype_bytes
         tpl = decoder_template(spec)
         ops = tpl.instantiate(BatchShape.from_lists([4, 1], [0, 10]))[1].ops

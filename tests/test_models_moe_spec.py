@@ -94,7 +94,8 @@ def test_gpt_oss_alternates_sliding_and_full_layers_with_sinks_and_mxfp4_experts
     counts = spec.parameters()
     expected = round(((counts.attention + counts.dense_ffn) * 16
                       + (counts.routed_experts + counts.shared_experts) * 4.25
-                      + (counts.router + counts.small + counts.embedding + counts.head) * 16)
+                      + (counts.router + counts.small + counts.routed_expert_biases
+                         + counts.embedding + counts.head) * 16)
                      / 8)
     assert spec.weight_bytes() == expected
     # A request of 1,000 tokens keeps 128 of them in the 12 sliding layers.

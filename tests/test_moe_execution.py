@@ -192,3 +192,75 @@ def test_a_config_json_path_is_a_model_name():
     assert parts.model.moe.num_experts == 128
     ran = Simulator(config, _trace(8)).run()
     assert ran.num_finished.values.sum() == 8
+
+
+def test_expert_parallel_ranks_hold_whole_experts_and_the_slowest_sets_the_layer():
+    tp = build_instance(_moe_instance(npu_num=2))
+    ep = build_instance(_moe_instance(npu_num=2, enable_expert_parallel=True))
+    up_tp = next(t for t in tp.stack.sharded.block if t.name == "expert_up")
+    up_ep = next(t for t in ep.stack.sharded.block if t.name == "expert_up")
+    assert (up_tp.weight_n, up_tp.num_local_experts) == (48, 0)   # half of each expert
+    assert (up_ep.weight_n, up_ep.num_local_experts) == (96, 4)   # four whole experts
+    # The same weight bytes a device: 8 half experts = 4 whole ones.
+    assert tp.memory.weight_bytes == ep.memory.weight_bytes
+    batch = BatchShape.from_lists([1] * 6, [10] * 6)
+    trace = ep.stack.simulate(batch)
+    drawn = ep.stack.last_expert_tokens
+    rank_tokens = ep.stack.last_rank_tokens
+    assert rank_tokens.tolist() == [int(drawn[:4].sum()), int(drawn[4:].sum())]
+    assert rank_tokens.sum() == 6 * 2
+    engine = ep.engine.inner
+    names = list(trace.template.op_names)
+    experts = [t for t in ep.stack.sharded.block if t.num_experts]
+    per_rank = []
+    for rank in (0, 1):
+        mine = np.where(np.arange(8) // 4 == rank, drawn, 0)
+        routed = dataclasses.replace(with_experts(batch, 8, 2), expert_tokens=mine)
+        per_rank.append([engine.time_op(t.instantiate(routed, 2)).total for t in experts])
+    slowest = max(per_rank, key=sum)
+    assert [trace.op_latency[names.index(t.name)] for t in experts] == slowest
+
+
+@pytest.mark.parametrize("flags, match", [
+    (dict(enable_expert_parallel=True), r"enable_expert_parallel=True needs tensor "
+                                        r"parallelism"),
+    (dict(npu_num=2, enable_expert_parallel=True, model_name="llama-3.1-8b"),
+     r"needs a mixture-of-experts model; 'llama-3.1-8b' has no experts"),
+])
+def test_expert_parallelism_needs_experts_and_ranks(flags, match):
+    with pytest.raises(ValueError, match=match):
+        build_instance(SimConfig.from_flags(**{"model_name": register_model(
+            tiny_moe("tiny-moe-run"), overwrite=True).name, "hardware": "h100-sxm", **flags}))
+
+
+def test_expert_parallel_steps_equal_the_run():
+    trace = _trace(10)
+    config = _moe_instance(npu_num=2, enable_expert_parallel=True)
+    stepped = Instance(build_instance(config))
+    for request in trace:
+        stepped.submit(request)
+    ends = []
+    while not stepped.is_finished:
+        ends.append(float(stepped.step().t_end.values[0]))
+    assert ends == Simulator(config, trace).run().t_end.values.tolist()
+
+
+def test_each_iteration_records_its_expert_load():
+    trace = _trace(10)
+    config = _moe_instance(npu_num=2, enable_expert_parallel=True)
+    inst = Instance(build_instance(config))
+    for request in trace:
+        inst.submit(request)
+    step = inst.step()
+    tokens = step.expert_tokens.values
+    assert step.expert_tokens.dims == ("expert",) and step.expert_tokens.attrs["units"] == "token"
+    assert tokens.sum() == int(step.num_query_tokens.values.sum()) * 2   # top-2
+    assert step.num_active_experts.values[0] == np.count_nonzero(tokens)
+    assert step.max_expert_tokens.values[0] == tokens.max()
+    assert step.max_rank_expert_tokens.values[0] == max(tokens[:4].sum(), tokens[4:].sum())
+    ran = inst.run()
+    assert (ran.num_active_experts.values >= 1).all()
+    assert (ran.max_expert_tokens.values <= ran.num_prefill_tokens.values
+            + ran.num_decode_tokens.values).all()
+    dense = Simulator(SimConfig.from_flags(model_name="gpt2"), _trace(3)).run()
+    assert (dense.num_active_experts.values == 0).all() and "expert_tokens" not in dense

@@ -78,6 +78,8 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("attention_placement", str, "auto | heads | requests (selective batching)"),
     ("collective", str, "auto | ring | direct | halving_doubling"),
     ("congestion", None, "congestion-aware network (shared links slow transfers)"),
+    ("enable_expert_parallel", None, "MoE models: ranks hold whole experts (expert "
+                                     "parallelism) instead of a slice of each"),
     ("gen", None, "skip prefill: prompts start in the KV cache"),
     ("fast_run", None, "the original's compile bypass: keep the reuse cache on disk between "
                        "runs ($LLMSIM_CACHE_DIR, default ~/.cache/llmsim_nb)"),

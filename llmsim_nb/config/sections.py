@@ -217,6 +217,12 @@ class SystemConfig:
     congestion: bool = field(default=False, metadata=_meta(
         "Congestion-aware network (links shared by concurrent transfers slow them)",
         flag="congestion"))
+    enable_expert_parallel: bool = field(default=False, metadata=_meta(
+        "Expert parallelism (vLLM's --enable-expert-parallel): each rank of a "
+        "tensor-parallel group holds whole experts (an equal contiguous share) instead of "
+        "a slice of every expert; the rank with the most work sets an MoE layer's time; "
+        "needs a mixture-of-experts model and tensor parallelism",
+        flag="enable_expert_parallel"))
     pim_hardware: str = field(default="neupims-hbm2", metadata=_meta(
         "PIM device preset (llmsim_nb.engines.pim.list_pim()); needs pim_type local or pool",
         flag="pim_hardware"))
@@ -251,6 +257,7 @@ class SystemConfig:
         _check_choice("attention_placement", self.attention_placement, ATTENTION_PLACEMENTS)
         _check_choice("collective", self.collective, COLLECTIVES)
         _check_bool("congestion", self.congestion)
+        _check_bool("enable_expert_parallel", self.enable_expert_parallel)
         if self.network is not None and (not isinstance(self.network, str) or not self.network):
             raise ValueError(f"network={_show(self.network)} must be a file path or preset "
                              f"name")

@@ -142,12 +142,21 @@ class ExecutionStack:
     """
 
     def __init__(self, engine: Engine, template: BlockTemplate, layout: ParallelLayout,
-                 routing=None, rng: np.random.Generator | None = None) -> None:
+                 routing=None, rng: np.random.Generator | None = None,
+                 expert_parallel: bool = False) -> None:
         self.engine = engine
         self.template = template
         self.layout = layout
         self.sharded = shard_template(template, layout.tp,
-                                      by_heads=layout.attention == "heads")
+                                      by_heads=layout.attention == "heads",
+                                      expert_parallel=expert_parallel)
+        self.expert_parallel = expert_parallel and layout.tp > 1
+        self._experts = tuple(i for i, t in enumerate(self.sharded.block) if t.num_experts)
+        if self.expert_parallel:
+            num_experts = self.sharded.block[self._experts[0]].num_experts
+            # Contiguous placement: rank r holds experts r*E/tp .. (r+1)*E/tp - 1.
+            self.rank_of_expert = np.arange(num_experts) // (num_experts // layout.tp)
+        self.last_rank_tokens: np.ndarray | None = None  # EP: routed rows per rank
         self._layer_counts = self.sharded.op_layer_counts(0, sum(layout.stage_layers))
         self._has_experts = any(t.num_experts for t in template.block)
         if self._has_experts and (routing is None or rng is None):
@@ -156,6 +165,8 @@ class ExecutionStack:
         self.routing = routing
         self.rng = rng
         self.last_expert_tokens: np.ndarray | None = None  # the last micro-batch's draw
+        self.iteration_expert_tokens: np.ndarray | None = None
+        self.iteration_rank_tokens: np.ndarray | None = None
         self._attention = tuple(i for i, t in enumerate(template.block) if t.kind.is_attention)
         # The whole model's attention ops (all heads), for ``requests`` placement.
         self._attention_templates = tuple(template.block[i] for i in self._attention)
@@ -171,6 +182,9 @@ class ExecutionStack:
         n_emb, n_blk = len(sharded.embedding), len(sharded.block)
         op_latency = np.zeros(n_emb + n_blk + len(sharded.head))
         timings = []
+        # The iteration's routing, summed over micro-batches (results record it).
+        self.iteration_expert_tokens = None
+        self.iteration_rank_tokens = None
         for mb in layout.split(batch):
             if self._has_experts:
                 mb = self._route(mb)
@@ -203,6 +217,8 @@ class ExecutionStack:
         """``mb`` with the routing model's tokens per expert (one draw)."""
         drawn = self.routing.draw(mb.num_tokens, 1, self.rng)[0]
         self.last_expert_tokens = drawn
+        self.iteration_expert_tokens = (drawn.copy() if self.iteration_expert_tokens is None
+                                        else self.iteration_expert_tokens + drawn)
         return BatchShape(mb.request_ids, mb.num_query_tokens, mb.num_context_tokens,
                           mb.num_logit_tokens, expert_tokens=drawn)
 
@@ -245,6 +261,8 @@ class ExecutionStack:
         iteration loop and the per-op accounting stay here.
         """
         layer = self.engine.op_totals(self.sharded.block, mb, self.sharded.dtype_bytes)
+        if self.expert_parallel:
+            layer = self._slowest_expert_rank(mb, layer)
         by_rank: tuple[float | None, ...] = ()
         blk_latency = layer
         if self.layout.attention == "requests" and self.layout.tp > 1:
@@ -253,6 +271,30 @@ class ExecutionStack:
             blk_latency = layer.copy()
             blk_latency[list(self._attention)] = per_rank / self.layout.tp
         return MicroBatchTiming(mb, emb, layer, head, by_rank), blk_latency
+
+    def _slowest_expert_rank(self, mb: BatchShape, layer: np.ndarray) -> np.ndarray:
+        """Expert parallelism: each rank runs the grouped GEMMs of its own
+        experts' tokens; the MoE layer ends at the all-reduce after them, so
+        the rank with the most expert work sets the layer's expert time (the
+        others wait, counted as busy)."""
+        templates = tuple(self.sharded.block[i] for i in self._experts)
+        counts = mb.expert_tokens
+        best, slowest = -1.0, None
+        tokens = np.zeros(self.layout.tp, dtype=np.int64)
+        for rank in range(self.layout.tp):
+            mine = np.where(self.rank_of_expert == rank, counts, 0)
+            tokens[rank] = mine.sum()
+            part = BatchShape(mb.request_ids, mb.num_query_tokens, mb.num_context_tokens,
+                              mb.num_logit_tokens, expert_tokens=mine)
+            totals = self.engine.op_totals(templates, part, self.sharded.dtype_bytes)
+            if float(totals.sum()) > best:
+                best, slowest = float(totals.sum()), totals
+        self.last_rank_tokens = tokens
+        self.iteration_rank_tokens = (tokens.copy() if self.iteration_rank_tokens is None
+                                      else self.iteration_rank_tokens + tokens)
+        layer = layer.copy()
+        layer[list(self._experts)] = slowest
+        return layer
 
     def _attention_by_rank(self, mb: BatchShape) -> tuple[tuple[float | None, ...], np.ndarray]:
         """Per TP rank, its requests' attention seconds (all heads; None: no

@@ -130,8 +130,11 @@ def _attention_ops(spec: ModelSpec, windows: list[str]) -> list[tuple[OpTemplate
     out: list[tuple[OpTemplate, object]] = [(op, None) for op in ops]
     for kind in windows:
         prefix, window = ("attn", 0) if kind == "full" else ("swa", spec.sliding_window)
+        # gpt-oss's learned sink logit per head: parameters of the softmax.
+        sinks = h if spec.attention_sinks else 0
         out += [(OpTemplate(f"{prefix}_score", OpKind.ATTN_SCORE, window=window, **score), kind),
-                (OpTemplate(f"{prefix}_softmax", OpKind.SOFTMAX, window=window, **score), kind),
+                (OpTemplate(f"{prefix}_softmax", OpKind.SOFTMAX, window=window,
+                            param_elements=sinks, **score), kind),
                 (OpTemplate(f"{prefix}_context", OpKind.ATTN_CONTEXT, window=window,
                             **context), kind)]
     return out + [(op, None) for op in tail]

@@ -87,6 +87,9 @@ class OpTemplate:
         by an all-reduce), "partial" (row-parallel whose partial sums join
         the next all-reduce: shared experts), "heads" (the products of a
         batched GEMM are split: MLA's per-head absorptions).
+    num_local_experts : int
+        Under expert parallelism, the routed experts one rank holds (0: all
+        ``num_experts``; their weights are what a device stores).
     """
 
     name: str
@@ -107,6 +110,7 @@ class OpTemplate:
     row_multiplier: int = 1
     weight_bytes: float = 0.0
     tp_role: str = ""
+    num_local_experts: int = 0
 
     def instantiate(self, batch: BatchShape, dtype_bytes: int, num_rows: int | None = None) -> Op:
         """Build the :class:`Op` for ``batch`` (``num_rows`` overrides the token count)."""

@@ -88,12 +88,16 @@ def check_tensor_parallel(template: BlockTemplate, tp: int) -> None:
     kv_heads_per_device(heads, kv_heads, tp)
 
 
-def shard_template(template: BlockTemplate, tp: int, by_heads: bool = True) -> BlockTemplate:
+def shard_template(template: BlockTemplate, tp: int, by_heads: bool = True,
+                   expert_parallel: bool = False) -> BlockTemplate:
     """The template one device of a ``tp``-way tensor-parallel group runs.
 
     ``by_heads=False`` is for selective batching (attention placed by request):
     attention ops keep all heads (each rank times them for its own requests)
     and the QKV columns are split evenly, so ``tp`` need not divide the heads.
+    ``expert_parallel=True``: routed experts keep their whole width and each
+    rank holds ``num_experts / tp`` of them (``num_local_experts``); which
+    tokens a rank computes is the execution stack's business.
     """
     if tp == 1:
         return template
@@ -109,6 +113,8 @@ def shard_template(template: BlockTemplate, tp: int, by_heads: bool = True) -> B
     rows = row_parallel_ops(template)
 
     def shard(t: OpTemplate) -> OpTemplate:
+        if expert_parallel and t.num_experts:
+            return dataclasses.replace(t, num_local_experts=t.num_experts // tp)
         if t.kind.is_attention:
             return dataclasses.replace(t, num_heads=h_dev, num_kv_heads=kv_dev)
         if t.kind is OpKind.GEMM:

@@ -84,6 +84,14 @@ VARIABLES: dict[str, tuple[str, str]] = {
                         "(simulation effort, not a simulated quantity)"),
     "reuse_misses": ("1", "operator instances the engine had to simulate "
                           "(simulation effort, not a simulated quantity)"),
+    "num_active_experts": ("1", "routed experts that received at least one token in the "
+                                "iteration (of an MoE layer; 0 without MoE layers)"),
+    "max_expert_tokens": ("token", "most tokens one routed expert received in the iteration "
+                                   "(0 without MoE layers)"),
+    "max_rank_expert_tokens": ("token", "expert parallelism: most routed tokens one rank "
+                                        "computed in the iteration (0 without it)"),
+    "expert_tokens": ("token", "tokens each routed expert received in the iteration (the "
+                               "routing model's draw, summed over micro-batches)"),
     "op_latency": ("s", "operator latency in the iteration, summed over layers and requests"),
     "arrival_at": ("s", "request arrival time"),
     "admitted_at": ("s", "time the request was first scheduled"),
@@ -129,7 +137,8 @@ ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transf
                   "num_computed_prompt_tokens", "num_prefix_query_tokens",
                   "num_prefix_cached_tokens",
                   "num_host_cached_tokens", "prefix_hit_rate", "num_preempted", "reuse_hits",
-                  "reuse_misses")
+                  "reuse_misses", "num_active_experts", "max_expert_tokens",
+                  "max_rank_expert_tokens")
 # Variables that measure the simulator's own effort, not the simulated system:
 # they may differ between runs whose simulated results are identical.
 SIMULATION_EFFORT_VARS = ("wall_time", "reuse_hits", "reuse_misses")
@@ -137,7 +146,8 @@ _INT_VARS = {"batch_size", "num_prefill_tokens", "num_decode_tokens", "num_gener
              "num_used_blocks", "num_evicted", "num_reloaded", "num_finished",
              "num_computed_prompt_tokens", "num_prefix_query_tokens", "num_prefix_cached_tokens",
              "num_host_cached_tokens",
-             "num_preempted", "reuse_hits", "reuse_misses"}
+             "num_preempted", "reuse_hits", "reuse_misses", "num_active_experts",
+             "max_expert_tokens", "max_rank_expert_tokens"}
 # Components of the original's simulation-time report.
 COMPONENTS = ("scheduler", "execution_engine", "graph_converter", "network")
 
@@ -155,6 +165,8 @@ class IterationRecord:
     finished: tuple[int, ...]
     reuse_hits: int = 0
     reuse_misses: int = 0
+    expert_tokens: np.ndarray | None = None       # MoE: tokens per routed expert
+    rank_expert_tokens: np.ndarray | None = None  # expert parallelism: per rank
 
     @property
     def latency(self) -> float:
@@ -173,7 +185,15 @@ class IterationRecord:
                 len(self.finished), plan.computed_prompt_tokens, plan.num_prefix_query_tokens,
                 plan.num_cached_tokens,
                 plan.num_host_cached_tokens, plan.prefix_hit_rate,
-                len(plan.preempted_request_ids), self.reuse_hits, self.reuse_misses)
+                len(plan.preempted_request_ids), self.reuse_hits, self.reuse_misses,
+                *self._expert_row())
+
+    def _expert_row(self) -> tuple[int, int, int]:
+        experts, ranks = self.expert_tokens, self.rank_expert_tokens
+        if experts is None:
+            return 0, 0, 0
+        return (int(np.count_nonzero(experts)), int(experts.max()),
+                int(ranks.max()) if ranks is not None else 0)
 
     def values(self) -> dict[str, float]:
         """The iteration's values by variable name."""
@@ -291,6 +311,9 @@ def iteration_dataset(record: IterationRecord, op_names: tuple[str, ...], attrs:
     data = {name: variable(name, ("iteration",), np.array([values[name]]))
             for name in ITERATION_VARS}
     data["op_latency"] = variable("op_latency", ("iteration", "op"), record.op_latency[None, :])
+    if record.expert_tokens is not None:
+        data["expert_tokens"] = variable("expert_tokens", ("expert",),
+                                         record.expert_tokens.copy())
     data["num_query_tokens"] = variable("num_query_tokens", ("request",),
                                     plan.batch.num_query_tokens.copy())
     data["num_context_tokens"] = variable("num_context_tokens", ("request",),

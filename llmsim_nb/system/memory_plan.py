@@ -57,7 +57,7 @@ def _template_weight_bytes(t: OpTemplate, dt: int) -> float:
     every batched product's matrix, each stored at its own size."""
     if t.kind is not OpKind.GEMM:
         return t.param_elements * dt
-    matrices = max(t.num_experts, 1) * t.num_batches
+    matrices = max(t.num_local_experts or t.num_experts, 1) * t.num_batches
     if t.weight_bytes:
         return matrices * (t.weight_k * t.weight_n * t.weight_bytes + t.param_elements * dt)
     return matrices * (t.weight_k * t.weight_n + t.param_elements) * dt

@@ -31,8 +31,22 @@ def _features(model) -> list[str]:
     return found
 
 
-def check_layer_kinds(model, template, layout, has_pim: bool) -> None:
+def check_layer_kinds(model, template, layout, has_pim: bool,
+                      expert_parallel: bool = False) -> None:
     """Refuse parallel layouts these models are not modelled under."""
+    if expert_parallel:
+        if model.moe is None:
+            raise ValueError(f"enable_expert_parallel=True needs a mixture-of-experts model; "
+                             f"{model.name!r} has no experts")
+        if layout.tp == 1:
+            raise ValueError("enable_expert_parallel=True needs tensor parallelism (experts "
+                             "are spread over the ranks of a tensor-parallel group): set "
+                             "npu_num to a multiple of npu_group above it")
+        if model.moe.num_experts % layout.tp:
+            raise ValueError(f"enable_expert_parallel=True: the {model.moe.num_experts} "
+                             f"experts of {model.name!r} do not split evenly over "
+                             f"{layout.tp} ranks (allowed: a tensor-parallel degree "
+                             f"dividing {model.moe.num_experts})")
     found = _features(model)
     if not found:
         return

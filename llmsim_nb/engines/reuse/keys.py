@@ -48,6 +48,9 @@ INSTANCE_FIELDS = ("name", "kind", "batch", "m", "n", "k", "flops", "bytes_read"
 TIMING_FIELDS = ("latency", "compute_latency", "memory_latency")
 #: The fields of an :class:`OpTemplate`, in order (name and kind first).
 TEMPLATE_FIELDS = tuple(f.name for f in dataclasses.fields(OpTemplate))
+#: Template fields that hold text (the rest hold numbers >= 0), and its values.
+TEMPLATE_TEXT_FIELDS = ("tp_role",)
+TP_ROLES = ("", "replicate", "column", "row", "partial", "heads")
 
 
 class TableKey:
@@ -118,7 +121,11 @@ def template_fields(t: object) -> dict | None:
     fields = {"name": t.name, "kind": t.kind.value}
     for name in TEMPLATE_FIELDS[2:]:
         value = getattr(t, name)
-        if is_int64(value) and value >= 0:
+        if name in TEMPLATE_TEXT_FIELDS:
+            if type(value) is not str:
+                return None
+            fields[name] = value
+        elif is_int64(value) and value >= 0:
             fields[name] = int(value)
         elif isinstance(value, (float, np.floating)) and math.isfinite(value) and value >= 0:
             fields[name] = float(value)
@@ -137,6 +144,10 @@ def template_from_fields(fields: object, i: int) -> OpTemplate:
          f"template {i} has an invalid name or kind")
     for name in TEMPLATE_FIELDS[2:]:
         value = fields[name]
+        if name in TEMPLATE_TEXT_FIELDS:
+            need(type(value) is str and value in TP_ROLES,
+                 f"template {i} has {name}={value!r}, not one of {list(TP_ROLES)}")
+            continue
         need(type(value) in (int, float) and math.isfinite(value) and value >= 0,
              f"template {i} has {name}={value!r}, not a number >= 0")
     return OpTemplate(**{**fields, "kind": OpKind(fields["kind"])})
