@@ -56,6 +56,7 @@ RANGES = {
     "num_sub_batches": (2, 1024, True, False),
     "seed": (0, 2 ** 63 - 1, True, False),
     "reuse_cache_size": (1, 10 ** 8, True, False),
+    "expert_skew": (0.0, 8.0, False, False),
 }
 NO_FLAG = {"activation_reserve"}  # MemoryConfig only
 
@@ -93,6 +94,8 @@ def make(name: str, value):
         extra["scheduling"] = "chunked"
     if name in ("long_prefill_token_threshold", "kv_offload_gib"):  # vllm-v1's (else an error)
         extra["scheduling"] = "vllm-v1"
+    if name == "expert_skew":  # no effect (an error) without skewed routing
+        extra["expert_routing"] = "skewed"
     if name in ("pim_channels", "num_sub_batches"):  # no effect (an error) without them
         extra["pim_type"] = "local"
         if name == "num_sub_batches":

@@ -264,3 +264,31 @@ def test_each_iteration_records_its_expert_load():
             + ran.num_decode_tokens.values).all()
     dense = Simulator(SimConfig.from_flags(model_name="gpt2"), _trace(3)).run()
     assert (dense.num_active_experts.values == 0).all() and "expert_tokens" not in dense
+
+
+def test_skewed_routing_loads_the_slowest_rank_more_and_zero_skew_is_uniform():
+    trace = _trace(30)
+    base = dict(npu_num=2, enable_expert_parallel=True)
+    uniform = Simulator(_moe_instance(**base), trace).run()
+    flat = Simulator(_moe_instance(expert_routing="skewed", expert_skew=0.0, **base), trace).run()
+    steep = Simulator(_moe_instance(expert_routing="skewed", expert_skew=3.0, **base), trace).run()
+    assert np.array_equal(uniform.t_end.values, flat.t_end.values)
+    # Popularity falls with the expert index: rank 0 holds the popular experts.
+    assert steep.max_rank_expert_tokens.mean() > uniform.max_rank_expert_tokens.mean()
+    assert steep.num_active_experts.mean() < uniform.num_active_experts.mean()
+
+
+@pytest.mark.parametrize("flags, match", [
+    (dict(expert_skew=2.0), r"expert_skew=2.0 has no effect with expert_routing='uniform'"),
+    (dict(expert_routing="zipf"), r"expert_routing='zipf'"),
+    (dict(expert_routing="skewed", expert_skew=-1.0), r"expert_skew=-1.0"),
+])
+def test_bad_routing_flags_are_refused(flags, match):
+    with pytest.raises(ValueError, match=match):
+        _moe_instance(**flags)
+
+
+def test_a_routing_flag_on_a_dense_model_is_refused():
+    with pytest.raises(ValueError, match=r"expert_routing='skewed' has no effect: model "
+                                         r"'gpt2' has no mixture-of-experts layers"):
+        build_instance(SimConfig.from_flags(model_name="gpt2", expert_routing="skewed"))

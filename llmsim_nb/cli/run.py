@@ -80,6 +80,8 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("congestion", None, "congestion-aware network (shared links slow transfers)"),
     ("enable_expert_parallel", None, "MoE models: ranks hold whole experts (expert "
                                      "parallelism) instead of a slice of each"),
+    ("expert_routing", str, "uniform | skewed: how MoE tokens pick experts"),
+    ("expert_skew", float, "Zipf exponent of expert popularity with --expert_routing skewed"),
     ("gen", None, "skip prefill: prompts start in the KV cache"),
     ("fast_run", None, "the original's compile bypass: keep the reuse cache on disk between "
                        "runs ($LLMSIM_CACHE_DIR, default ~/.cache/llmsim_nb)"),

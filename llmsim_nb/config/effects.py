@@ -68,6 +68,8 @@ def check_flag_effects(config, given: Iterable[str], *, stacklevel: int = 2) -> 
       each micro-batch stays one sub-batch, and the criterion only balances
       sub-batches.
     - ``reuse_cache_size`` with ``reuse=off``: no timing is cached.
+    - ``expert_skew`` without ``expert_routing='skewed'``: no other routing has
+      a popularity exponent.
     - ``num_kv_blocks`` with ``pim_type`` local or pool: the KV cache lives in
       the PIMs, whose size (``pim_channels``) sets the block count.
 
@@ -124,6 +126,10 @@ def check_flag_effects(config, given: Iterable[str], *, stacklevel: int = 2) -> 
                           f"sub_batch=True (each micro-batch stays one sub-batch); turn "
                           f"sub_batch on (with pim_type 'local' or 'pool') or drop "
                           f"{'it' if len(sub) == 1 else 'them'}")
+    if "expert_skew" in set_ and config.expert_routing != "skewed":
+        errors.append(f"expert_skew={config.expert_skew} has no effect with "
+                      f"expert_routing={config.expert_routing!r} (only 'skewed' routing has a "
+                      f"popularity exponent); set expert_routing 'skewed' or drop it")
     if "reuse_cache_size" in set_ and not config.reuse:
         errors.append(f"reuse_cache_size={config.reuse_cache_size} has no effect with "
                       f"reuse=off (no operator timing is cached); turn reuse on or drop it")

@@ -124,6 +124,11 @@ NUM_SUB_BATCHES_RANGE = (2, 1024)
 #: Random seed: numpy takes any int >= 0, but the seed is stored in the run's
 #: Dataset attributes and netCDF holds it as int64.
 SEED_RANGE = (0, 2 ** 63 - 1)
+#: Expert routing models (llmsim_nb.models.expert_routing) selectable by name.
+EXPERT_ROUTINGS = ("uniform", "skewed")
+#: Zipf exponent of expert popularity: 0 is uniform; at 8 the first expert already
+#: has 99.6% of the weight of the rest together, so larger exponents add nothing.
+EXPERT_SKEW_RANGE = (0.0, 8.0)
 #: Cached operator timings: an entry costs ~100-200 B of host memory, so 10**8
 #: entries (100x the default) is at most ~10-20 GiB.
 REUSE_CACHE_SIZE_RANGE = (1, 10 ** 8)

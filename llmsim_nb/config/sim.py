@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fields import (NPU_MODES, REUSE_CACHE_SIZE_RANGE, SEED_RANGE, _check_bool, _check_choice,
+from .fields import (EXPERT_ROUTINGS, EXPERT_SKEW_RANGE, NPU_MODES, REUSE_CACHE_SIZE_RANGE,
+                     SEED_RANGE, _check_bool, _check_choice,
                      _check_numbers, _meta, _show, did_you_mean, did_you_mean_each)
 from .effects import check_flag_effects
 from .sections import MemoryConfig, SchedulerConfig, SystemConfig
@@ -63,6 +64,13 @@ class SimConfig:
         "entry",
         flag="reuse_cache_size", range=REUSE_CACHE_SIZE_RANGE,
         note="cached operator timings", integer=True))
+    expert_routing: str = field(default="uniform", metadata=_meta(
+        "How tokens of a mixture-of-experts model pick their experts: uniform (each "
+        "token top-k distinct experts at random) or skewed (Zipf-like popularity, expert "
+        "e weighted (e+1)**-expert_skew); drawn from the run's seed", flag="expert_routing"))
+    expert_skew: float = field(default=1.0, metadata=_meta(
+        "Zipf exponent of expert popularity with expert_routing='skewed' (0 = uniform)",
+        flag="expert_skew", range=EXPERT_SKEW_RANGE, note="Zipf exponent"))
     npu_mode: str = field(default="analytical", metadata=_meta(
         "NPU model: analytical (closed form) or detailed (walks every GEMM's tile "
         "schedule; slower)", flag="npu_mode"))
@@ -83,6 +91,7 @@ class SimConfig:
         if not isinstance(self.reuse, bool):
             raise ValueError(f"reuse={_show(self.reuse)} must be on/off (a bool)")
         _check_choice("npu_mode", self.npu_mode, NPU_MODES)
+        _check_choice("expert_routing", self.expert_routing, EXPERT_ROUTINGS)
         if isinstance(self.memory, MemoryConfig) and isinstance(self.scheduler, SchedulerConfig) \
                 and self.scheduler.policy != "auto":
             check_kv_offload(self.scheduler, self.memory)

@@ -169,7 +169,7 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
     check_layer_kinds(model, template, layout, pim is not None,
                       config.system.enable_expert_parallel)
     if pim is None:
-        stack = ExecutionStack(engine, template, layout, *expert_routing(model, config.seed),
+        stack = ExecutionStack(engine, template, layout, *expert_routing(model, config),
                                expert_parallel=config.system.enable_expert_parallel)
         converter = GraphConverter(layout, stack.sharded)
     else:

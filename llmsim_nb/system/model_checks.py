@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.expert_routing import UniformRouting
+from ..models.expert_routing import SkewedRouting, UniformRouting
 
 #: Stream of the run's seed that routes tokens to experts (other randomness,
 #: e.g. traces, has its own generators).
@@ -61,13 +61,26 @@ def check_layer_kinds(model, template, layout, has_pim: bool,
                          f"model them yet (allowed: pim_type='none')")
 
 
-def expert_routing(model, seed: int) -> tuple:
+def expert_routing(model, config) -> tuple:
     """The routing model and generator of an MoE model (``(None, None)`` else):
-    uniform top-k routing, drawn from the run's seed (stream ``ROUTING_STREAM``).
-    A notebook may set ``instance.stack.routing`` to a skewed or measured one
-    (:mod:`llmsim_nb.models.expert_routing`)."""
+    ``config.expert_routing`` (uniform, or skewed with ``expert_skew``), drawn
+    from the run's seed (stream ``ROUTING_STREAM``). A notebook may set
+    ``instance.stack.routing`` to another, e.g. a measured load table
+    (:class:`~llmsim_nb.models.expert_routing.TableRouting`).
+
+    Raises
+    ------
+    ValueError
+        A routing other than the default asked of a model without experts.
+    """
     moe = model.moe
     if moe is None:
+        if config.expert_routing != "uniform":
+            raise ValueError(f"expert_routing={config.expert_routing!r} has no effect: model "
+                             f"{model.name!r} has no mixture-of-experts layers; drop it")
         return None, None
-    return (UniformRouting(moe.num_experts, moe.num_experts_per_token),
-            np.random.default_rng([int(seed) & 0xFFFFFFFF, ROUTING_STREAM]))
+    E, k = moe.num_experts, moe.num_experts_per_token
+    routing = (SkewedRouting(E, k, config.expert_skew) if config.expert_routing == "skewed"
+               else UniformRouting(E, k))
+    seed = int(config.seed)
+    return routing, np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, ROUTING_STREAM])
