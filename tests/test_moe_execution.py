@@ -96,6 +96,10 @@ def test_mla_attention_reads_the_latent_cache_with_one_shared_head():
     assert (score.num_heads, score.num_kv_heads, score.head_dim) == (4, 1, 64 + 16)
     op = score.instantiate(BatchShape.from_lists([1], [99]), 2)
     assert op.bytes_read.tolist() == [(4 * 1 * 80 + 1 * 100 * 80) * 2.0]
+    # The context product multiplies the latent the score product read: scores only.
+    context = template.block[names.index("attn_context")]
+    assert context.instantiate(BatchShape.from_lists([1], [99]), 2).bytes_read.tolist() == [
+        4 * 1 * 100 * 2.0]
     # The template's weights are the spec's attention weights (absorbed form).
     gemm_weights = sum(t.weight_k * t.weight_n * t.num_batches for t in template.block
                        if t.kind is OpKind.GEMM and t.name not in ("ffn_up", "ffn_down"))

@@ -106,7 +106,9 @@ def _attention_ops(spec: ModelSpec, windows: list[str]) -> list[tuple[OpTemplate
                 OpTemplate("q_absorb", OpKind.GEMM, weight_k=mla.qk_nope_head_dim,
                            weight_n=lora, num_batches=h, weight_bytes=wb, tp_role="heads")]
         score = dict(num_heads=h, num_kv_heads=1, head_dim=lora + rope, kv_bytes=kvb)
-        context = dict(score, head_dim=lora)
+        # The context product reuses the latent the score product read (one
+        # fused kernel): its cache read is not counted twice.
+        context = dict(score, head_dim=lora, kv_read=0.0)
         tail = [OpTemplate("v_absorb", OpKind.GEMM, weight_k=lora, weight_n=mla.v_head_dim,
                            num_batches=h, weight_bytes=wb, tp_role="heads"),
                 OpTemplate("out_proj", OpKind.GEMM, weight_k=h * mla.v_head_dim, weight_n=d,
@@ -145,9 +147,9 @@ def _ffn_ops(spec: ModelSpec, ffns: list[bool]) -> list[tuple[OpTemplate, object
 
     An MoE layer: the router's gate GEMM and a top-k vector op over the
     expert scores (scoring + one compare per score), the shared experts as
-    one fused FFN, the routed experts' up and down GEMMs (one instance per
-    expert with tokens), their activation over the ``top_k`` routed rows of
-    every token, and the weighted combine of ``top_k`` outputs.
+    one fused FFN, the routed experts' up and down GEMMs (each one grouped
+    GEMM over the experts with tokens), their activation over the ``top_k``
+    routed rows of every token, and the weighted combine of ``top_k`` outputs.
     """
     d, f = spec.hidden_size, spec.ffn_hidden_size
     gated = spec.activation == "swiglu"

@@ -85,7 +85,8 @@ class ModelSpec:
         when some layer slides.
     attention_sinks : bool, default False
         A learned sink logit per head (gpt-oss): ``num_heads`` parameters a
-        layer and one more column of every score row.
+        layer (read by the softmax; the extra score column it adds is not
+        timed: one of ``window`` or more).
     mla : MLASpec, optional
         Multi-head latent attention in place of grouped-query attention.
     moe : MoESpec, optional

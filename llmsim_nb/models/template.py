@@ -38,6 +38,8 @@ from .ops import BatchShape, Op, OpBlock, OpKind
 NORM_FLOPS = {"layernorm": 8, "rmsnorm": 5}
 ACT_FLOPS = {"gelu": 8, "relu": 1, "swiglu": 5}
 SOFTMAX_FLOPS = 5  # max, subtract, exp, sum, divide
+#: How tensor parallelism may split an op (``OpTemplate.tp_role``; "" = inferred).
+TP_ROLES = ("", "replicate", "column", "row", "partial", "heads")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +71,13 @@ class OpTemplate:
         an fp8 cache reads 1).
     num_experts : int
         For a GEMM of routed experts: the experts of one layer. Instantiated
-        with one instance per expert that has tokens, of the expert's own
-        token rows (``BatchShape.expert_tokens``), each reading its own
-        weights; an expert without tokens costs nothing.
+        as one grouped GEMM over the routed rows of the experts that have
+        tokens (``BatchShape.expert_tokens``; :meth:`expert_op`), each active
+        expert's weights read once; an expert without tokens costs nothing.
+    kv_read : float
+        For attention ops: the share of the cached K/V the op itself reads
+        from memory (1; MLA's context op 0: it multiplies the latent the
+        score op of the same fused kernel already read).
     num_batches : int
         For a GEMM: independent products of the weight shape (MLA's per-head
         absorbed projections), each with its own weights.
@@ -111,6 +117,12 @@ class OpTemplate:
     weight_bytes: float = 0.0
     tp_role: str = ""
     num_local_experts: int = 0
+    kv_read: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.tp_role not in TP_ROLES:
+            raise ValueError(f"OpTemplate {self.name!r}: tp_role={self.tp_role!r} is not one of "
+                             f"{list(TP_ROLES)}")
 
     def instantiate(self, batch: BatchShape, dtype_bytes: int, num_rows: int | None = None) -> Op:
         """Build the :class:`Op` for ``batch`` (``num_rows`` overrides the token count)."""
@@ -183,7 +195,7 @@ class OpTemplate:
             cached = np.minimum(kv, self.window + q - 1)
             kv = np.minimum(kv, self.window)
         h, kvh, hd = self.num_heads, self.num_kv_heads, self.head_dim
-        kvdt = self.kv_bytes or dt
+        kvdt = (self.kv_bytes or dt) * self.kv_read  # exact: a factor of 1.0 by default
         qf, kvf, cf = q.astype(np.float64), kv.astype(np.float64), cached.astype(np.float64)
         scores = h * qf * kvf  # elements of the score matrix
         if self.kind is OpKind.ATTN_SCORE:

@@ -34,7 +34,7 @@ from operator import itemgetter
 import numpy as np
 
 from ...models.ops import OpKind
-from ...models.template import OpTemplate
+from ...models.template import TP_ROLES, OpTemplate
 from .archive import need
 
 #: Token counts a non-attention op is timed for at once (pure engines).
@@ -50,7 +50,6 @@ TIMING_FIELDS = ("latency", "compute_latency", "memory_latency")
 TEMPLATE_FIELDS = tuple(f.name for f in dataclasses.fields(OpTemplate))
 #: Template fields that hold text (the rest hold numbers >= 0), and its values.
 TEMPLATE_TEXT_FIELDS = ("tp_role",)
-TP_ROLES = ("", "replicate", "column", "row", "partial", "heads")
 
 
 class TableKey:
