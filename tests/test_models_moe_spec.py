@@ -234,3 +234,21 @@ def test_the_gpu_engine_reads_stored_weights_at_their_own_size():
     # A W8A8 preset reads bf16-stored weights (and activations) at 1 byte.
     assert fp8.gemm_bytes(plain).tolist() == [7 * 256 * 1.0 + 3 * 256 * 512 * 1.0
                                               + 7 * 512 * 2.0]
+
+
+def test_latent_attention_refuses_what_it_does_not_have():
+    mla = MLASpec(kv_lora_rank=64, qk_rope_head_dim=16, qk_nope_head_dim=32, v_head_dim=32)
+    base = dict(name="x", num_layers=2, hidden_size=128, num_heads=4, num_kv_heads=4,
+                ffn_hidden_size=256, vocab_size=100, head_dim=48, mla=mla, bias=False)
+    for key in ("qk_norm", "bias", "attention_sinks"):
+        with pytest.raises(ValueError, match=rf"ModelSpec.{key}=True with mla"):
+            ModelSpec(**{**base, key: True})
+
+
+def test_awq_bit_widths_must_agree():
+    config = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 1000,
+              "max_position_embeddings": 512,
+              "quantization_config": {"quant_method": "awq", "bits": 4, "w_bit": 8}}
+    with pytest.raises(ValueError, match=r"bits=4 and w_bit=8 disagree"):
+        model_from_hf_config(config)

@@ -75,7 +75,7 @@ def test_a_grouped_expert_gemm_reads_the_weights_of_experts_with_tokens_once():
     assert op.weight_bytes == 2 * K * N * 2.0  # two active experts, bf16
     assert op.bytes_read.tolist() == [8 * K * 2.0 + 2 * K * N * 2.0]
     act = next(t for t in template.block if t.name == "expert_act")
-    assert act.instantiate(BatchShape.from_lists([5], [0]), 2).m.tolist() == [10]  # top-2
+    assert act.expert_op(tokens, 2.0).m.tolist() == [8]  # the routed rows
     with pytest.raises(ValueError, match=r"op 'expert_up' routes to 8 experts; the batch must "
                                          r"carry expert_tokens of that length \(got None\)"):
         up.instantiate(BatchShape.from_lists([5], [0]), 2)
@@ -296,3 +296,49 @@ def test_a_routing_flag_on_a_dense_model_is_refused():
     with pytest.raises(ValueError, match=r"expert_routing='skewed' has no effect: model "
                                          r"'gpt2' has no mixture-of-experts layers"):
         build_instance(SimConfig.from_flags(model_name="gpt2", expert_routing="skewed"))
+
+
+@pytest.mark.parametrize("model, hardware, tp, share", [
+    ("llama-3.1-70b", "h100-sxm", 8, 1 / 8),     # 8 KV heads over 8 ranks: one each
+    ("qwen3-30b-a3b", "h100-sxm", 8, 2 / 8),     # 4 KV heads over 8 ranks: each held twice
+    ("deepseek-v3", "h200", 8, 1.0),             # MLA: every rank holds the whole latent
+])
+def test_a_rank_moves_the_kv_it_holds_to_and_from_the_host(model, hardware, tp, share):
+    parts = build_instance(SimConfig.from_flags(model_name=model, hardware=hardware,
+                                                npu_num=tp))
+    assert parts.converter.kv_share(0) == pytest.approx(share, rel=1e-12)
+    held = parts.memory.kv_bytes_per_token[0] / parts.model.kv_bytes_per_token()
+    assert parts.converter.kv_share(0) == pytest.approx(held, rel=1e-12)
+
+
+def test_tensor_parallelism_splits_per_head_vector_ops():
+    qwen = build_instance(SimConfig.from_flags(model_name="qwen3-8b", hardware="h100-sxm",
+                                               npu_num=4)).stack.sharded
+    widths = {t.name: t.width for t in qwen.block if t.width}
+    assert widths["qk_norm"] == widths["rope"] == (32 + 8) * 128 // 4
+    deepseek = build_instance(SimConfig.from_flags(model_name="deepseek-v3", hardware="h200",
+                                                   npu_num=8)).stack.sharded
+    widths = {t.name: t.width for t in deepseek.block if t.width}
+    assert (widths["rope"], widths["k_rope"]) == (128 * 64 // 8, 64)
+
+
+def test_seeds_that_differ_above_32_bits_route_differently():
+    trace = _trace(8)
+    low = Simulator(_moe_instance(seed=5), trace).run()
+    high = Simulator(_moe_instance(seed=2 ** 32 + 5), trace).run()
+    assert not np.array_equal(low.latency.values, high.latency.values)
+
+
+def test_catalog_first_dense_layers_must_leave_an_moe_layer(tmp_path):
+    from llmsim_nb.models.catalog import load_catalog_file
+    path = tmp_path / "models.yaml"
+    entry = ("version: 1\nfamilies: {}\nmodels:\n  - {name: m, num_layers: 4, hidden_size: 64, "
+             "num_heads: 4, ffn_hidden_size: 128, vocab_size: 100, moe: {num_experts: 4, "
+             "num_experts_per_token: 2, expert_ffn_size: 32, first_dense_layers: %s}}\n")
+    path.write_text(entry % "1")
+    assert load_catalog_file(path)[0].moe.moe_layers == (1, 2, 3)
+    for bad in ("4", "true", "-1"):
+        path.write_text(entry % bad)
+        with pytest.raises(ValueError, match=r"moe.first_dense_layers=.* must be an integer in "
+                                             r"0..num_layers-1 \(4 layers\)"):
+            load_catalog_file(path)

@@ -39,7 +39,21 @@ def _kind_totals(blocks):
 
 
 # ------------------------------------------------------------------------- export
-@pytest.mark.parametrize("name", list_models())
+def _one_kind(name):
+    spec = get_model(name)
+    return not (spec.moe or spec.mla or spec.layer_types or spec.qk_norm
+                or spec.head_dim * spec.num_heads != spec.hidden_size)
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if not _one_kind(n)])
+def test_models_the_block_format_cannot_hold_are_refused_by_field(name):
+    with pytest.raises(ValueError, match=rf"export_block_onnx\('{name}'\): the block format "
+                                         rf"holds one dense, full-attention layer; the spec "
+                                         rf"sets \["):
+        export_block_onnx(get_model(name))
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if _one_kind(n)])
 def test_every_catalog_model_exports_a_valid_small_graph(name):
     start = time.perf_counter()
     model = export_block_onnx(get_model(name))

@@ -325,7 +325,7 @@ def _set(header, *path_and_value):
 
 
 @pytest.mark.parametrize("change, problem", [
-    (("format", 2), "it has format 2, this version reads format 3"),
+    (("format", 2), "it has format 2, this version reads format 4"),
     (("magic", "something else"), "it is not a llmsim_nb reuse cache"),
     (("row_chunk", 64), "its key layout is not this version's"),
     (("layout", "entry_keys", 0, "flops"), "its key layout is not this version's"),

@@ -152,8 +152,12 @@ class ExecutionStack:
                                       expert_parallel=expert_parallel)
         self.expert_parallel = expert_parallel and layout.tp > 1
         self._experts = tuple(i for i, t in enumerate(self.sharded.block) if t.num_experts)
+        self._expert_templates = tuple(self.sharded.block[i] for i in self._experts)
         if self.expert_parallel:
             num_experts = self.sharded.block[self._experts[0]].num_experts
+            if num_experts % layout.tp:
+                raise ValueError(f"expert parallelism: {num_experts} experts do not split "
+                                 f"evenly over {layout.tp} ranks")
             # Contiguous placement: rank r holds experts r*E/tp .. (r+1)*E/tp - 1.
             self.rank_of_expert = np.arange(num_experts) // (num_experts // layout.tp)
         self.last_rank_tokens: np.ndarray | None = None  # EP: routed rows per rank
@@ -277,7 +281,7 @@ class ExecutionStack:
         experts' tokens; the MoE layer ends at the all-reduce after them, so
         the rank with the most expert work sets the layer's expert time (the
         others wait, counted as busy)."""
-        templates = tuple(self.sharded.block[i] for i in self._experts)
+        templates = self._expert_templates  # one object: the reuse memo's key holds
         counts = mb.expert_tokens
         best, slowest = -1.0, None
         tokens = np.zeros(self.layout.tp, dtype=np.int64)

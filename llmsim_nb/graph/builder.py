@@ -58,9 +58,10 @@ class GraphConverter:
     """
 
     def __init__(self, layout: ParallelLayout, template: BlockTemplate, *,
-                 full_graph: bool = False) -> None:
+                 full_graph: bool = False, kv_replication: int = 1) -> None:
         self.layout = layout
         self.template = template
+        self.kv_replication = kv_replication
         self.full_graph = full_graph
         block = template.block
         self.dtype = template.dtype_bytes
@@ -143,9 +144,13 @@ class GraphConverter:
 
     def kv_share(self, stage: int) -> float:
         """Fraction of the KV bytes moved to or from host that one rank of
-        ``stage`` stores or loads (its layers' share, split over TP ranks)."""
+        ``stage`` stores or loads (its layers' share, split over TP ranks, times
+        ``kv_replication``: the ranks that hold the same KV heads, all of them
+        for MLA's one latent, ``tp / num_kv_heads`` for GQA with fewer KV heads
+        than ranks)."""
         layout = self.layout
-        return layout.stage_layers[stage] / sum(layout.stage_layers) / layout.tp
+        return (layout.stage_layers[stage] / sum(layout.stage_layers) / layout.tp
+                * self.kv_replication)
 
     def _memory_nodes(self, g: ExecutionGraph, evicted: float, reloaded: float
                       ) -> dict[int, list[int]]:

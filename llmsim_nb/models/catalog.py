@@ -44,7 +44,13 @@ def _parts(fields: dict[str, Any], source: str) -> None:
         part = dict(part)
         first = part.pop("first_dense_layers", None)
         if first is not None:
-            part["moe_layers"] = tuple(range(first, fields.get("num_layers", first)))
+            layers = fields.get("num_layers")
+            if (not isinstance(first, int) or isinstance(first, bool) or not isinstance(layers, int)
+                    or not 0 <= first < layers):
+                raise ValueError(f"{source}: model {name!r}: moe.first_dense_layers={first!r} "
+                                 f"must be an integer in 0..num_layers-1 ({layers!r} layers): "
+                                 f"the dense layers before the first MoE layer")
+            part["moe_layers"] = tuple(range(first, layers))
         try:
             fields[key] = cls(**part)
         except TypeError as exc:

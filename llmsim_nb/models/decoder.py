@@ -101,8 +101,11 @@ def _attention_ops(spec: ModelSpec, windows: list[str]) -> list[tuple[OpTemplate
                            weight_bytes=wb, tp_role="replicate"),
                 OpTemplate("kv_a_norm", OpKind.NORM, width=lora,
                            flops_per_element=NORM_FLOPS["rmsnorm"], param_elements=lora),
-                OpTemplate("rope", OpKind.ELEMENTWISE, width=h * rope + rope,
-                           flops_per_element=3.0),
+                # Rotary on every head's query part (split by heads under TP)
+                # and on the one shared key part (replicated).
+                OpTemplate("rope", OpKind.ELEMENTWISE, width=h * rope, flops_per_element=3.0,
+                           tp_role="heads"),
+                OpTemplate("k_rope", OpKind.ELEMENTWISE, width=rope, flops_per_element=3.0),
                 OpTemplate("q_absorb", OpKind.GEMM, weight_k=mla.qk_nope_head_dim,
                            weight_n=lora, num_batches=h, weight_bytes=wb, tp_role="heads")]
         score = dict(num_heads=h, num_kv_heads=1, head_dim=lora + rope, kv_bytes=kvb)
@@ -120,7 +123,7 @@ def _attention_ops(spec: ModelSpec, windows: list[str]) -> list[tuple[OpTemplate
         if spec.qk_norm:  # per-head RMSNorm of q and k, one scale vector each
             ops.append(OpTemplate("qk_norm", OpKind.NORM, width=q + kv,
                                   flops_per_element=NORM_FLOPS["rmsnorm"],
-                                  param_elements=2 * hd))
+                                  param_elements=2 * hd, tp_role="heads"))
         if spec.position == "rope":
             # Rotary embedding on q and k: 3 FLOPs (2 mul + 1 add) per element.
             ops.append(OpTemplate("rope", OpKind.ELEMENTWISE, width=q + kv,
@@ -186,8 +189,9 @@ def _ffn_ops(spec: ModelSpec, ffns: list[bool]) -> list[tuple[OpTemplate, object
         ops += [(OpTemplate("expert_up", OpKind.GEMM, weight_k=d, weight_n=up_e,
                             param_elements=up_e if moe.expert_bias else 0, num_experts=E,
                             weight_bytes=eb, tp_role="column"), True),
-                (OpTemplate("expert_act", OpKind.ACTIVATION, width=fe, row_multiplier=k,
-                            **act), True),
+                # Over the routed rows (a rank's own under expert parallelism).
+                (OpTemplate("expert_act", OpKind.ACTIVATION, width=fe, num_experts=E, **act),
+                 True),
                 (OpTemplate("expert_down", OpKind.GEMM, weight_k=fe, weight_n=d,
                             param_elements=d if moe.expert_bias else 0, num_experts=E,
                             weight_bytes=eb, tp_role="row"), True),

@@ -111,6 +111,10 @@ def weight_dtypes(rd: _Reader) -> dict[str, str]:
                     expert_weight_dtype="mxfp4")
     if method in ("gptq", "awq"):
         bits = quant.get("bits", quant.get("w_bit"))
+        if "bits" in quant and "w_bit" in quant and quant["bits"] != quant["w_bit"]:
+            raise rd.fail(f"quantization_config bits={_show(quant['bits'])} and w_bit="
+                          f"{_show(quant['w_bit'])} disagree; the weight width must be one "
+                          f"number")
         if bits not in (4, 8) or isinstance(bits, bool):
             raise rd.fail(f"quantization_config (quant_method={method!r}) bits="
                           f"{_show(bits)} is not modelled; allowed bits: 4, 8")

@@ -89,6 +89,8 @@ def _count0(rd: _Reader, key: str, default: int) -> int:
         return default
     if value == 0 and isinstance(value, int) and not isinstance(value, bool):
         return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise rd.fail(f"{key}={_show(value)} must be a JSON integer >= 0")
     return rd.count(key)
 
 

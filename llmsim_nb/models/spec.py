@@ -179,6 +179,11 @@ class ModelSpec:
     def _check_parts(self) -> None:
         if self.mla is not None and not isinstance(self.mla, MLASpec):
             raise ValueError(f"ModelSpec.mla must be an MLASpec or None, got {self.mla!r}")
+        if self.mla is not None:
+            for key in ("qk_norm", "bias", "attention_sinks"):
+                if getattr(self, key):
+                    raise ValueError(f"ModelSpec.{key}=True with mla: latent attention has "
+                                     f"its own norms and no biases or sinks (allowed: False)")
         if self.moe is not None:
             if not isinstance(self.moe, MoESpec):
                 raise ValueError(f"ModelSpec.moe must be a MoESpec or None, got {self.moe!r}")

@@ -135,7 +135,8 @@ class OpTemplate:
         return _dense_op(self, rows, dt)
 
     def expert_op(self, expert_tokens, dt: float) -> Op:
-        """The routed-expert GEMM for ``expert_tokens`` (tokens per expert), as
+        """The routed-expert op for ``expert_tokens`` (tokens per expert). A
+        vector op (the experts' activation) runs over all routed rows. A GEMM is
         one grouped kernel (vLLM's fused MoE, SGLang's grouped GEMM): one
         instance whose rows are all routed rows and whose weights are those of
         every expert with at least one token, each read once; an expert
@@ -147,6 +148,8 @@ class OpTemplate:
                              f"batch must carry expert_tokens of that length (got {got})")
         counts = np.asarray(expert_tokens, dtype=np.int64)
         rows = np.array([counts.sum()], dtype=np.int64)
+        if self.kind is not OpKind.GEMM:  # a vector op over the routed rows
+            return self.dense_rows(rows, dt)
         active = int(np.count_nonzero(counts))
         K, N = self.weight_k, self.weight_n
         flops = 2.0 * rows * K * N + rows * min(self.param_elements, N)

@@ -130,7 +130,8 @@ def shard_template(template: BlockTemplate, tp: int, by_heads: bool = True,
         if t.kind is OpKind.ELEMENTWISE and t.width == rope_full and t.num_inputs == 1:
             return dataclasses.replace(t, width=rope_dev if by_heads else
                                        _ceil_div(rope_full, tp))
-        if t.kind is OpKind.ACTIVATION:
+        if t.kind is OpKind.ACTIVATION or (t.tp_role == "heads" and not t.kind.is_attention):
+            # Activations; per-head vector ops (q/k norms, MLA's query rope).
             return dataclasses.replace(t, width=_ceil_div(t.width, tp))
         return t  # norms, residual adds: replicated
 

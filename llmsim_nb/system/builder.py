@@ -38,7 +38,7 @@ from ..graph.builder import GraphConverter
 from ..models.catalog import get_model
 from ..models.spec import ModelSpec
 from ..models.decoder import decoder_template
-from .model_checks import check_layer_kinds, expert_routing
+from .model_checks import check_layer_kinds, expert_routing, kv_replication
 from ..models.template import BlockTemplate
 from ..network import Network, Topology, default_topology, load_topology
 from ..network.interconnect import get_interconnect, interconnect_topology
@@ -167,11 +167,12 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
     pim = (PIMSystem.from_config(config, engine, pim_mapping)
            if config.system.pim_type != "none" else None)
     check_layer_kinds(model, template, layout, pim is not None,
-                      config.system.enable_expert_parallel)
+                      config.system.enable_expert_parallel, engine.name)
     if pim is None:
         stack = ExecutionStack(engine, template, layout, *expert_routing(model, config),
                                expert_parallel=config.system.enable_expert_parallel)
-        converter = GraphConverter(layout, stack.sharded)
+        converter = GraphConverter(layout, stack.sharded,
+                                   kv_replication=kv_replication(model, layout))
     else:
         stack = pim.stack(engine, template, layout, config)
         converter = pim.converter(layout, stack.sharded)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..models.expert_routing import SkewedRouting, UniformRouting
+from ..parallel.sharding import kv_heads_per_device
 
 #: Stream of the run's seed that routes tokens to experts (other randomness,
 #: e.g. traces, has its own generators).
@@ -32,8 +33,14 @@ def _features(model) -> list[str]:
 
 
 def check_layer_kinds(model, template, layout, has_pim: bool,
-                      expert_parallel: bool = False) -> None:
-    """Refuse parallel layouts these models are not modelled under."""
+                      expert_parallel: bool = False, engine_name: str = "") -> None:
+    """Refuse parallel layouts (and engines) these models are not modelled under."""
+    if engine_name == "profiled" and ("sliding" in model.layer_types or model.kv_dtype):
+        # Its tables are looked up by KV heads recovered from an attention op's
+        # bytes, which a window or a KV data type other than dtype_bytes changes.
+        raise ValueError(f"model {model.name!r} has sliding-window layers or a KV data type "
+                         f"of its own; the profiled engine's attention tables do not cover "
+                         f"them (allowed: a gpu hardware preset)")
     if expert_parallel:
         if model.moe is None:
             raise ValueError(f"enable_expert_parallel=True needs a mixture-of-experts model; "
@@ -84,3 +91,17 @@ def expert_routing(model, config) -> tuple:
                else UniformRouting(E, k))
     seed = int(config.seed)
     return routing, np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, ROUTING_STREAM])
+
+
+def kv_replication(model, layout) -> int:
+    """How many ranks of a tensor-parallel group hold the same KV: 1 when the
+    KV heads split over the ranks (or attention is placed by request), ``tp``
+    for MLA's one latent, ``tp / num_kv_heads`` for GQA with fewer KV heads
+    than ranks (each replicated over its query group, as vLLM does). A rank
+    moves its KV to and from the host in that proportion."""
+    tp = layout.tp
+    if tp == 1 or layout.attention != "heads":
+        return 1
+    if model.mla is not None:
+        return tp
+    return kv_heads_per_device(model.num_heads, model.num_kv_heads, tp) * tp // model.num_kv_heads

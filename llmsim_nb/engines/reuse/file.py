@@ -70,7 +70,7 @@ from .keys import (
     template_from_fields,
 )
 
-CACHE_FORMAT = 3  # 3: data-only .npz; 2: a pickle (never read)
+CACHE_FORMAT = 4  # 4: templates with layer-kind fields; 3: data-only .npz; 2: a pickle
 MAGIC = "llmsim_nb reuse cache"
 #: Archive members: name -> (dtype, number of dimensions).
 MEMBERS = {"header": ("|u1", 1), "entry_keys": ("<i8", 2), "entry_costs": ("<f8", 2),

@@ -260,6 +260,17 @@ def export_block_onnx(spec: ModelSpec | str, path: str | os.PathLike | None = No
         spec = get_model(spec)
     if not isinstance(spec, ModelSpec):
         raise ValueError(f"spec must be a ModelSpec or a catalog name, got {spec!r}")
+    unexported = [name for name, used in (
+        ("moe", spec.moe is not None), ("mla", spec.mla is not None),
+        ("layer_types", bool(spec.layer_types)), ("qk_norm", spec.qk_norm),
+        ("attention_sinks", spec.attention_sinks),
+        ("weight_dtype", bool(spec.weight_dtype or spec.expert_weight_dtype)),
+        ("kv_dtype", bool(spec.kv_dtype)),
+        ("head_dim", spec.head_dim * spec.num_heads != spec.hidden_size)) if used]
+    if unexported:
+        raise ValueError(f"export_block_onnx({spec.name!r}): the block format holds one dense, "
+                         f"full-attention layer; the spec sets {unexported}, which it cannot "
+                         f"express (allowed: dense models of one kind of layer)")
     d, kvh, hd = spec.hidden_size, spec.num_kv_heads, spec.head_dim
     rope = spec.position == "rope"
     if rope and hd % 2:
