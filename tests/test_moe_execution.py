@@ -342,3 +342,18 @@ def test_catalog_first_dense_layers_must_leave_an_moe_layer(tmp_path):
         with pytest.raises(ValueError, match=r"moe.first_dense_layers=.* must be an integer in "
                                              r"0..num_layers-1 \(4 layers\)"):
             load_catalog_file(path)
+
+
+def test_round_robin_placement_spreads_popular_experts_over_the_ranks():
+    trace = _trace(30)
+    base = dict(npu_num=2, enable_expert_parallel=True, expert_routing="skewed", expert_skew=3.0)
+    contiguous = Simulator(_moe_instance(**base), trace).run()
+    spread = Simulator(_moe_instance(expert_placement="round_robin", **base), trace).run()
+    # The same draws (same seed); experts 0 and 1, the most popular, now sit on both ranks.
+    assert np.array_equal(contiguous.num_active_experts.values, spread.num_active_experts.values)
+    assert spread.max_rank_expert_tokens.mean() < contiguous.max_rank_expert_tokens.mean()
+    parts = build_instance(_moe_instance(expert_placement="round_robin", **base))
+    assert parts.stack.rank_of_expert.tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
+    with pytest.raises(ValueError, match=r"expert_placement='round_robin' has no effect without "
+                                         r"enable_expert_parallel=True"):
+        _moe_instance(expert_placement="round_robin")

@@ -80,6 +80,8 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("congestion", None, "congestion-aware network (shared links slow transfers)"),
     ("enable_expert_parallel", None, "MoE models: ranks hold whole experts (expert "
                                      "parallelism) instead of a slice of each"),
+    ("expert_placement", str, "contiguous | round_robin: experts on ranks under "
+                              "--enable_expert_parallel"),
     ("expert_routing", str, "uniform | skewed: how MoE tokens pick experts"),
     ("expert_skew", float, "Zipf exponent of expert popularity with --expert_routing skewed"),
     ("gen", None, "skip prefill: prompts start in the KV cache"),

@@ -70,6 +70,8 @@ def check_flag_effects(config, given: Iterable[str], *, stacklevel: int = 2) -> 
     - ``reuse_cache_size`` with ``reuse=off``: no timing is cached.
     - ``expert_skew`` without ``expert_routing='skewed'``: no other routing has
       a popularity exponent.
+    - ``expert_placement`` without ``enable_expert_parallel``: experts are
+      split by width, so no rank holds whole experts.
     - ``num_kv_blocks`` with ``pim_type`` local or pool: the KV cache lives in
       the PIMs, whose size (``pim_channels``) sets the block count.
 
@@ -126,6 +128,10 @@ def check_flag_effects(config, given: Iterable[str], *, stacklevel: int = 2) -> 
                           f"sub_batch=True (each micro-batch stays one sub-batch); turn "
                           f"sub_batch on (with pim_type 'local' or 'pool') or drop "
                           f"{'it' if len(sub) == 1 else 'them'}")
+    if "expert_placement" in set_ and not system.enable_expert_parallel:
+        errors.append(f"expert_placement={system.expert_placement!r} has no effect without "
+                      f"enable_expert_parallel=True (experts are split by width, every rank "
+                      f"holds a slice of each); turn expert parallelism on or drop it")
     if "expert_skew" in set_ and config.expert_routing != "skewed":
         errors.append(f"expert_skew={config.expert_skew} has no effect with "
                       f"expert_routing={config.expert_routing!r} (only 'skewed' routing has a "

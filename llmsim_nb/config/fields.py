@@ -124,6 +124,9 @@ NUM_SUB_BATCHES_RANGE = (2, 1024)
 #: Random seed: numpy takes any int >= 0, but the seed is stored in the run's
 #: Dataset attributes and netCDF holds it as int64.
 SEED_RANGE = (0, 2 ** 63 - 1)
+#: Which rank holds each expert under expert parallelism (vLLM's
+#: --expert-placement-strategy).
+EXPERT_PLACEMENTS = ("contiguous", "round_robin")
 #: Expert routing models (llmsim_nb.models.expert_routing) selectable by name.
 EXPERT_ROUTINGS = ("uniform", "skewed")
 #: Zipf exponent of expert popularity: 0 is uniform; at 8 the first expert already

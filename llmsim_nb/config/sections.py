@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .fields import (ACTIVATION_RESERVE_RANGE, ATTENTION_PLACEMENTS, BATCH_DELAY_RANGE,
+                     EXPERT_PLACEMENTS,
                      BLOCK_SIZE_RANGE, COLLECTIVES, GPU_MEMORY_UTILIZATION_RANGE,
                      HOST_BANDWIDTH_RANGE, HOST_LATENCY_RANGE, KV_MANAGE, KV_OFFLOAD_GIB_RANGE,
                      LONG_PREFILL_TOKEN_THRESHOLD_RANGE, PREEMPTION_MODES, REQUEST_ORDERS, MAX_BATCH_RANGE,
@@ -223,6 +224,11 @@ class SystemConfig:
         "a slice of every expert; the rank with the most work sets an MoE layer's time; "
         "needs a mixture-of-experts model and tensor parallelism",
         flag="enable_expert_parallel"))
+    expert_placement: str = field(default="contiguous", metadata=_meta(
+        "Which rank holds each expert under expert parallelism: contiguous (rank r holds "
+        "experts r*E/tp .. (r+1)*E/tp - 1, vLLM's default) or round_robin (expert e on rank "
+        "e mod tp, vLLM's --expert-placement-strategy round_robin); needs "
+        "enable_expert_parallel", flag="expert_placement"))
     pim_hardware: str = field(default="neupims-hbm2", metadata=_meta(
         "PIM device preset (llmsim_nb.engines.pim.list_pim()); needs pim_type local or pool",
         flag="pim_hardware"))
@@ -258,6 +264,7 @@ class SystemConfig:
         _check_choice("collective", self.collective, COLLECTIVES)
         _check_bool("congestion", self.congestion)
         _check_bool("enable_expert_parallel", self.enable_expert_parallel)
+        _check_choice("expert_placement", self.expert_placement, EXPERT_PLACEMENTS)
         if self.network is not None and (not isinstance(self.network, str) or not self.network):
             raise ValueError(f"network={_show(self.network)} must be a file path or preset "
                              f"name")

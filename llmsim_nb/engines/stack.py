@@ -143,7 +143,7 @@ class ExecutionStack:
 
     def __init__(self, engine: Engine, template: BlockTemplate, layout: ParallelLayout,
                  routing=None, rng: np.random.Generator | None = None,
-                 expert_parallel: bool = False) -> None:
+                 expert_parallel: bool = False, expert_placement: str = "contiguous") -> None:
         self.engine = engine
         self.template = template
         self.layout = layout
@@ -158,8 +158,11 @@ class ExecutionStack:
             if num_experts % layout.tp:
                 raise ValueError(f"expert parallelism: {num_experts} experts do not split "
                                  f"evenly over {layout.tp} ranks")
-            # Contiguous placement: rank r holds experts r*E/tp .. (r+1)*E/tp - 1.
-            self.rank_of_expert = np.arange(num_experts) // (num_experts // layout.tp)
+            # Contiguous: rank r holds experts r*E/tp .. (r+1)*E/tp - 1; round robin:
+            # expert e on rank e mod tp. A notebook may set any table of ranks.
+            experts = np.arange(num_experts)
+            self.rank_of_expert = (experts % layout.tp if expert_placement == "round_robin"
+                                   else experts // (num_experts // layout.tp))
         self.last_rank_tokens: np.ndarray | None = None  # EP: routed rows per rank
         self._layer_counts = self.sharded.op_layer_counts(0, sum(layout.stage_layers))
         self._has_experts = any(t.num_experts for t in template.block)

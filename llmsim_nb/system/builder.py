@@ -170,7 +170,8 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
                       config.system.enable_expert_parallel, engine.name)
     if pim is None:
         stack = ExecutionStack(engine, template, layout, *expert_routing(model, config),
-                               expert_parallel=config.system.enable_expert_parallel)
+                               expert_parallel=config.system.enable_expert_parallel,
+                               expert_placement=config.system.expert_placement)
         converter = GraphConverter(layout, stack.sharded,
                                    kv_replication=kv_replication(model, layout))
     else:
