@@ -21,7 +21,7 @@ from llmsim_nb.models.decoder import decoder_template
 from llmsim_nb.models.mla_spec import MLASpec
 from llmsim_nb.models.moe_spec import MoESpec
 from llmsim_nb.system import build_instance
-from llmsim_nb.testing import tiny_moe, with_experts
+from llmsim_nb.testing import tiny_moe
 from llmsim_nb.workload.trace import Trace
 
 HF_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "models" / "hf"
@@ -113,6 +113,23 @@ def _moe_instance(seed=0, **flags):
     return config
 
 
+def _submitted(config, trace):
+    """An instance of ``config`` holding every request of ``trace``."""
+    inst = Instance(build_instance(config))
+    for request in trace:
+        inst.submit(request)
+    return inst
+
+
+def _stepped_ends(config, trace):
+    """Every iteration's end time, stepping through the execution graph."""
+    inst = _submitted(config, trace)
+    ends = []
+    while not inst.is_finished:
+        ends.append(float(inst.step().t_end.values[0]))
+    return ends
+
+
 def _trace(n=40, seed=3):
     rng = np.random.default_rng(seed)
     return Trace(np.sort(rng.uniform(0, 0.05, n)), rng.integers(5, 60, n),
@@ -136,14 +153,7 @@ def test_an_moe_run_finishes_every_request_once_and_repeats_under_its_seed():
 def test_steps_through_the_graph_equal_the_run_through_the_chain(flags):
     trace = _trace(12)
     config = _moe_instance(**flags)
-    stepped = Instance(build_instance(config))
-    for request in trace:
-        stepped.submit(request)
-    ends = []
-    while not stepped.is_finished:
-        ends.append(float(stepped.step().t_end.values[0]))
-    ran = Simulator(config, trace).run()
-    assert ends == ran.t_end.values.tolist()
+    assert _stepped_ends(config, trace) == Simulator(config, trace).run().t_end.values.tolist()
 
 
 def test_reuse_gives_the_same_run_as_timing_every_op():
@@ -161,8 +171,7 @@ def test_expert_op_latency_is_one_grouped_kernel_per_moe_layer():
     assert drawn.sum() == 6 * 2 and drawn.max() <= 6
     engine = parts.engine.inner
     names = list(trace.template.op_names)
-    routed = with_experts(batch, 8, 2)
-    routed = dataclasses.replace(routed, expert_tokens=drawn)
+    routed = dataclasses.replace(batch, expert_tokens=drawn)
     up = next(t for t in trace.template.block if t.name == "expert_up")
     # One MoE layer of two: the iteration's expert_up time is that layer's kernel.
     assert trace.op_latency[names.index("expert_up")] == engine.time_op(
@@ -219,7 +228,7 @@ def test_expert_parallel_ranks_hold_whole_experts_and_the_slowest_sets_the_layer
     per_rank = []
     for rank in (0, 1):
         mine = np.where(np.arange(8) // 4 == rank, drawn, 0)
-        routed = dataclasses.replace(with_experts(batch, 8, 2), expert_tokens=mine)
+        routed = dataclasses.replace(batch, expert_tokens=mine)
         per_rank.append([engine.time_op(t.instantiate(routed, 2)).total for t in experts])
     slowest = max(per_rank, key=sum)
     assert [trace.op_latency[names.index(t.name)] for t in experts] == slowest
@@ -240,21 +249,13 @@ def test_expert_parallelism_needs_experts_and_ranks(flags, match):
 def test_expert_parallel_steps_equal_the_run():
     trace = _trace(10)
     config = _moe_instance(npu_num=2, enable_expert_parallel=True)
-    stepped = Instance(build_instance(config))
-    for request in trace:
-        stepped.submit(request)
-    ends = []
-    while not stepped.is_finished:
-        ends.append(float(stepped.step().t_end.values[0]))
-    assert ends == Simulator(config, trace).run().t_end.values.tolist()
+    assert _stepped_ends(config, trace) == Simulator(config, trace).run().t_end.values.tolist()
 
 
 def test_each_iteration_records_its_expert_load():
     trace = _trace(10)
     config = _moe_instance(npu_num=2, enable_expert_parallel=True)
-    inst = Instance(build_instance(config))
-    for request in trace:
-        inst.submit(request)
+    inst = _submitted(config, trace)
     step = inst.step()
     tokens = step.expert_tokens.values
     assert step.expert_tokens.dims == ("expert",) and step.expert_tokens.attrs["units"] == "token"

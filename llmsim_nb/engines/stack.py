@@ -165,7 +165,7 @@ class ExecutionStack:
                                    else experts // (num_experts // layout.tp))
         self.last_rank_tokens: np.ndarray | None = None  # EP: routed rows per rank
         self._layer_counts = self.sharded.op_layer_counts(0, sum(layout.stage_layers))
-        self._has_experts = any(t.num_experts for t in template.block)
+        self._has_experts = bool(self._experts)
         if self._has_experts and (routing is None or rng is None):
             raise ValueError(f"model {template.name!r} has routed experts; ExecutionStack needs "
                              f"a routing model and a numpy.random.Generator")

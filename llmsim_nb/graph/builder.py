@@ -85,7 +85,7 @@ class GraphConverter:
         self._groups = [tuple(layout.stage_devices(s)) for s in range(layout.pp)]
         # Per kind of layer, which block ops it runs (an all-reduce follows an
         # op only in the layers that run it).
-        self._runs = [(template.kind_mask(k) > 0).tolist() for k in range(template.num_kinds)]
+        self.kind_runs = [(template.kind_mask(k) > 0).tolist() for k in range(template.num_kinds)]
 
     def _rank_classes(self, trace: IterationTrace) -> list[list[int]]:
         """Rank indices grouped into classes of identical work (first = representative)."""
@@ -135,7 +135,7 @@ class GraphConverter:
                 for layer in range(first, first + layout.stage_layers[s]):
                     kind = self.template.kind_of(layer)
                     self._layer(g, mb, j, s, layer, ranks, prev, cums[kind],
-                                self._runs[kind])
+                                self.kind_runs[kind])
                 if s == layout.pp - 1:
                     self._head(g, mb, j, s, ranks, prev)
                 else:

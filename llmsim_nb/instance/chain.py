@@ -92,10 +92,10 @@ class ChainShortcut:
         segments = [(cum[b] - cum[a], reduce_after) for a, b, reduce_after in conv.segments]
         if template.layer_kinds:  # layers of several kinds: each its own segments
             by_kind = []
-            for k, latency in enumerate(template.kind_latencies(mb.layer_op_latency)):
+            for latency, runs in zip(template.kind_latencies(mb.layer_op_latency),
+                                     conv.kind_runs):
                 kcum = [0.0, *np.cumsum(latency).tolist()]
-                runs = template.kind_mask(k)
-                by_kind.append([(kcum[b] - kcum[a], reduce_after and runs[b - 1] > 0)
+                by_kind.append([(kcum[b] - kcum[a], reduce_after and runs[b - 1])
                                 for a, b, reduce_after in conv.segments])
             for layer in range(layout.stage_layers[0]):
                 for duration, reduce_after in by_kind[template.kind_of(layer)]:

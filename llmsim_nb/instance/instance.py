@@ -297,8 +297,8 @@ class Instance:
                                  trace.op_latency, tuple(s.request_id for s in finished),
                                  cache.hits - hits if cache is not None else 0,
                                  cache.misses - misses if cache is not None else 0,
-                                 getattr(self.stack, "iteration_expert_tokens", None),
-                                 getattr(self.stack, "iteration_rank_tokens", None))
+                                 self.stack.iteration_expert_tokens,
+                                 self.stack.iteration_rank_tokens)
         self._recorder.append(record)
         t5 = time.perf_counter()
         self._wall["scheduler"] += (t1 - t0) + (t5 - t4)

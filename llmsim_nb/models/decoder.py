@@ -9,7 +9,7 @@ and LM head after. Cost conventions are in :mod:`.template`.
 
 from __future__ import annotations
 
-from .dtypes import DTYPE_BITS
+from .dtypes import element_bytes
 from .ops import OpKind
 from .spec import ModelSpec
 from .template import ACT_FLOPS, NORM_FLOPS, BlockTemplate, OpTemplate
@@ -62,7 +62,7 @@ def decoder_template(spec: ModelSpec) -> BlockTemplate:
 
 def _bytes_if_other(spec: ModelSpec, dtype: str) -> float:
     """Bytes per element of ``dtype`` where it differs from ``dtype_bytes`` (else 0)."""
-    size = DTYPE_BITS[dtype] / 8.0
+    size = element_bytes(dtype)
     return 0.0 if size == spec.dtype_bytes else size
 
 

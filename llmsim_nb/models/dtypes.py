@@ -43,7 +43,7 @@ KV_DTYPES = ("fp32", "bf16", "fp16", "fp8")
 DTYPE_OF_BYTES = {4: "fp32", 2: "bf16", 1: "fp8"}
 
 
-def dtype_bytes(name: str) -> float:
+def element_bytes(name: str) -> float:
     """Bytes one element of data type ``name`` occupies (``DTYPE_BITS / 8``)."""
     return DTYPE_BITS[name] / 8.0
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .dtypes import DTYPE_BITS, DTYPE_OF_BYTES, KV_DTYPES, check_dtype
+from .dtypes import DTYPE_BITS, DTYPE_OF_BYTES, KV_DTYPES, check_dtype, element_bytes
 from .mla_spec import MLASpec
 from .moe_spec import MoESpec
 
@@ -264,7 +264,7 @@ class ModelSpec:
 
     @property
     def kv_element_bytes(self) -> float:
-        return DTYPE_BITS[self.dtypes[2]] / 8.0
+        return element_bytes(self.dtypes[2])
 
     def kv_bytes_per_token(self) -> int:
         """KV-cache bytes one token occupies across all layers.

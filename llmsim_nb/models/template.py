@@ -81,8 +81,6 @@ class OpTemplate:
     num_batches : int
         For a GEMM: independent products of the weight shape (MLA's per-head
         absorbed projections), each with its own weights.
-    row_multiplier : int
-        Token rows per batch token (an activation over routed rows: top-k).
     weight_bytes : float
         Bytes of one weight element of a GEMM (0: ``dtype_bytes``; an MXFP4
         expert reads 4.25 bits).
@@ -113,7 +111,6 @@ class OpTemplate:
     kv_bytes: float = 0.0
     num_experts: int = 0
     num_batches: int = 1
-    row_multiplier: int = 1
     weight_bytes: float = 0.0
     tp_role: str = ""
     num_local_experts: int = 0
@@ -169,7 +166,7 @@ class OpTemplate:
         rows (same arithmetic), so an engine can time a range of token counts
         in one call (the reuse cache does).
         """
-        rows = np.asarray(rows, dtype=np.int64) * self.row_multiplier
+        rows = np.asarray(rows, dtype=np.int64)
         count = len(rows)
         if self.kind is OpKind.GEMM:
             K, N, B = self.weight_k, self.weight_n, self.num_batches

@@ -166,7 +166,7 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
         engine = ReuseEngine(engine, ReuseCache(config.reuse_cache_size))
     pim = (PIMSystem.from_config(config, engine, pim_mapping)
            if config.system.pim_type != "none" else None)
-    check_layer_kinds(model, template, layout, pim is not None,
+    check_layer_kinds(model, layout, pim is not None,
                       config.system.enable_expert_parallel, engine.name)
     if pim is None:
         stack = ExecutionStack(engine, template, layout, *expert_routing(model, config),

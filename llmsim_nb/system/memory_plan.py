@@ -121,7 +121,6 @@ class MemoryPlan:
         ``gpu_memory_utilization`` with ``activation_bytes`` > ``reserve_fraction``)."""
         dt = model.dtype_bytes
         tp = layout.tp
-        per_layer = sum(_template_weights(t) for t in sharded.block)
         vocab_rows = -(-model.vocab_size // tp)
         embedding = vocab_rows * model.hidden_size
         if model.position == "learned":
@@ -136,25 +135,22 @@ class MemoryPlan:
         # Layers of several kinds, experts, batched products or weights stored
         # in another type: weights counted per op and layer (below). Otherwise
         # the original's per-layer sum, bit for bit.
-        simple = not sharded.layer_kinds and not any(
-            t.num_experts or t.num_batches > 1 or t.weight_bytes for t in sharded.block)
-        # KV bytes per element (the model's KV type) and per token of one layer.
-        kvb = dt if model.kv_dtype in ("", model.dtypes[2]) and model.kv_element_bytes == dt \
-            else model.kv_element_bytes
+        # KV bytes per element: the int dtype_bytes unless the KV type differs.
+        kv_element = model.kv_element_bytes
+        kvb = dt if kv_element == dt else kv_element
         weights, kv = [], []
         for s, layers in enumerate(layout.stage_layers):
-            w = per_layer * layers if simple else 0
+            w = 0
             if s == 0:
                 w += embedding
             if s == layout.pp - 1:
                 shares_embedding = model.tied_embeddings and layout.pp == 1
                 w += head_norm + (0 if shares_embedding else head_matrix)
-            if simple:
-                weights.append(w * dt)
-            else:
-                counts = np.rint(sharded.op_layer_counts(layout.first_layer(s), layers))
-                weights.append(w * dt + sum(_template_weight_bytes(t, dt) * int(c) for t, c in
-                                            zip(sharded.block, counts.tolist())))
+            # Each op's weights times the stage's layers that run it (ints stay
+            # ints, so a model of one kind of layer in its own dtype counts exactly).
+            counts = np.rint(sharded.op_layer_counts(layout.first_layer(s), layers))
+            weights.append(w * dt + sum(_template_weight_bytes(t, dt) * int(c) for t, c in
+                                        zip(sharded.block, counts.tolist())))
             if model.mla is not None:  # the latent and rotary key, on every rank
                 kv.append(layers * model.mla.kv_elements_per_token * kvb)
             else:

@@ -32,7 +32,7 @@ def _features(model) -> list[str]:
     return found
 
 
-def check_layer_kinds(model, template, layout, has_pim: bool,
+def check_layer_kinds(model, layout, has_pim: bool,
                       expert_parallel: bool = False, engine_name: str = "") -> None:
     """Refuse parallel layouts (and engines) these models are not modelled under."""
     if engine_name == "profiled" and ("sliding" in model.layer_types or model.kv_dtype):
