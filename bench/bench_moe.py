@@ -6,11 +6,12 @@ ShareGPT-like requests (``synthetic_trace`` with the packaged ShareGPT length
 tables, Poisson arrivals, seed 0) through:
 
 1. DeepSeek-V3 on 8 H200, expert parallelism 8 with attention TP 8;
-2. the same with experts split by width (TP 8, no EP);
-3. Mixtral-8x7B on 2 H100 (TP 2);
-4. Qwen3-30B-A3B on one H100;
-5. gpt-oss-20b on one H100;
-6. the dense Llama-3.1-70B on 8 H100 (TP 8), the reference.
+2. the same with attention data parallelism 8 (all-to-all dispatch and combine);
+3. the same with experts split by width (TP 8, no EP);
+4. Mixtral-8x7B on 2 H100 (TP 2);
+5. Qwen3-30B-A3B on one H100;
+6. gpt-oss-20b on one H100;
+7. the dense Llama-3.1-70B on 8 H100 (TP 8), the reference.
 
 For each: the simulator's wall time, iterations, wall time per iteration, the
 ratio of that to the dense reference's (target: an MoE iteration costs < 3x a
@@ -37,6 +38,9 @@ from llmsim_nb.workload.generators import synthetic_trace
 RUNS = [
     ("deepseek-v3 / 8 x h200, EP 8", dict(model_name="deepseek-v3", hardware="h200", npu_num=8,
                                            enable_expert_parallel=True)),
+    ("deepseek-v3 / 8 x h200, EP 8, DP attn", dict(model_name="deepseek-v3", hardware="h200",
+                                                    npu_num=8, enable_expert_parallel=True,
+                                                    attention_placement="data")),
     ("deepseek-v3 / 8 x h200, TP 8", dict(model_name="deepseek-v3", hardware="h200",
                                            npu_num=8)),
     ("mixtral-8x7b / 2 x h100, TP 2", dict(model_name="mixtral-8x7b", hardware="h100-sxm",

@@ -75,7 +75,8 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("network", str, "network topology file or preset (e.g. gpu_n4.json; llmsim list "
                      "networks)"),
     ("micro_batches", int, "most micro-batches per iteration (pipeline); 0 = one per stage"),
-    ("attention_placement", str, "auto | heads | requests (selective batching)"),
+    ("attention_placement", str, "auto | heads | requests (selective batching) | data "
+                                 "(attention data parallelism: MoE, --enable_expert_parallel)"),
     ("collective", str, "auto | ring | direct | halving_doubling"),
     ("congestion", None, "congestion-aware network (shared links slow transfers)"),
     ("enable_expert_parallel", None, "MoE models: ranks hold whole experts (expert "

@@ -209,8 +209,12 @@ class SystemConfig:
     attention_placement: str = field(default="auto", metadata=_meta(
         "Attention across a tensor-parallel group: heads (each rank a share of every "
         "request's heads, Megatron), requests (Orca's selective batching, as the original: "
-        "each rank all heads of its own requests) or auto (heads when the group size "
-        "divides the heads, else requests, with a warning)", flag="attention_placement"))
+        "each rank all heads of its own requests), data (attention data parallelism for "
+        "MoE models with enable_expert_parallel, vLLM's --data-parallel-size / SGLang's "
+        "--enable-dp-attention: each rank runs the layers' dense part with whole weights "
+        "on its own requests, all-to-all dispatch and combine around the experts) or auto "
+        "(heads when the group size divides the heads, else requests, with a warning)",
+        flag="attention_placement"))
     collective: str = field(default="auto", metadata=_meta(
         "Collective algorithm on every network dimension: auto (ring on Ring "
         "dimensions, direct on FullyConnected and Switch), ring (the original's system "

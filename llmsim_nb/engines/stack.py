@@ -147,9 +147,7 @@ class ExecutionStack:
         self.engine = engine
         self.template = template
         self.layout = layout
-        self.sharded = shard_template(template, layout.tp,
-                                      by_heads=layout.attention == "heads",
-                                      expert_parallel=expert_parallel)
+        self.sharded = self._shard(template, layout, expert_parallel)
         self.expert_parallel = expert_parallel and layout.tp > 1
         self._experts = tuple(i for i, t in enumerate(self.sharded.block) if t.num_experts)
         self._expert_templates = tuple(self.sharded.block[i] for i in self._experts)
@@ -178,6 +176,16 @@ class ExecutionStack:
         # The whole model's attention ops (all heads), for ``requests`` placement.
         self._attention_templates = tuple(template.block[i] for i in self._attention)
         self._per_rank = layout.attention == "requests" and layout.tp > 1
+
+    #: Bytes the iteration's MoE dispatch sent between ranks (only attention
+    #: data parallelism dispatches by all-to-all).
+    iteration_dispatch_bytes = 0.0
+
+    def _shard(self, template: BlockTemplate, layout: ParallelLayout,
+               expert_parallel: bool) -> BlockTemplate:
+        """The template one device runs (subclasses split the group otherwise)."""
+        return shard_template(template, layout.tp, by_heads=layout.attention == "heads",
+                              expert_parallel=expert_parallel)
 
     def simulate(self, batch: BatchShape) -> IterationTrace:
         """Time every micro-batch of ``batch``."""

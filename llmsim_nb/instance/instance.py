@@ -43,6 +43,7 @@ from ..system.builder import InstanceParts
 from ..workload.request import Request
 from ..workload.trace import MAX_ARRIVAL_S
 from .chain import ChainShortcut
+from .data_parallel_chain import DataParallelChain
 from .checks import (STALL_LIMIT, bad_makespan, check_lengths, check_parts, check_run,
                      check_submit, stuck_error)
 from .fast_run import FastRunFile
@@ -122,9 +123,10 @@ class Instance:
         self._wall = dict.fromkeys(COMPONENTS, 0.0)
         self._usage = Usage(self.topology.num_devices)
         self._token_times = TokenTimes()
-        self._chain = ChainShortcut(self.layout, self.network, self.converter,
-                                    has_pim=self.pim is not None,
-                                    congestion=self.config.system.congestion)
+        chain = DataParallelChain if self.layout.attention == "data" else ChainShortcut
+        self._chain = chain(self.layout, self.network, self.converter,
+                            has_pim=self.pim is not None,
+                            congestion=self.config.system.congestion)
         self._fast_run = FastRunFile(self.engine, self.config.fast_run)
         self._failed: Exception | None = None  # an iteration that could not be timed
 
@@ -298,7 +300,8 @@ class Instance:
                                  cache.hits - hits if cache is not None else 0,
                                  cache.misses - misses if cache is not None else 0,
                                  self.stack.iteration_expert_tokens,
-                                 self.stack.iteration_rank_tokens)
+                                 self.stack.iteration_rank_tokens,
+                                 self.stack.iteration_dispatch_bytes)
         self._recorder.append(record)
         t5 = time.perf_counter()
         self._wall["scheduler"] += (t1 - t0) + (t5 - t4)

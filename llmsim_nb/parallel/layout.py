@@ -36,12 +36,18 @@ class ParallelLayout:
         Transformer layers per stage (sums to the model's layers).
     num_micro_batches : int
         Most micro-batches an iteration's batch is cut into.
-    attention : {"heads", "requests"}
+    attention : {"heads", "requests", "data"}
         ``heads``: each TP rank computes its share of every request's heads
         (Megatron; ranks are symmetric). ``requests``: Orca's selective
         batching, as the original simulator does: each rank computes all heads
         of its own requests (request ``r`` on rank ``r % tp``), with all-to-alls
-        around attention; the group size need not divide the heads.
+        around attention; the group size need not divide the heads. ``data``:
+        attention data parallelism for mixture-of-experts models (vLLM's
+        data-parallel attention, SGLang's DP attention): each rank of the group
+        is a data-parallel rank that runs everything but the routed experts
+        with whole weights on its own requests (request ``r`` on rank
+        ``r % tp``), and the experts are spread over the group (expert
+        parallelism) with an all-to-all dispatch and combine around them.
     """
 
     tp: int
@@ -96,7 +102,8 @@ class ParallelLayout:
         layers = tuple(base + (1 if s < extra else 0) for s in range(pp))
         micro = system.micro_batches if system.micro_batches else pp
         attention = system.attention_placement
-        if num_heads is not None and num_heads % tp:
+        # Data parallelism keeps every head on every rank: tp need not divide them.
+        if num_heads is not None and num_heads % tp and attention != "data":
             of = f" of {model_name!r}" if model_name else ""
             flags = f"npu_num={n}, npu_group={groups}, parallel={system.parallel!r}"
             if attention == "heads":
@@ -130,8 +137,8 @@ class ParallelLayout:
 
     def attention_ranks(self, batch: BatchShape) -> np.ndarray:
         """The tensor-parallel rank that computes each request's attention with
-        ``requests`` placement: request ``r`` on rank ``r % tp`` (as the original
-        simulator places them). The engines ask the layout, so the placement
+        ``requests`` or ``data`` placement: request ``r`` on rank ``r % tp`` (as
+        the original simulator places them). The engines ask the layout, so the placement
         rule lives here, not in code that times operators."""
         return batch.request_ids % self.tp
 

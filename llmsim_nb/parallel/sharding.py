@@ -24,6 +24,8 @@ dimension that ``tp`` does not divide is padded up (``ceil``), which is how
 vocabularies such as GPT's 50,257 are split in practice.
 
 :func:`allreduce_points` names the ops after which the group all-reduces.
+:func:`shard_data_parallel` is the other split of a group: attention data
+parallelism, where nothing but the routed experts is divided.
 """
 
 from __future__ import annotations
@@ -139,3 +141,25 @@ def shard_template(template: BlockTemplate, tp: int, by_heads: bool = True,
                  if t.kind is OpKind.GEMM else t for t in template.head)
     return dataclasses.replace(template, block=tuple(shard(t) for t in template.block),
                                head=head)
+
+
+def shard_data_parallel(template: BlockTemplate, num_ranks: int) -> BlockTemplate:
+    """The template one rank of an attention data-parallel group runs.
+
+    Every op but the routed experts keeps its whole weights (the rank runs
+    the embedding, attention, dense FFNs, router, shared experts and LM head
+    on its own requests, as vLLM's and SGLang's data-parallel attention do);
+    each rank holds ``num_experts / num_ranks`` routed experts (expert
+    parallelism over the whole group), whose tokens arrive by all-to-all.
+    """
+    if num_ranks == 1:
+        return template
+    block = []
+    for t in template.block:
+        if t.num_experts:
+            if t.num_experts % num_ranks:
+                raise ValueError(f"attention data parallelism: the {t.num_experts} experts of "
+                                 f"{template.name!r} do not split evenly over {num_ranks} ranks")
+            t = dataclasses.replace(t, num_local_experts=t.num_experts // num_ranks)
+        block.append(t)
+    return dataclasses.replace(template, block=tuple(block))

@@ -90,6 +90,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
                                    "(0 without MoE layers)"),
     "max_rank_expert_tokens": ("token", "expert parallelism: most routed tokens one rank "
                                         "computed in the iteration (0 without it)"),
+    "dispatch_bytes": ("B", "attention data parallelism: bytes the MoE layers' dispatch "
+                            "all-to-alls send between ranks in the iteration, every MoE layer "
+                            "(the combines send as many back; 0 without it)"),
     "expert_tokens": ("token", "tokens each routed expert received in the iteration (the "
                                "routing model's draw, summed over micro-batches)"),
     "op_latency": ("s", "operator latency in the iteration, summed over layers and requests"),
@@ -138,7 +141,7 @@ ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transf
                   "num_prefix_cached_tokens",
                   "num_host_cached_tokens", "prefix_hit_rate", "num_preempted", "reuse_hits",
                   "reuse_misses", "num_active_experts", "max_expert_tokens",
-                  "max_rank_expert_tokens")
+                  "max_rank_expert_tokens", "dispatch_bytes")
 # Variables that measure the simulator's own effort, not the simulated system:
 # they may differ between runs whose simulated results are identical.
 SIMULATION_EFFORT_VARS = ("wall_time", "reuse_hits", "reuse_misses")
@@ -167,6 +170,7 @@ class IterationRecord:
     reuse_misses: int = 0
     expert_tokens: np.ndarray | None = None       # MoE: tokens per routed expert
     rank_expert_tokens: np.ndarray | None = None  # expert parallelism: per rank
+    dispatch_bytes: float = 0.0                   # attention data parallelism
 
     @property
     def latency(self) -> float:
@@ -186,7 +190,7 @@ class IterationRecord:
                 plan.num_cached_tokens,
                 plan.num_host_cached_tokens, plan.prefix_hit_rate,
                 len(plan.preempted_request_ids), self.reuse_hits, self.reuse_misses,
-                *self._expert_row())
+                *self._expert_row(), self.dispatch_bytes)
 
     def _expert_row(self) -> tuple[int, int, int]:
         experts, ranks = self.expert_tokens, self.rank_expert_tokens

@@ -33,8 +33,10 @@ from ..engines.base import Engine, check_engine_argument, get_engine_class
 from ..engines.hardware import get_hardware
 from ..engines.npu_detailed import DetailedNPUEngine  # noqa: F401  registers "npu-detailed"
 from ..engines.reuse import ReuseCache, ReuseEngine
+from ..engines.data_parallel import DataParallelStack
 from ..engines.stack import ExecutionStack
 from ..graph.builder import GraphConverter
+from ..graph.data_parallel import DataParallelGraphConverter
 from ..models.catalog import get_model
 from ..models.spec import ModelSpec
 from ..models.decoder import decoder_template
@@ -168,7 +170,11 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
            if config.system.pim_type != "none" else None)
     check_layer_kinds(model, layout, pim is not None,
                       config.system.enable_expert_parallel, engine.name)
-    if pim is None:
+    if pim is None and layout.attention == "data":
+        stack = DataParallelStack(engine, template, layout, *expert_routing(model, config),
+                                  expert_placement=config.system.expert_placement)
+        converter = DataParallelGraphConverter(layout, stack.sharded)
+    elif pim is None:
         stack = ExecutionStack(engine, template, layout, *expert_routing(model, config),
                                expert_parallel=config.system.enable_expert_parallel,
                                expert_placement=config.system.expert_placement)

@@ -121,7 +121,10 @@ class MemoryPlan:
         ``gpu_memory_utilization`` with ``activation_bytes`` > ``reserve_fraction``)."""
         dt = model.dtype_bytes
         tp = layout.tp
-        vocab_rows = -(-model.vocab_size // tp)
+        # Attention data parallelism: every rank holds the whole embedding and
+        # head (only the routed experts are split, in the sharded template).
+        data = layout.attention == "data" and tp > 1
+        vocab_rows = model.vocab_size if data else -(-model.vocab_size // tp)
         embedding = vocab_rows * model.hidden_size
         if model.position == "learned":
             embedding += model.max_seq_len * model.hidden_size
@@ -131,7 +134,9 @@ class MemoryPlan:
         # Heads placement: the sharded template holds each device's KV heads.
         # Requests placement: a request's KV lives on its rank, so on average a
         # device holds 1/tp of every token's KV (the pool is the group's sum).
-        kv_dev = kv_heads / tp if layout.attention == "requests" and tp > 1 else kv_heads
+        # Data placement likewise: a request's KV (all heads) lives on its rank.
+        by_request = layout.attention in ("requests", "data") and tp > 1
+        kv_dev = kv_heads / tp if by_request else kv_heads
         # Layers of several kinds, experts, batched products or weights stored
         # in another type: weights counted per op and layer (below). Otherwise
         # the original's per-layer sum, bit for bit.
@@ -152,7 +157,8 @@ class MemoryPlan:
             weights.append(w * dt + sum(_template_weight_bytes(t, dt) * int(c) for t, c in
                                         zip(sharded.block, counts.tolist())))
             if model.mla is not None:  # the latent and rotary key, on every rank
-                kv.append(layers * model.mla.kv_elements_per_token * kvb)
+                # (under data placement only on the request's rank: 1/tp on average)
+                kv.append(layers * model.mla.kv_elements_per_token * kvb / (tp if data else 1))
             else:
                 kv.append(2 * layers * kv_dev * hd * kvb)  # float under requests placement
         if gpu_memory_utilization is not None:

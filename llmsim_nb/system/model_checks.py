@@ -2,11 +2,13 @@
 
 Mixture-of-experts layers, DeepSeek's latent attention and layers of several
 kinds (dense and MoE, full and sliding attention) run on one device, a
-pipeline, or tensor-parallel groups that split attention by heads (experts
-split by width, :mod:`llmsim_nb.parallel.sharding`). Selective batching
-(attention by requests) and the heterogeneous NPU + PIM stack are not
-modelled for them; asking for those is an error naming the model and what to
-change, never a silently different model.
+pipeline, tensor-parallel groups that split attention by heads (experts
+split by width, :mod:`llmsim_nb.parallel.sharding`), or, for MoE models,
+attention data parallelism (``attention_placement='data'``). Mixture-of-experts
+layers also run on the heterogeneous NPU + PIM stack. Selective batching
+(attention by requests) is not modelled for any of them, nor the NPU + PIM
+stack for MLA or sliding layers; asking for those is an error naming the
+model and what to change, never a silently different model.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from ..parallel.sharding import kv_heads_per_device
 ROUTING_STREAM = 0x6D6F65  # "moe"
 
 
-def _features(model) -> list[str]:
+def _features(model, pim: bool = False) -> list[str]:
+    """What sets ``model`` apart from a plain decoder (``pim``: only what the
+    NPU + PIM stack does not model; it runs mixture-of-experts layers)."""
     found = []
-    if model.moe is not None:
+    if model.moe is not None and not pim:
         found.append("mixture-of-experts layers")
     if model.mla is not None:
         found.append("multi-head latent attention")
@@ -41,6 +45,8 @@ def check_layer_kinds(model, layout, has_pim: bool,
         raise ValueError(f"model {model.name!r} has sliding-window layers or a KV data type "
                          f"of its own; the profiled engine's attention tables do not cover "
                          f"them (allowed: a gpu hardware preset)")
+    if layout.attention == "data":
+        check_data_parallel(model, layout, expert_parallel, has_pim)
     if expert_parallel:
         if model.moe is None:
             raise ValueError(f"enable_expert_parallel=True needs a mixture-of-experts model; "
@@ -58,14 +64,36 @@ def check_layer_kinds(model, layout, has_pim: bool,
     if not found:
         return
     what = " and ".join(found)
-    if layout.tp > 1 and layout.attention != "heads":
+    if layout.tp > 1 and layout.attention == "requests":
         raise ValueError(f"model {model.name!r} has {what}; tensor parallelism of such "
                          f"models splits attention by heads (attention_placement='heads'; "
                          f"tp={layout.tp} must divide the {model.num_heads} heads), not by "
                          f"requests")
+    refused = _features(model, pim=True)
+    if has_pim and refused:
+        raise ValueError(f"model {model.name!r} has {' and '.join(refused)}; the NPU + PIM "
+                         f"stack does not model them yet (allowed: pim_type='none')")
+
+
+def check_data_parallel(model, layout, expert_parallel: bool, has_pim: bool = False) -> None:
+    """Refuse attention data parallelism where it is not modelled: it is the
+    data-parallel attention of MoE serving (vLLM, SGLang), so it needs routed
+    experts spread over the group (``enable_expert_parallel``) and a group of
+    more than one rank."""
+    if model.moe is None:
+        raise ValueError(f"attention_placement='data' (attention data parallelism) needs a "
+                         f"mixture-of-experts model; {model.name!r} has no experts (allowed "
+                         f"for it: heads, requests)")
+    if not expert_parallel:
+        raise ValueError("attention_placement='data' needs enable_expert_parallel=True: "
+                         "the data-parallel ranks share the routed experts by expert "
+                         "parallelism")
+    if layout.tp == 1:
+        raise ValueError("attention_placement='data' needs a group of more than one rank "
+                         "(npu_num / npu_group > 1): one rank is plain serving")
     if has_pim:
-        raise ValueError(f"model {model.name!r} has {what}; the NPU + PIM stack does not "
-                         f"model them yet (allowed: pim_type='none')")
+        raise ValueError("attention_placement='data' is not modelled on the NPU + PIM stack "
+                         "(allowed there: heads, requests; or pim_type='none')")
 
 
 def expert_routing(model, config) -> tuple:
