@@ -15,10 +15,11 @@ shift when it merges two sub-batch traces), and neither sub-batch runs away
 from the other (which would leave the last layers of one alone).
 
 :func:`repeat_layers` tiles one layer's tasks over a pipeline stage's layers
-(each sub-batch's next layer after its previous one); the graph converter
-schedules a whole stage that way and lays the nodes out in schedule order, and
-the network executes them with the same rule (lowest id among ready nodes per
-unit).
+(each sub-batch's next layer after its previous one; :func:`chain_layers`
+does so for layers of several kinds, each with its kind's tasks); the graph
+converter schedules a whole stage that way and lays the nodes out in schedule
+order, and the network executes them with the same rule (lowest id among ready
+nodes per unit).
 
 Invariants (tested): a task starts no earlier than each dependency ends, and
 two tasks on one unit never overlap.
@@ -195,29 +196,49 @@ def repeat_layers(tasks, layers: int) -> tuple[Task, ...]:
     second layer on, on the previous layer's tasks of its sub-batch that no
     other task of that layer depends on (the sub-batch's last op).
     """
-    tasks = tuple(tasks)
-    n = len(tasks)
     if layers < 1:
         raise ValueError(f"layers must be >= 1, got {layers!r}")
-    has_successor = {d for t in tasks for d in t.deps}
-    last = {}
-    for i, t in enumerate(tasks):
-        if i not in has_successor:
-            last.setdefault(t.sub_batch, []).append(i)
-    out = []
-    for layer in range(layers):
-        base = layer * n
+    tasks = tuple(tasks)
+    return chain_layers([tasks] * layers)
+
+
+def chain_layers(programs) -> tuple[Task, ...]:
+    """Layer programs run one after another: ``programs[l]`` is layer ``l``'s tasks.
+
+    Layers of several kinds (a dense FFN or routed experts) each bring their
+    kind's program; the chaining is :func:`repeat_layers`': a sub-batch's first
+    task of layer ``l > 0`` depends on its last tasks of layer ``l - 1`` (those
+    no other task of that layer depends on). Every program must hold the same
+    sub-batches.
+    """
+    programs = [tuple(p) for p in programs]
+    if not programs:
+        raise ValueError("chain_layers needs at least one layer program")
+    lasts: dict[int, dict[int, list[int]]] = {}  # by id(program): sub-batch -> last tasks
+    out: list[Task] = []
+    base = 0
+    previous: dict[int, tuple[int, ...]] = {}
+    for layer, tasks in enumerate(programs):
+        last = lasts.get(id(tasks))
+        if last is None:
+            has_successor = {d for t in tasks for d in t.deps}
+            last = {}
+            for i, t in enumerate(tasks):
+                if i not in has_successor:
+                    last.setdefault(t.sub_batch, []).append(i)
+            lasts[id(tasks)] = last
         for t in tasks:
             if t.deps:
                 deps = tuple(base + d for d in t.deps)
-            elif layer:
-                deps = tuple(base - n + d for d in last.get(t.sub_batch, ()))
             else:
-                deps = ()
+                deps = previous.get(t.sub_batch, ())
             # Positional construction: ~5x faster than dataclasses.replace here.
             out.append(Task(t.name, t.op, t.sub_batch, t.unit, t.duration, deps, t.out_bytes,
                             t.token_share, t.collective, t.size, layer, t.phase))
+        previous = {b: tuple(base + i for i in idx) for b, idx in last.items()}
+        base += len(tasks)
     return tuple(out)
 
 
-__all__ = ["OperatorSchedule", "Task", "UNITS", "repeat_layers", "resource", "schedule_tasks"]
+__all__ = ["OperatorSchedule", "Task", "UNITS", "chain_layers", "repeat_layers", "resource",
+           "schedule_tasks"]

@@ -6,7 +6,9 @@ comes from the micro-batch's :class:`~llmsim_nb.engines.op_schedule.OperatorSche
 its tasks are repeated over the stage's layers, scheduled greedily as a whole
 (so sub-batches overlap across layer boundaries too) and laid out one node
 per task in schedule order (so the network's "lowest id first" rule follows
-the greedy schedule).
+the greedy schedule). With layers of several kinds (dense and MoE layers) each
+layer of the stage brings its kind's program
+(``HeteroMicroBatchTiming.kind_schedules``), chained in layer order.
 
 Where a PIM task runs:
 
@@ -28,7 +30,7 @@ slowest rank's attention (see :mod:`llmsim_nb.engines.hetero`).
 
 from __future__ import annotations
 
-from ..engines.op_schedule import Task, repeat_layers, schedule_tasks
+from ..engines.op_schedule import Task, chain_layers, repeat_layers, schedule_tasks
 from ..engines.stack import IterationTrace
 from ..models.template import BlockTemplate
 from ..parallel.layout import ParallelLayout
@@ -104,7 +106,13 @@ class HeteroGraphConverter(GraphConverter):
         first = self.layout.first_layer(s)
         if layer != first:
             return None  # laid out with the stage's first layer
-        tasks = repeat_layers(schedule.tasks, self.layout.stage_layers[s])
+        count = self.layout.stage_layers[s]
+        kinds = getattr(mb, "kind_schedules", ())
+        if kinds:  # layers of several kinds: each layer runs its kind's program
+            tasks = chain_layers([kinds[self.template.kind_of(first + i)].tasks
+                                  for i in range(count)])
+        else:
+            tasks = repeat_layers(schedule.tasks, count)
         plan = schedule_tasks(tasks, blocked=schedule.blocked)
         self._blocked = schedule.blocked
         group = tuple(self.layout.stage_devices(s))

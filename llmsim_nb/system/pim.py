@@ -32,9 +32,11 @@ from ..engines.hetero import HeteroStack
 from ..engines.mapping import MappingPolicy, get_policy
 from ..engines.pim import PIMEngine, PIMSpec, get_pim
 from ..graph.hetero import HeteroGraphConverter
+from ..models.catalog import get_model
 from ..models.template import BlockTemplate
 from ..parallel.layout import ParallelLayout
 from .memory_plan import MemoryPlan
+from .model_checks import expert_routing
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,12 +112,19 @@ class PIMSystem:
 
     def stack(self, npu: Engine, template: BlockTemplate, layout: ParallelLayout,
               config: SimConfig) -> HeteroStack:
-        """The execution stack: NPU + this PIM, the mapping and sub-batching of ``config``."""
+        """The execution stack: NPU + this PIM, the mapping and sub-batching of
+        ``config``, and for a mixture-of-experts model its routing (drawn from
+        the run's seed, :func:`~llmsim_nb.system.model_checks.expert_routing`)
+        and expert parallelism."""
         system = config.system
+        routing, rng = expert_routing(get_model(config.model), config)
         return HeteroStack(npu, template, layout, pim=self.engine(), policy=self.policy,
                            sub_batches=system.num_sub_batches if system.sub_batch else 1,
                            criterion=system.sub_batch_criterion,
-                           blocked=self.placement == "local" and not self.device.dual_row_buffer)
+                           blocked=self.placement == "local" and not self.device.dual_row_buffer,
+                           routing=routing, rng=rng,
+                           expert_parallel=system.enable_expert_parallel,
+                           expert_placement=system.expert_placement)
 
     def converter(self, layout: ParallelLayout, sharded: BlockTemplate) -> HeteroGraphConverter:
         return HeteroGraphConverter(layout, sharded, placement=self.placement,
