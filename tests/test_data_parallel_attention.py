@@ -220,3 +220,14 @@ def test_bad_data_parallel_setups_are_refused(flags, match):
         del given["enable_expert_parallel"]
     with pytest.raises(ValueError, match=match):
         build_instance(SimConfig.from_flags(**given))
+
+
+def test_the_command_line_runs_it_and_names_the_layout(capsys):
+    from llmsim_nb.cli.main import main
+    spec = register_model(tiny_moe("tiny-moe-dp"), overwrite=True)
+    assert main(["run", "--model_name", spec.name, "--hardware", "h100-sxm", "--npu_num", "4",
+                 "--enable_expert_parallel", "--attention_placement", "data",
+                 "--num_requests", "6", "--lengths", "fixed:20,4"]) == 0
+    out = capsys.readouterr().out
+    assert "layout              DP 4 (attention) + EP 4 x PP 1, network " in out
+    assert "requests finished   6 / 6" in out

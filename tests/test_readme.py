@@ -44,9 +44,12 @@ SHELL_RUN = {
     # "Prefix caching and the vLLM V1 scheduler": 320 generated requests, < 1 s
     "llmsim run --model_name llama-3.1-8b --hardware h100-sxm --scheduling vllm-v1 "
     "--shared_prefix 8,40,1024,128,64 --rate 40 --slo_ttft 0.2 --slo_tpot 0.05",
-    # "Models of today": 200 generated requests on an MoE model with expert parallelism, ~3 s
+    # "Models of today": 200 generated requests on an MoE model with expert parallelism,
+    # then with data-parallel attention, ~3 s each
     "llmsim run --model_name qwen3-30b-a3b --hardware h100-sxm --npu_num 4 "
-    "--enable_expert_parallel --num_requests 200 --rate 8",
+    "--enable_expert_parallel --num_requests 200 --rate 8 && "
+    "llmsim run --model_name qwen3-30b-a3b --hardware h100-sxm --npu_num 4 "
+    "--enable_expert_parallel --attention_placement data --num_requests 200 --rate 8",
 }
 # Shell commands that are not run here, and why.
 SHELL_SKIP = {

@@ -15,7 +15,7 @@ def format_summary(summary: dict, wall: float, ds) -> str:
         "-" * 60,
         f"llmsim_nb {ds.attrs['llmsim_nb_version']}: {ds.attrs['model']} on "
         f"{ds.attrs['hardware']} ({ds.attrs['engine']} engine)",
-        f"layout              TP {ds.attrs.get('tensor_parallel', '?')} x PP "
+        f"layout              {_group(ds.attrs)} x PP "
         f"{ds.attrs.get('pipeline_parallel', '?')}, network {ds.attrs.get('network') or '-'}, "
         f"{ds.attrs['engine']} engine",
         f"scheduling          {ds.attrs.get('scheduling', '?')}, prefix caching "
@@ -59,3 +59,11 @@ def prefix_lines(summary: dict) -> list[str]:
         lines.append(f"goodput             {summary['goodput']:.2f} req/s "
                      f"({summary['goodput_fraction']:.1%} of requests meet the SLOs)")
     return lines
+
+
+def _group(attrs) -> str:
+    """How the ranks of a stage split the model: "TP 4", or "DP 4 (attention) + EP 4"."""
+    ranks = attrs.get("tensor_parallel", "?")
+    if attrs.get("attention_placement") == "data":
+        return f"DP {ranks} (attention) + EP {ranks}"
+    return f"TP {ranks}"
