@@ -29,6 +29,7 @@ LAYERS = [
     {"results"},
     {"system"},
     {"instance"},
+    {"cluster"},
     {"fidelity", "sweeps", "testing"},
     {"cli", "viz"},
 ]

@@ -3,6 +3,7 @@
 - ``llmsim run`` (:mod:`.run`): simulate a trace and print a summary.
 - ``llmsim sweep`` (:mod:`.sweep`): a design-space sweep from a YAML file.
 - ``llmsim validate`` (:mod:`.validate`): a run against measured results.
+- ``llmsim cluster`` (:mod:`.cluster`): a trace through instances behind a router.
 - ``llmsim list models|hardware|networks`` (:mod:`.list`): the registries' names.
 - ``llmsim --version``: ``llmsim_nb <version>``.
 
@@ -17,6 +18,7 @@ import argparse
 import sys
 
 from .._version import __version__
+from .cluster import add_cluster_parser, run_cluster_command
 from .list import add_list_parser, run_list_command
 from .run import RUN_FLAGS, add_run_parser, run_run_command
 from .sweep import add_sweep_parser, run_sweep_command
@@ -36,6 +38,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_sweep_parser(sub)
     add_validate_parser(sub, RUN_FLAGS)
     add_list_parser(sub)
+    add_cluster_parser(sub)
     return parser
 
 
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_validate_command(args, RUN_FLAGS)
         if args.command == "list":
             return run_list_command(args)
+        if args.command == "cluster":
+            return run_cluster_command(args)
     except (ValueError, OSError) as exc:
         print(f"llmsim: error: {exc}", file=sys.stderr)
         return 2

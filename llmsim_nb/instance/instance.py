@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -125,8 +124,7 @@ class Instance:
         self._token_times = TokenTimes()
         chain = DataParallelChain if self.layout.attention == "data" else ChainShortcut
         self._chain = chain(self.layout, self.network, self.converter,
-                            has_pim=self.pim is not None,
-                            congestion=self.config.system.congestion)
+                            has_pim=self.pim is not None, congestion=self.config.system.congestion)
         self._fast_run = FastRunFile(self.engine, self.config.fast_run)
         self._failed: Exception | None = None  # an iteration that could not be timed
 
@@ -198,6 +196,10 @@ class Instance:
     def is_finished(self) -> bool:
         """Whether every submitted request has finished."""
         return not self.scheduler.has_unfinished
+
+    @property
+    def device_busy_time(self) -> np.ndarray:  # results().device_busy_time, without a Dataset
+        return self._usage.device_busy.copy()
 
     @property
     def num_iterations(self) -> int:

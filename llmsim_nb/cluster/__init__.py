@@ -1,0 +1,18 @@
+"""A serving cluster: instances behind a router, on one clock.
+
+- :mod:`.spec`: :class:`ClusterConfig` (instance groups, router, staleness)
+  and its YAML file;
+- :mod:`.instance_state`, :mod:`.state_log`: what a router sees of an
+  instance, and when;
+- :mod:`.router`: the routers (a registry, as engines have);
+- :mod:`.cluster`: :class:`Cluster`, ``step()`` / ``run()``;
+- :mod:`.results`: the run's Dataset (dims ``iteration``, ``request``, ``instance``).
+"""
+
+from .cluster import Cluster
+from .instance_state import InstanceState
+from .router import ROUTERS, Router, get_router, register_router
+from .spec import ClusterConfig, InstanceGroup, cluster_config_from_dict, load_cluster_config
+
+__all__ = ["ROUTERS", "Cluster", "ClusterConfig", "InstanceGroup", "InstanceState", "Router",
+           "cluster_config_from_dict", "get_router", "load_cluster_config", "register_router"]

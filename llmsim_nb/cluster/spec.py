@@ -1,0 +1,210 @@
+"""ClusterConfig: which instances a cluster has and how requests reach them.
+
+A cluster is groups of equal instances, each group built from its own
+:class:`~llmsim_nb.config.SimConfig` (model, hardware, parallelism,
+scheduler, memory), so instances may differ (an H100 group beside an A100
+group). Requests reach the instances through one router
+(:mod:`llmsim_nb.cluster.router`), which sees every instance's state as it
+was ``router_staleness`` seconds before the request arrives (real routers read
+metrics that lag).
+
+The same description is a YAML file (:func:`load_cluster_config`)::
+
+    base: {model_name: llama-3.1-8b, hardware: h100-sxm}   # flags every group shares
+    instances:
+      - {name: h100, count: 4}                             # 4 instances of the base
+      - {name: a100, count: 2, flags: {hardware: a100-80gb}}
+    router: least_outstanding
+    router_params: {}
+    router_staleness: 0.0
+
+Everything is checked on construction, before anything runs; an error names
+the group and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import SimConfig
+
+#: Keys of a cluster YAML file and of one instance group in it.
+CLUSTER_KEYS = ("base", "instances", "router", "router_params", "router_staleness")
+GROUP_KEYS = ("name", "count", "flags")
+
+
+@dataclass(frozen=True)
+class InstanceGroup:
+    """``count`` equal instances built from ``config``.
+
+    Attributes
+    ----------
+    name : str
+        Names the group's instances (``name-0``, ``name-1``, ...) and its
+        errors.
+    config : SimConfig
+    count : int
+    """
+
+    name: str
+    config: SimConfig = field(default_factory=SimConfig)
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or not self.name.replace(
+                "-", "").replace("_", "").isalnum():
+            raise ValueError(f"instance group name={self.name!r} must be a non-empty string of "
+                             f"letters, digits, '-' and '_'")
+        if not isinstance(self.config, SimConfig):
+            raise ValueError(f"instance group {self.name!r}: config must be a SimConfig, got "
+                             f"{type(self.config).__name__}")
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise ValueError(f"instance group {self.name!r}: count={self.count!r} must be an "
+                             f"integer >= 1")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Instance groups, the router and how stale its view is.
+
+    Attributes
+    ----------
+    groups : tuple of InstanceGroup
+        In order; instance ``k`` of the cluster is counted across them.
+    router : str
+        A registered router (:func:`llmsim_nb.cluster.router.get_router`).
+    router_params : dict
+        Parameters of the router (e.g. ``load_cap`` of ``prefix_aware``).
+    router_staleness : float
+        The router sees each instance as it was this many seconds before the
+        request arrives (>= 0).
+    seed : int
+        Seeds the ``random`` router's generator.
+    """
+
+    groups: tuple[InstanceGroup, ...]
+    router: str = "round_robin"
+    router_params: dict = field(default_factory=dict)
+    router_staleness: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        groups = tuple(self.groups) if isinstance(self.groups, (list, tuple)) else self.groups
+        if not isinstance(groups, tuple) or not groups:
+            raise ValueError("ClusterConfig.groups must be a non-empty sequence of "
+                             "InstanceGroup (a cluster needs at least one instance)")
+        object.__setattr__(self, "groups", groups)
+        names = [g.name for g in groups]
+        for g in groups:
+            if not isinstance(g, InstanceGroup):
+                raise ValueError(f"ClusterConfig.groups holds {type(g).__name__}; each must be "
+                                 f"an InstanceGroup")
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"instance group names must differ; {twice} appear more than once")
+        if not isinstance(self.router, str) and not callable(self.router):
+            raise ValueError(f"router={self.router!r} must be a router name or a callable "
+                             f"router(request, states) -> index")
+        if not isinstance(self.router_params, dict):
+            raise ValueError(f"router_params={self.router_params!r} must be a mapping of "
+                             f"parameter names to values")
+        s = self.router_staleness
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) \
+                or s < 0:
+            raise ValueError(f"router_staleness={s!r} must be a finite number of seconds >= 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} must be an integer >= 0")
+
+    @property
+    def num_instances(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    def instance_names(self) -> list[str]:
+        """``group-k`` for every instance, in cluster order."""
+        return [f"{g.name}-{k}" for g in self.groups for k in range(g.count)]
+
+    def instance_configs(self) -> list[SimConfig]:
+        """Every instance's config, in cluster order."""
+        return [g.config for g in self.groups for _ in range(g.count)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain description (for Dataset attrs): group names, counts and flags."""
+        return {"groups": [{"name": g.name, "count": g.count,
+                            "flags": g.config.to_flags()} for g in self.groups],
+                "router": self.router if isinstance(self.router, str) else repr(self.router),
+                "router_params": dict(self.router_params),
+                "router_staleness": float(self.router_staleness), "seed": self.seed}
+
+
+def _group(at: str, raw: Any, base: dict) -> InstanceGroup:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{at} must be a mapping with keys {list(GROUP_KEYS)}, got {raw!r}")
+    unknown = [k for k in raw if k not in GROUP_KEYS]
+    if unknown:
+        raise ValueError(f"{at}: unknown key {unknown[0]!r}; allowed: {list(GROUP_KEYS)}")
+    if "name" not in raw:
+        raise ValueError(f"{at} needs a 'name'")
+    name = raw["name"]
+    flags = raw.get("flags", {}) or {}
+    if not isinstance(flags, dict):
+        raise ValueError(f"{at} ({name!r}): flags must be a mapping of llmsim run flags, "
+                         f"got {flags!r}")
+    try:
+        config = SimConfig.from_flags(**{**base, **flags})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"instance group {name!r}: {exc}") from None
+    return InstanceGroup(name, config, raw.get("count", 1))
+
+
+def cluster_config_from_dict(doc: Any, where: str = "cluster config") -> ClusterConfig:
+    """A :class:`ClusterConfig` from the YAML file's mapping (see the module docstring)."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where} must be a mapping with keys {list(CLUSTER_KEYS)}")
+    unknown = [k for k in doc if k not in CLUSTER_KEYS]
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r}; allowed: {list(CLUSTER_KEYS)}")
+    base = doc.get("base", {}) or {}
+    if not isinstance(base, dict):
+        raise ValueError(f"{where}: base must be a mapping of llmsim run flags, got {base!r}")
+    raw = doc.get("instances")
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{where}: instances must be a non-empty list of instance groups")
+    groups = tuple(_group(f"{where}: instances[{i}]", g, base) for i, g in enumerate(raw))
+    seed = groups[0].config.seed
+    try:
+        return ClusterConfig(groups, router=doc.get("router", "round_robin"),
+                             router_params=doc.get("router_params", {}) or {},
+                             router_staleness=doc.get("router_staleness", 0.0), seed=seed)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def load_cluster_config(path: str | Path) -> ClusterConfig:
+    """Read a cluster YAML file; errors name the file."""
+    from ..config.yaml_file import strict_yaml_loader
+
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cluster config {str(path)!r} cannot be read: {exc.strerror}") from None
+    try:
+        doc = yaml.load(text, Loader=strict_yaml_loader())
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ValueError(f"cluster config {str(path)!r} is not valid YAML: "
+                         f"{str(exc).splitlines()[0]}") from None
+    return cluster_config_from_dict(doc, where=f"cluster config {str(path)!r}")
+
+
+def replace_group(config: ClusterConfig, name: str, **changes) -> ClusterConfig:
+    """``config`` with group ``name`` changed (``count=...``, ``config=...``): sweeps."""
+    if name not in [g.name for g in config.groups]:
+        raise ValueError(f"no instance group {name!r}; groups: {[g.name for g in config.groups]}")
+    return dataclasses.replace(config, groups=tuple(
+        dataclasses.replace(g, **changes) if g.name == name else g for g in config.groups))
