@@ -22,13 +22,20 @@ it), which is the same sequence of iterations as stepping, without building
 execution graphs.
 
 Data-parallel replicas of one model behind a router are a cluster of equal
-instances. (Prefill/decode disaggregation, with KV moved between instances,
-is not built yet: every instance here serves its requests from prompt to
-last token.)
+instances. With prefill and decode pools (:mod:`.disaggregation`) a request
+is prefilled on one instance and decoded on another after its KV moved; the
+hand-over to the decode router is an event at the prefill's end, delivered
+in time order like an arrival. Instances then depend on each other's
+iterations, so :meth:`Cluster.run` handles every event in order, one
+iteration at a time (without execution graphs). A prefill instance that can
+admit nothing until a transfer frees its held blocks has no event of its own
+until the transfer's end is known.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections import deque
 
 import numpy as np
@@ -38,6 +45,7 @@ from ..instance.instance import SimulationFinished
 from ..scheduler.block_hasher import BlockHasher
 from ..system import build_instance
 from ..workload.request import Request
+from .disaggregation import Disaggregation
 from .results import cluster_dataset
 from .router import get_router
 from .spec import ClusterConfig
@@ -79,18 +87,33 @@ class Cluster:
                 self.instances.append(Instance(build_instance(sim_config)))
             except ValueError as exc:
                 raise ValueError(f"instance {name!r}: {exc}") from None
+        self.roles = config.instance_roles()
+        if config.is_disaggregated:
+            for name, inst in zip(self.names, self.instances):
+                if not hasattr(inst.scheduler, "transfers"):
+                    raise ValueError(f"instance {name!r}: prefill/decode disaggregation needs "
+                                     f"scheduling='vllm-v1' (it schedules with "
+                                     f"{inst.scheduler.config.policy!r})")
         rng = np.random.default_rng([config.seed, ROUTER_STREAM])
         choice = config.router if router is None else router
         params = config.router_params if router is None else {}
         self.router = get_router(choice, rng=rng, **params)
-        self._wants_prefix = self.router.uses_prefix_cache
         self._logs = [StateLog(k, inst.kv_cache.num_blocks)
                       for k, inst in enumerate(self.instances)]
+        self._entry = [k for k, role in enumerate(self.roles) if role != "decode"]
+        self.disaggregation = (Disaggregation(self, get_router(
+            config.decode_router, rng=rng, **config.decode_router_params), config.kv_link)
+            if config.is_disaggregated else None)
         self._pending: deque[tuple[int, Request]] = deque()  # (cluster index, request)
         self.requests: list[Request] = []
         self.request_instance: list[int] = []
         self.request_local: list[int] = []
+        #: Per instance, the cluster index of each of its requests (by local index).
+        self.local_requests: list[list[int]] = [[] for _ in self.instances]
         self.now = 0.0  # the time of the last event handled
+        # Instances that tried and could start nothing: their own next event
+        # (None: none until something is delivered to them).
+        self._idle_until: dict[int, float | None] = {}
 
     # -------------------------------------------------------------- requests
     def submit(self, request: Request) -> int:
@@ -101,6 +124,7 @@ class Cluster:
             raise ValueError(f"request {request.request_id} arrives at {request.arrival_at} s, "
                              f"before the previous one ({self.requests[-1].arrival_at} s); "
                              f"submit requests in arrival order")
+        self._check_fits(request)
         index = len(self.requests)
         self.requests.append(request)
         self.request_instance.append(-1)
@@ -113,6 +137,22 @@ class Cluster:
         for request in trace:
             self.submit(request)
 
+    def _check_fits(self, request: Request) -> None:
+        """Refuse, before anything runs, a request that some instance it may be
+        sent to could never hold (its whole KV in that instance's blocks)."""
+        for name, inst, role in zip(self.names, self.instances, self.roles):
+            outputs = min(request.num_output_tokens, 1) if role == "prefill" \
+                else request.num_output_tokens
+            inst.check_lengths(np.array([request.num_prompt_tokens]), np.array([outputs]),
+                               ids=np.array([request.request_id]))
+            tokens = request.num_prompt_tokens + max(outputs - 1, 0)
+            kv = inst.kv_cache
+            if kv.blocks_for(tokens) > kv.num_blocks:
+                raise ValueError(f"instance {name!r} cannot hold request {request.request_id}: "
+                                 f"its {tokens} tokens need {kv.blocks_for(tokens)} KV blocks, "
+                                 f"the instance has {kv.num_blocks}; give it more memory "
+                                 f"or drop the request")
+
     @property
     def is_finished(self) -> bool:
         """Every submitted request routed and finished."""
@@ -120,20 +160,37 @@ class Cluster:
 
     def _earliest_instance(self) -> tuple[int, float] | tuple[None, None]:
         best, best_at = None, None
+        pd = self.disaggregation is not None
         for k, inst in enumerate(self.instances):
             at = inst.next_event_at
+            if at is not None and k in self._idle_until:
+                # It tried at `at` and could start nothing: its own next event.
+                idle = self._idle_until[k]
+                if idle is None:
+                    continue
+                at = max(at, idle)
+            if pd and at is not None and inst.scheduler.transfers.awaiting_release(
+                    inst.scheduler):
+                continue  # nothing to do until a transfer's end frees its blocks
             if at is not None and (best_at is None or at < best_at):
                 best, best_at = k, at
         return best, best_at
 
     # ----------------------------------------------------------------- route
-    def _states(self, request: Request, at: float) -> list:
+    def states(self, pool: list[int], request: Request, at: float, router=None) -> list:
+        """The states of the instances in ``pool`` a router deciding at ``at`` sees."""
         observed = at - self.config.router_staleness
-        states = []
-        for k, log in enumerate(self._logs):
-            prefix = self._cached_prefix(k, request) if self._wants_prefix else 0
-            states.append(log.state_at(observed, prefix))
-        return states
+        wants = (router or self.router).uses_prefix_cache
+        return [self._logs[k].state_at(observed, self._cached_prefix(k, request) if wants
+                                       else 0) for k in pool]
+
+    def submit_to(self, k: int, index: int, request: Request, at: float, **transfer) -> int:
+        """Submit cluster request ``index`` (as ``request``) to instance ``k`` at ``at``."""
+        local = self.instances[k].submit(request, at, **transfer)
+        self.wake(k)
+        self.local_requests[k].append(index)
+        self._logs[k].routed(at)
+        return local
 
     def _cached_prefix(self, k: int, request: Request) -> int:
         """Prompt tokens of ``request`` in instance ``k``'s prefix cache now (the
@@ -147,18 +204,66 @@ class Cluster:
     def _route(self) -> int:
         index, request = self._pending.popleft()
         at = request.arrival_at
-        k = self.router.route(request, self._states(request, at))
-        self.request_local[index] = self.instances[k].submit(request, at)
+        k = self.router.route(request, self.states(self._entry, request, at))
+        if k not in self._entry:
+            raise ValueError(f"the router chose instance {k}, not one of {self._entry}")
+        transfer = {}
+        if self.disaggregation is not None:  # the prompt and first token only, KV kept
+            transfer = {"hold_kv": True} if request.num_output_tokens > 1 else {}
+            request = dataclasses.replace(request, num_output_tokens=min(
+                request.num_output_tokens, 1))
+        self.request_local[index] = self.submit_to(k, index, request, at, **transfer)
         self.request_instance[index] = k
-        self._logs[k].routed(at)
         self.now = max(self.now, at)
         return k
 
-    def _record(self, k: int) -> None:
+    def wake(self, k: int) -> None:
+        """Instance ``k`` got something (a request, a release time): it may
+        have work again at its own clock."""
+        self._idle_until.pop(k, None)
+
+    def _record(self, k: int, ran: bool = True) -> None:
+        """After instance ``k`` ran an iteration (``ran``), or only scheduled
+        (admitted transfers) without one."""
         inst = self.instances[k]
         sched = inst.scheduler
-        self._logs[k].record(inst.now, len(sched.waiting), len(sched.running), sched.num_finished,
-                             inst.kv_cache.num_used_blocks)
+        if not ran:  # nothing could start before the next delivery
+            self._idle_until[k] = sched.next_event_at()
+        else:
+            self._idle_until.pop(k, None)
+            self._logs[k].record(inst.now, len(sched.waiting), len(sched.running),
+                                 sched.num_finished, inst.kv_cache.num_used_blocks)
+        pd = self.disaggregation
+        if pd is not None:
+            if self.roles[k] == "prefill":
+                if ran:
+                    pd.prefilled(k)
+            else:
+                pd.decoded(k)
+
+    def _next_delivery(self) -> float | None:
+        """When the next arrival or hand-over is due (None: none queued)."""
+        pd = self.disaggregation
+        times = [pd.next_at() if pd is not None else None,
+                 self._pending[0][1].arrival_at if self._pending else None]
+        return min((t for t in times if t is not None), default=None)
+
+    def _deliver_due(self, at: float | None) -> bool:
+        """Deliver the earliest arrival or hand-over due no later than ``at``
+        (the earliest instance event; None: no instance has one). Hand-overs
+        first at equal times (they were made before)."""
+        pd = self.disaggregation
+        handoff = pd.next_at() if pd is not None else None
+        arrival = self._pending[0][1].arrival_at if self._pending else None
+        if handoff is not None and (arrival is None or handoff <= arrival) and (
+                at is None or handoff <= at):
+            pd.deliver()
+            self.now = max(self.now, handoff)
+            return True
+        if arrival is not None and (at is None or arrival <= at):
+            self._route()
+            return True
+        return False
 
     # ------------------------------------------------------------------ step
     def step(self):
@@ -173,13 +278,15 @@ class Cluster:
         """
         while True:
             k, at = self._earliest_instance()
-            if self._pending and (at is None or self._pending[0][1].arrival_at <= at):
-                self._route()
+            if self._deliver_due(at):
                 continue
             if k is None:
                 raise SimulationFinished(f"all {len(self.requests)} requests have finished")
-            ds = self.instances[k].step()
-            self._record(k)
+            # No iteration may start after the next delivery (a cluster event).
+            ds = self.instances[k].step(until=self._next_delivery())
+            self._record(k, ran=ds is not None)
+            if ds is None:
+                continue
             self.now = max(self.now, self.instances[k].now)
             ds.attrs["instance"] = self.names[k]
             return ds.assign(iteration_instance=("iteration", np.array([k]),
@@ -189,6 +296,9 @@ class Cluster:
     def advance(self) -> None:
         """Run until every submitted request has finished (the same iterations
         as repeated :meth:`step`, see the module docstring)."""
+        if self.disaggregation is not None:
+            self._advance_in_order()
+            return
         while self._pending:
             at = self._pending[0][1].arrival_at
             for k, inst in enumerate(self.instances):
@@ -198,6 +308,22 @@ class Cluster:
         for k, inst in enumerate(self.instances):
             inst.advance(progress=lambda _n, k=k: self._record(k))
         self.now = max([self.now] + [inst.now for inst in self.instances])
+
+    def _advance_in_order(self) -> None:
+        """Every event in time order, an iteration at a time (no graphs)."""
+        while True:
+            k, at = self._earliest_instance()
+            if self._deliver_due(at):
+                continue
+            if k is None:
+                break
+            inst = self.instances[k]
+            # The iteration starting at `at`, and none after the next delivery.
+            until = math.nextafter(at, math.inf)
+            delivery = self._next_delivery()
+            ran = inst.advance(until=until if delivery is None else min(until, delivery))
+            self._record(k, ran=bool(ran))
+            self.now = max(self.now, inst.now)
 
     def run(self):
         """:meth:`advance`, then :meth:`results`."""

@@ -34,7 +34,17 @@ _CLUSTER_VARS = {
     "instance_num_iterations": ("1", "iterations the instance ran"),
     "instance_busy_time": ("s", "time the instance's devices computed, summed over its "
                                 "devices and iterations"),
+    "request_decode_instance": ("1", "prefill/decode disaggregation: the decode instance the "
+                                     "request's KV moved to (-1: none)"),
+    "kv_transfer_bytes": ("B", "KV bytes moved from the prefill to the decode instance (the "
+                               "prompt's KV on the prefill layout; 0: none)"),
+    "kv_transfer_started_at": ("s", "when the decode instance had the blocks and the KV "
+                                    "transfer began (NaN: none)"),
+    "kv_transfer_latency": ("s", "how long the KV transfer took once begun (NaN: none)"),
 }
+#: Per-request values a disaggregated request takes from its decode side.
+_FROM_DECODE = ("finished_at",)
+_SUMMED = ("num_preemptions", "num_evictions", "num_recomputed_tokens")
 
 
 def _variable(name: str, dims: tuple[str, ...], data: np.ndarray):
@@ -70,11 +80,13 @@ def cluster_dataset(cluster):
             out[mine] = p[name].values[local[mine]]
         data[name] = _variable(name, ("request",), out)
     data["request_instance"] = _variable("request_instance", ("request",), where)
+    if cluster.disaggregation is not None:
+        _decode_side(cluster, data, parts)
     gaps = np.concatenate([p["inter_token_latency"].values for p in parts])
     data["inter_token_latency"] = _variable("inter_token_latency", ("token_gap",), gaps)
     data["instance_num_requests"] = _variable(
         "instance_num_requests", ("instance",),
-        np.array([int((where == k).sum()) for k in range(len(parts))], dtype=np.int64))
+        np.array([len(cluster.local_requests[k]) for k in range(len(parts))], dtype=np.int64))
     data["instance_num_iterations"] = _variable(
         "instance_num_iterations", ("instance",),
         np.array([p.sizes["iteration"] for p in parts], dtype=np.int64))
@@ -89,6 +101,39 @@ def cluster_dataset(cluster):
              "router_staleness": float(cluster.config.router_staleness),
              "num_instances": len(parts), "time_units": "s"}
     return xr.Dataset(data, coords=coords_of(coords), attrs=attrs)
+
+
+def _decode_side(cluster, data, parts) -> None:
+    """A disaggregated request's values: arrival, admission, first token and
+    cache hits from its prefill side; its last token from the decode side;
+    its outputs, TPOT and end-to-end latency over both; the transfer."""
+    n = len(cluster.requests)
+    decode = np.full(n, -1, dtype=np.int64)
+    moved, started, latency = np.zeros(n), np.full(n, np.nan), np.full(n, np.nan)
+    values = {name: data[name].values.copy() for name in _FROM_DECODE + _SUMMED}
+    for r, h in cluster.disaggregation.handoffs.items():
+        decode[r], moved[r], started[r] = h.decode, h.num_bytes, h.started_at
+        if h.decode < 0:
+            continue
+        latency[r] = h.latency
+        side = parts[h.decode]
+        for name in _FROM_DECODE:
+            values[name][r] = side[name].values[h.decode_local]
+        for name in _SUMMED:
+            values[name][r] += side[name].values[h.decode_local]
+    outputs = np.array([q.num_output_tokens for q in cluster.requests], dtype=np.int64)
+    for name, array in values.items():
+        data[name] = _variable(name, ("request",), array)
+    arrival, first = data["arrival_at"].values, data["first_token_at"].values
+    finished = values["finished_at"]
+    data["num_output_tokens"] = _variable("num_output_tokens", ("request",), outputs)
+    data["e2e_latency"] = _variable("e2e_latency", ("request",), finished - arrival)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(outputs > 1, (finished - first) / np.maximum(outputs - 1, 1), np.nan)
+    data["tpot"] = _variable("tpot", ("request",), tpot)
+    for name, array in (("request_decode_instance", decode), ("kv_transfer_bytes", moved),
+                        ("kv_transfer_started_at", started), ("kv_transfer_latency", latency)):
+        data[name] = _variable(name, ("request",), array)
 
 
 __all__ = ["cluster_dataset"]

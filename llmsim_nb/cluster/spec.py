@@ -33,8 +33,12 @@ from typing import Any
 from ..config import SimConfig
 
 #: Keys of a cluster YAML file and of one instance group in it.
-CLUSTER_KEYS = ("base", "instances", "router", "router_params", "router_staleness")
-GROUP_KEYS = ("name", "count", "flags")
+CLUSTER_KEYS = ("base", "instances", "router", "router_params", "router_staleness",
+                "decode_router", "decode_router_params", "kv_link")
+GROUP_KEYS = ("name", "count", "flags", "role")
+#: What a group's instances do: serve requests whole, or one side of
+#: prefill/decode disaggregation.
+ROLES = ("mixed", "prefill", "decode")
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,15 @@ class InstanceGroup:
         errors.
     config : SimConfig
     count : int
+    role : {"mixed", "prefill", "decode"}
+        ``mixed``: requests from prompt to last token; ``prefill``: the prompt
+        and first token, then the KV goes to a ``decode`` instance.
     """
 
     name: str
     config: SimConfig = field(default_factory=SimConfig)
     count: int = 1
+    role: str = "mixed"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or not self.name.replace(
@@ -65,6 +73,9 @@ class InstanceGroup:
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
             raise ValueError(f"instance group {self.name!r}: count={self.count!r} must be an "
                              f"integer >= 1")
+        if self.role not in ROLES:
+            raise ValueError(f"instance group {self.name!r}: role={self.role!r} is not one of "
+                             f"{list(ROLES)}")
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,13 @@ class ClusterConfig:
         request arrives (>= 0).
     seed : int
         Seeds the ``random`` router's generator.
+    decode_router, decode_router_params
+        Prefill/decode disaggregation: the router that picks a decode instance
+        for each prefilled request, and its parameters.
+    kv_link : str
+        The interconnect KV transfers cross between a prefill and a decode
+        instance (:data:`llmsim_nb.network.interconnect.INTERCONNECTS`: e.g.
+        ``nvlink4`` within a server, ``ib-ndr400`` across servers).
     """
 
     groups: tuple[InstanceGroup, ...]
@@ -91,6 +109,9 @@ class ClusterConfig:
     router_params: dict = field(default_factory=dict)
     router_staleness: float = 0.0
     seed: int = 0
+    decode_router: str = "round_robin"
+    decode_router_params: dict = field(default_factory=dict)
+    kv_link: str = "ib-ndr400"
 
     def __post_init__(self) -> None:
         groups = tuple(self.groups) if isinstance(self.groups, (list, tuple)) else self.groups
@@ -118,6 +139,35 @@ class ClusterConfig:
             raise ValueError(f"router_staleness={s!r} must be a finite number of seconds >= 0")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r} must be an integer >= 0")
+        if not isinstance(self.decode_router_params, dict):
+            raise ValueError(f"decode_router_params={self.decode_router_params!r} must be a "
+                             f"mapping of parameter names to values")
+        from ..network.interconnect import get_interconnect
+
+        get_interconnect(self.kv_link)
+        self._check_pools()
+
+    def _check_pools(self) -> None:
+        roles = {g.role for g in self.groups}
+        if roles == {"mixed"}:
+            return
+        if "mixed" in roles or roles != {"prefill", "decode"}:
+            raise ValueError(f"prefill/decode disaggregation needs prefill and decode groups "
+                             f"and no mixed ones; the groups' roles are "
+                             f"{[(g.name, g.role) for g in self.groups]}")
+        models = {g.config.model for g in self.groups}
+        if len(models) > 1:
+            raise ValueError(f"prefill and decode instances must serve one model (the KV "
+                             f"moves between them); the groups name {sorted(models)}")
+
+    @property
+    def is_disaggregated(self) -> bool:
+        """Whether the cluster has prefill and decode pools."""
+        return any(g.role != "mixed" for g in self.groups)
+
+    def instance_roles(self) -> list[str]:
+        """Every instance's role, in cluster order."""
+        return [g.role for g in self.groups for _ in range(g.count)]
 
     @property
     def num_instances(self) -> int:
@@ -133,8 +183,11 @@ class ClusterConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain description (for Dataset attrs): group names, counts and flags."""
-        return {"groups": [{"name": g.name, "count": g.count,
+        return {"groups": [{"name": g.name, "count": g.count, "role": g.role,
                             "flags": g.config.to_flags()} for g in self.groups],
+                "decode_router": self.decode_router,
+                "decode_router_params": dict(self.decode_router_params),
+                "kv_link": self.kv_link,
                 "router": self.router if isinstance(self.router, str) else repr(self.router),
                 "router_params": dict(self.router_params),
                 "router_staleness": float(self.router_staleness), "seed": self.seed}
@@ -157,7 +210,7 @@ def _group(at: str, raw: Any, base: dict) -> InstanceGroup:
         config = SimConfig.from_flags(**{**base, **flags})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"instance group {name!r}: {exc}") from None
-    return InstanceGroup(name, config, raw.get("count", 1))
+    return InstanceGroup(name, config, raw.get("count", 1), raw.get("role", "mixed"))
 
 
 def cluster_config_from_dict(doc: Any, where: str = "cluster config") -> ClusterConfig:
@@ -178,7 +231,10 @@ def cluster_config_from_dict(doc: Any, where: str = "cluster config") -> Cluster
     try:
         return ClusterConfig(groups, router=doc.get("router", "round_robin"),
                              router_params=doc.get("router_params", {}) or {},
-                             router_staleness=doc.get("router_staleness", 0.0), seed=seed)
+                             router_staleness=doc.get("router_staleness", 0.0), seed=seed,
+                             decode_router=doc.get("decode_router", "round_robin"),
+                             decode_router_params=doc.get("decode_router_params", {}) or {},
+                             kv_link=doc.get("kv_link", "ib-ndr400"))
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
 

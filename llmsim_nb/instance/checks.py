@@ -133,3 +133,12 @@ def check_lengths(max_model_len, model, num_prompt_tokens, num_output_tokens, id
             f"{int(num_output_tokens[i])} output tokens. Filter the trace, or pass "
             f"max_model_len >= {int(total.max())} to serve them beyond the model's "
             f"context")
+
+
+def check_transfer(scheduler, transfer: dict) -> None:
+    """Refuse KV-transfer arguments (prefill/decode disaggregation) to a
+    scheduler that cannot take them (only vLLM V1's has ``transfers``)."""
+    if transfer and not hasattr(scheduler, "transfers"):
+        raise ValueError(f"moving KV between instances ({sorted(transfer)}) needs "
+                         f"scheduling='vllm-v1'; this instance schedules with "
+                         f"{scheduler.config.policy!r}")

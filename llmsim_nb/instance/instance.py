@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._version import __version__
 from ..engines.reuse import ReuseCache, ReuseEngine
 from ..engines.stack import LatencyError
 from ..results.dataset import (COMPONENTS, ArrayResults, IterationRecord, Recorder,
@@ -44,9 +43,9 @@ from ..workload.trace import MAX_ARRIVAL_S
 from .chain import ChainShortcut
 from .data_parallel_chain import DataParallelChain
 from .checks import (STALL_LIMIT, bad_makespan, check_lengths, check_parts, check_run,
-                     check_submit, stuck_error)
+                     check_submit, check_transfer, stuck_error)
 from .fast_run import FastRunFile
-from .run_dataset import run_dataset
+from .run_dataset import instance_attrs, run_dataset
 from .token_times import TokenTimes
 from .usage import Usage, host_transfer_latency
 
@@ -115,8 +114,8 @@ class Instance:
         self.now = 0.0
         self.op_names = self.template.op_names
         self.request_ids: list[int] = []
-        self.last_graph = None
-        self.last_schedule = None
+        self.last_graph = self.last_schedule = None
+        self.last_finished: tuple[int, ...] = ()
         self._trace_source = ""
         self._recorder = Recorder(self.op_names)
         self._wall = dict.fromkeys(COMPONENTS, 0.0)
@@ -129,7 +128,7 @@ class Instance:
         self._failed: Exception | None = None  # an iteration that could not be timed
 
     # -------------------------------------------------------------- requests
-    def submit(self, request: Request, at: float | None = None) -> int:
+    def submit(self, request: Request, at: float | None = None, **transfer) -> int:
         """Hand a request to this instance; return its index in the instance.
 
         Parameters
@@ -141,6 +140,10 @@ class Instance:
             It must not be before the previous submitted request's; it may be
             before :attr:`now` (the request then waits for the running
             iteration to end, as on a real server).
+        **transfer
+            Prefill/decode disaggregation (``scheduling='vllm-v1'`` only):
+            ``num_external_tokens``, ``external_latency``, ``hold_kv``
+            (:mod:`llmsim_nb.scheduler.kv_transfer`).
 
         Raises
         ------
@@ -148,6 +151,7 @@ class Instance:
             The request is longer than ``max_model_len``, could never fit in
             the KV cache, or arrives before the previous one.
         """
+        check_transfer(self.scheduler, transfer)
         check_submit(request, at)
         arrival = request.arrival_at if at is None else float(at)
         if not np.isfinite(arrival) or not 0 <= arrival < MAX_ARRIVAL_S:
@@ -164,7 +168,7 @@ class Instance:
                            ids=np.array([request.request_id]))
         index = len(self.scheduler.table)
         self.scheduler.add(index, arrival, request.num_prompt_tokens, request.num_output_tokens,
-                           request.content, request.priority)
+                           request.content, request.priority, **transfer)
         self.request_ids.append(request.request_id)
         return index
 
@@ -221,29 +225,17 @@ class Instance:
         return self.now if next_at is None else max(self.now, next_at)
 
     def attrs(self) -> dict[str, object]:
-        """Dataset attributes: how the result was made."""
-        return {"config": self.config.to_json(), "seed": self.config.seed,
-                "llmsim_nb_version": __version__, "model": self.model.name,
-                "hardware": self.config.hardware, "engine": self.engine.name,
-                "scheduling": self.scheduler.config.policy,
-                "prefix_caching": "on" if self.scheduler.config.prefix_caching else "off",
-                "trace_source": self._trace_source,
-                "num_kv_blocks": self.kv_cache.num_blocks,
-                "tensor_parallel": self.layout.tp, "pipeline_parallel": self.layout.pp,
-                "attention_placement": self.layout.attention,
-                "network": self.topology.name,
-                "host_bandwidth": self.network.host_bandwidth,
-                "host_latency": self.network.host_latency,
-                "kv_block_bytes": self.config.scheduler.block_size
-                * self.model.kv_bytes_per_token(),
-                "time_units": "s"}
+        """Dataset attributes: how the result was made (:func:`.run_dataset.instance_attrs`)."""
+        return instance_attrs(self)
 
     # ------------------------------------------------------------------- step
-    def _advance(self, with_graph: bool = True) -> IterationRecord:
+    def _advance(self, with_graph: bool = True, until: float | None = None
+                 ) -> IterationRecord | None:
         """Simulate one iteration and record it (the body of step and run).
 
         With ``with_graph=False`` a chain graph (:mod:`.chain`) is added up
-        without being built; the result is bit-identical (tested).
+        without being built; the result is bit-identical (tested). None when
+        nothing can be scheduled before ``until`` (the clock stays).
         """
         if self._failed is not None:  # the plan it could not time is still open
             raise type(self._failed)(f"the simulation stopped at an earlier error: {self._failed}")
@@ -263,6 +255,8 @@ class Instance:
                         f"all {len(self.scheduler.table)} requests have finished")
                 raise RuntimeError("scheduler made no progress with requests left; "
                                    "this is a bug, please report it with the config")
+            if until is not None and next_at >= until:
+                return None  # the next event is past `until`: no iteration starts
             stuck += next_at <= self.now
             if stuck >= STALL_LIMIT:
                 raise stuck_error(stuck, self.now, sched.num_active)
@@ -305,6 +299,7 @@ class Instance:
                                  self.stack.iteration_rank_tokens,
                                  self.stack.iteration_dispatch_bytes)
         self._recorder.append(record)
+        self.last_finished = record.finished  # scheduler indices (a cluster hands them on)
         t5 = time.perf_counter()
         self._wall["scheduler"] += (t1 - t0) + (t5 - t4)
         self._wall["execution_engine"] += t2 - t1
@@ -312,9 +307,10 @@ class Instance:
         self._wall["network"] += t4 - t3
         return record
 
-    def step(self) -> xr.Dataset:
+    def step(self, until: float | None = None) -> xr.Dataset | None:
         """Simulate the next iteration; return its Dataset (dims iteration, op,
-        request, node).
+        request, node); None if ``until`` is given and nothing can start
+        before it (a cluster's next event comes first).
 
         Raises
         ------
@@ -323,7 +319,9 @@ class Instance:
         LatencyError
             An op took NaN, inf or < 0 s, or the iteration no time; no step follows.
         """
-        record = self._advance()
+        record = self._advance(until=until)
+        if record is None:
+            return None
         return iteration_dataset(record, self.op_names, self.attrs(), self.last_graph,
                                  self.last_schedule)
 
@@ -373,7 +371,8 @@ class Instance:
                 if next_at is not None and next_at >= until:
                     break  # idle until after `until`: do not jump the clock there
             try:
-                self._advance(with_graph=False)
+                if self._advance(with_graph=False, until=until) is None:
+                    break
             except SimulationFinished:
                 break
             if progress is not None:

@@ -38,3 +38,25 @@ def run_dataset(recorder: Recorder, table: RequestTable, usage: Usage, wall: dic
     import xarray as xr  # here, not at the top: stepping and recording need no xarray
 
     return xr.Dataset(data, coords=coords_of(coords), attrs=attrs)
+
+
+def instance_attrs(instance) -> dict[str, object]:
+    """An instance's Dataset attributes: its config, seed, version and layout."""
+    from .._version import __version__
+
+    sched = instance.scheduler.config
+    return {"config": instance.config.to_json(), "seed": instance.config.seed,
+            "llmsim_nb_version": __version__, "model": instance.model.name,
+            "hardware": instance.config.hardware, "engine": instance.engine.name,
+            "scheduling": sched.policy,
+            "prefix_caching": "on" if sched.prefix_caching else "off",
+            "trace_source": instance._trace_source,
+            "num_kv_blocks": instance.kv_cache.num_blocks,
+            "tensor_parallel": instance.layout.tp, "pipeline_parallel": instance.layout.pp,
+            "attention_placement": instance.layout.attention,
+            "network": instance.topology.name,
+            "host_bandwidth": instance.network.host_bandwidth,
+            "host_latency": instance.network.host_latency,
+            "kv_block_bytes": instance.config.scheduler.block_size
+            * instance.model.kv_bytes_per_token(),
+            "time_units": "s"}

@@ -38,6 +38,14 @@ per GPU, a transfer to a single peer is 7x too fast (one link is 64 GB/s).
 NVLink-C2C: NVIDIA GB200 NVL72 datasheet (900 GB/s bidirectional between a
 Grace CPU and its two GPUs); the even split, 225 GB/s per GPU and direction, is
 an assumption NVIDIA does not state.
+Across servers (KV transfers between a cluster's instances, one NIC per GPU
+as on DGX/HGX H100 servers): ``ib-ndr400`` InfiniBand NDR, 400 Gb/s = 50 GB/s
+per direction (NVIDIA ConnectX-7 datasheet); ``roce-200g`` RoCE v2 at 200 Gb/s
+= 25 GB/s; ``ethernet-100g`` 12.5 GB/s (IEEE 802.3 100GBASE). Their latencies
+(2-5 us through a switch, 10-25 us of per-transfer software: NIXL / UCX
+registration and completion) are typical published orders of magnitude, not
+measured here.
+
 Latencies: ``latency`` is the wire and switch traversal (about 1 us through a
 PCIe switch, 0.5 us through NVSwitch), ``nic_latency`` the per-transfer software
 and protocol cost of a collective step (NCCL's per-step latency of a few
@@ -82,6 +90,13 @@ INTERCONNECTS: dict[str, Interconnect] = {
     "pcie5": Interconnect("pcie5", 63e9, 1, 1e-6, 10e-6, "PCIe 5.0 x16 through a switch"),
     "nvlink-c2c": Interconnect("nvlink-c2c", 225e9, 1, 0.5e-6, 5e-6,
                                "NVLink-C2C to the Grace CPU, one GPU's half (GB200 host link)"),
+    # Between servers (a cluster's KV transfers): one NIC per GPU, RDMA.
+    "ib-ndr400": Interconnect("ib-ndr400", 50e9, 1, 2e-6, 10e-6,
+                              "InfiniBand NDR 400 Gb/s, one ConnectX-7 per GPU (across servers)"),
+    "roce-200g": Interconnect("roce-200g", 25e9, 1, 3e-6, 15e-6,
+                              "RoCE v2 over 200 Gb/s Ethernet, one NIC per GPU (across servers)"),
+    "ethernet-100g": Interconnect("ethernet-100g", 12.5e9, 1, 5e-6, 25e-6,
+                                  "100 Gb/s Ethernet, one NIC per GPU (across servers)"),
 }
 
 

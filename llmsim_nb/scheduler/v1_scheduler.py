@@ -36,7 +36,9 @@ tier (``kv_offload_gib``): see :mod:`.prefix_cache` and docs/prefix-caching.md.
 Invariants
 ----------
 - A request is pending, waiting, running or finished; only running requests
-  hold blocks; ``kv.num_used_blocks <= kv.num_blocks``.
+  hold blocks (and, under prefill/decode disaggregation, those receiving
+  their KV or holding it for a transfer: :mod:`.kv_transfer`);
+  ``kv.num_used_blocks <= kv.num_blocks``.
 - A request computes ``P + O - 1`` tokens in all, plus what preemption discards.
 - Tokens in an iteration never exceed ``max_num_batched_tokens``.
 """
@@ -51,6 +53,7 @@ from ..config import SchedulerConfig
 from ..models.ops import BatchShape
 from ..workload.content import RequestContent
 from .block_hasher import BlockHasher
+from .kv_transfer import KVTransfers
 from .plan import IterationPlan, check_update
 from .preemption import Preemption
 from .prefix_cache import PrefixCachingKVManager
@@ -93,12 +96,19 @@ class V1Scheduler:
         self._iteration = 0
         self._open_plan: IterationPlan | None = None
         self._host_hits = self._stored_blocks = 0
+        self.transfers = KVTransfers()  # prefill/decode disaggregation (:mod:`.kv_transfer`)
 
     # ------------------------------------------------------------ requests
     def add(self, request_id: int, arrival_at: float, num_prompt_tokens: int,
             num_output_tokens: int, content: RequestContent | None = None,
-            priority: int = 0) -> RequestState:
-        """Register a request; ids must be 0, 1, 2, ... in arrival order."""
+            priority: int = 0, num_external_tokens: int = 0, external_latency: float = 0.0,
+            hold_kv: bool = False) -> RequestState:
+        """Register a request; ids must be 0, 1, 2, ... in arrival order.
+        ``num_external_tokens`` / ``external_latency`` / ``hold_kv``: its KV
+        comes from, or goes to, another instance (:mod:`.kv_transfer`)."""
+        if num_external_tokens:
+            self.transfers.expect(request_id, num_external_tokens, external_latency,
+                                  num_prompt_tokens)
         table = self.table
         max_kv = max_kv_tokens(num_prompt_tokens, num_output_tokens)
         table.check_new(request_id, arrival_at, max_kv, self.kv.blocks_for, self.kv.num_blocks)
@@ -115,6 +125,8 @@ class V1Scheduler:
         state = RequestState(table, request_id)
         self.requests.append(state)
         self._pending.append(request_id)
+        if hold_kv:
+            self.transfers.hold_when_finished(request_id)
         return state
 
     @property
@@ -141,9 +153,11 @@ class V1Scheduler:
         return len(self._running) + len(self._waiting) + len(self._preemption.swapped)
 
     def next_event_at(self) -> float | None:
-        if not self._pending:
-            return None
-        return float(self.table.arrival_at[self._pending[0]]) + self.config.batch_delay
+        """The next arrival (plus ``batch_delay``) or KV transfer event, or None."""
+        times = [self.transfers.next_event_at()]
+        if self._pending:
+            times.append(float(self.table.arrival_at[self._pending[0]]) + self.config.batch_delay)
+        return min((t for t in times if t is not None), default=None)
 
     def hasher(self, i: int) -> BlockHasher:
         """Request ``i``'s block hashes (made on first use)."""
@@ -161,6 +175,7 @@ class V1Scheduler:
             raise RuntimeError("step() called twice without update(); feed the previous "
                                "plan back with update(plan, finished_at) first")
         self._release_arrivals(now)
+        self.transfers.step(self, now)
         self._host_hits = self._recompute_cached = 0
         stored = self.kv.num_stored_blocks
         preempted_all: list[int] = []
@@ -291,6 +306,11 @@ class V1Scheduler:
             i = self._waiting.peek()
             if i is None:
                 break
+            if self.transfers.external_tokens(i) and not table.num_preemptions[i]:
+                if not self.transfers.admit(self, i, now):
+                    break  # FCFS: the transfer waits for the decode side's memory
+                self._waiting.pop()
+                continue
             known = table.num_prompt_tokens.item(i) + table.num_generated_tokens.item(i)
             hasher = self.hasher(i)
             hits = kv.find_cached_prefix(hasher, known)
@@ -369,7 +389,8 @@ class V1Scheduler:
         if not done_ids:
             return []
         for i in done_ids:
-            self.kv.free(i)
+            if not self.transfers.keeps(i):  # a prefill side holds it until sent
+                self.kv.free(i)
             self._hashers.pop(i, None)
         gone = set(done_ids)
         self._running = [i for i in self._running if i not in gone]

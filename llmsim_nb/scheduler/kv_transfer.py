@@ -1,0 +1,175 @@
+"""KV that moves between instances: prefill/decode disaggregation, one side each.
+
+vLLM V1's KV connectors (``NixlConnector``) split a request between a
+prefill instance, which computes the prompt and the first token, and a
+decode instance, which reads that KV and generates the rest. This module
+keeps, for one :class:`~llmsim_nb.scheduler.v1_scheduler.V1Scheduler`, the
+requests whose KV is on its way in or out; the cluster
+(:mod:`llmsim_nb.cluster`) decides where and when, the scheduler only knows
+tokens, blocks and times.
+
+Decode side (*receiving*): a request added with ``num_external_tokens = E``
+and ``external_latency = d`` waits in the queue like any other; when it is
+admitted (its blocks for ``E`` tokens fit: memory shortage delays the
+transfer, it never drops the request) the transfer starts; the request holds
+its blocks, computes nothing, and joins the running requests at admission +
+``d``, with ``E`` tokens computed (vLLM's ``WAITING_FOR_REMOTE_KVS``). A
+preempted request recomputes everything locally, as in vLLM.
+
+Prefill side (*holding*): a request added with ``hold_kv=True`` keeps its
+blocks when it finishes, until the cluster says when the transfer ended
+(:meth:`KVTransfers.release_at`); the scheduler frees them at its first step
+at or after that time (vLLM's delayed block freeing on the prefill side).
+
+Invariant: a request is receiving at most once (its first admission); a
+held request is finished and holds the blocks it had when it finished.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+from .request_state import RUNNING
+
+
+class KVTransfers:
+    """Receiving and holding requests of one scheduler (see the module docstring)."""
+
+    __slots__ = ("_external", "_receiving", "_hold", "_held", "_release", "admitted")
+
+    def __init__(self) -> None:
+        self._external: dict[int, tuple[int, float]] = {}   # request -> (tokens, latency)
+        self._receiving: list[tuple[float, int]] = []      # heap of (ready_at, request)
+        self._hold: set[int] = set()                        # to hold when finished
+        self._held: set[int] = set()                        # finished, blocks kept
+        self._release: list[tuple[float, int]] = []        # heap of (release_at, request)
+        #: (request, admitted_at, ready_at) of receiving requests admitted since
+        #: the cluster last took them (:meth:`take_admitted`).
+        self.admitted: list[tuple[int, float, float]] = []
+
+    # ----------------------------------------------------------- decode side
+    def expect(self, request_id: int, num_tokens: int, latency: float,
+               num_prompt_tokens: int) -> None:
+        """Request ``request_id`` will receive ``num_tokens`` tokens' KV, which
+        takes ``latency`` seconds once its blocks are allocated; at least one
+        prompt token must be left to compute (it emits the next token)."""
+        if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) \
+                or not 0 < num_tokens < num_prompt_tokens:
+            raise ValueError(f"request {request_id}: num_external_tokens={num_tokens!r} must "
+                             f"be an integer in 1..{num_prompt_tokens - 1} (its prompt minus "
+                             f"the token it computes)")
+        if isinstance(latency, bool) or not isinstance(latency, (int, float)) \
+                or not math.isfinite(latency) or latency < 0:
+            raise ValueError(f"request {request_id}: external_latency={latency!r} must be a "
+                             f"finite number of seconds >= 0")
+        self._external[request_id] = (num_tokens, float(latency))
+
+    def external_tokens(self, request_id: int) -> int:
+        """Tokens the request receives at admission (0: none, or already received)."""
+        entry = self._external.get(request_id)
+        return 0 if entry is None else entry[0]
+
+    def start(self, request_id: int, now: float) -> None:
+        """The request was admitted at ``now``: its transfer runs until ready."""
+        _, latency = self._external.pop(request_id)
+        ready = now + latency
+        heapq.heappush(self._receiving, (ready, request_id))
+        self.admitted.append((request_id, now, ready))
+
+    def ready(self, now: float) -> list[int]:
+        """Receiving requests whose KV has arrived by ``now``, in arrival order."""
+        out = []
+        heap = self._receiving
+        while heap and heap[0][0] <= now:
+            out.append(heapq.heappop(heap)[1])
+        return out
+
+    @property
+    def num_receiving(self) -> int:
+        return len(self._receiving)
+
+    def take_admitted(self) -> list[tuple[int, float, float]]:
+        taken, self.admitted = self.admitted, []
+        return taken
+
+    # ---------------------------------------------------------- prefill side
+    def hold_when_finished(self, request_id: int) -> None:
+        self._hold.add(request_id)
+
+    def keeps(self, request_id: int) -> bool:
+        """Whether the finishing request keeps its blocks (and is now held)."""
+        if request_id in self._hold:
+            self._hold.discard(request_id)
+            self._held.add(request_id)
+            return True
+        return False
+
+    def release_at(self, request_id: int, at: float) -> None:
+        """The held request's transfer ends at ``at``: free its blocks then."""
+        if request_id not in self._held:
+            raise ValueError(f"request {request_id} holds no KV for a transfer (it is not "
+                             f"finished, was not added with hold_kv, or was released)")
+        if not math.isfinite(at) or at < 0:
+            raise ValueError(f"release_at(at={at!r}) must be a finite time >= 0")
+        self._held.discard(request_id)
+        heapq.heappush(self._release, (float(at), request_id))
+
+    def due(self, now: float) -> list[int]:
+        """Held requests whose release time has come by ``now``."""
+        out = []
+        heap = self._release
+        while heap and heap[0][0] <= now:
+            out.append(heapq.heappop(heap)[1])
+        return out
+
+    @property
+    def num_unreleased(self) -> int:
+        """Held requests whose release time is not known yet."""
+        return len(self._held)
+
+    # ------------------------------------------------------ with the scheduler
+    def admit(self, sched, i: int, now: float) -> bool:
+        """Admit receiving request ``i`` of ``sched`` (a V1Scheduler) at ``now``:
+        blocks for its external tokens, or False (the queue's head waits)."""
+        tokens = self.external_tokens(i)
+        kv, table = sched.kv, sched.table
+        if not kv.allocate_slots(i, tokens):
+            return False
+        kv.cache_full_blocks(i, sched.hasher(i), tokens)
+        table.num_computed_tokens[i] = tokens
+        table.admitted_at[i] = now
+        table.num_cached_tokens[i] = 0
+        self.start(i, now)
+        return True
+
+    def step(self, sched, now: float) -> None:
+        """Before ``sched`` plans the iteration at ``now``: free the held
+        requests whose transfer has ended, and run the received ones."""
+        for i in self.due(now):
+            sched.kv.free(i)
+        for i in self.ready(now):
+            sched.table.status[i] = RUNNING
+            sched._running.append(i)
+
+    def awaiting_release(self, sched) -> bool:
+        """Whether ``sched`` can do nothing until a held request is released:
+        nothing running or receiving, and the queue's head does not fit in
+        the free blocks (a read-only check)."""
+        if not self._held or sched._running or self._receiving:
+            return False
+        head = sched._waiting.peek()
+        if head is None:
+            return False
+        table, kv = sched.table, sched.kv
+        known = table.num_prompt_tokens.item(head) + table.num_generated_tokens.item(head)
+        hits = kv.find_cached_prefix(sched.hasher(head), known)
+        return kv.num_new_blocks(head, known, len(hits)) > kv.num_free_blocks
+
+    def next_event_at(self) -> float | None:
+        """The earliest time a receiving request gets ready or a held one is freed."""
+        times = [h[0][0] for h in (self._receiving, self._release) if h]
+        return min(times) if times else None
+
+
+__all__ = ["KVTransfers"]
