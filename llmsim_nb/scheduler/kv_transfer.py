@@ -77,14 +77,6 @@ class KVTransfers:
         heapq.heappush(self._receiving, (ready, request_id))
         self.admitted.append((request_id, now, ready))
 
-    def ready(self, now: float) -> list[int]:
-        """Receiving requests whose KV has arrived by ``now``, in arrival order."""
-        out = []
-        heap = self._receiving
-        while heap and heap[0][0] <= now:
-            out.append(heapq.heappop(heap)[1])
-        return out
-
     @property
     def num_receiving(self) -> int:
         return len(self._receiving)
@@ -148,7 +140,11 @@ class KVTransfers:
         requests whose transfer has ended, and run the received ones."""
         for i in self.due(now):
             sched.kv.free(i)
-        for i in self.ready(now):
+        cap, heap = sched.config.max_batch, self._receiving
+        # Received requests join the running ones, up to max_num_seqs (the rest
+        # wait, in the order their KV arrived).
+        while heap and heap[0][0] <= now and not 0 < cap <= len(sched._running):
+            i = heapq.heappop(heap)[1]
             sched.table.status[i] = RUNNING
             sched._running.append(i)
 
