@@ -394,3 +394,22 @@ def test_registry_and_make_routing():
 def test_make_routing_bad_inputs(name, params, pattern):
     with raises(pattern):
         make_routing(name, 8, 2, **params)
+
+
+@pytest.mark.parametrize("routing", [UniformRouting(16, 2), UniformRouting(8, 6),
+                                     SkewedRouting(16, 4, 1.2)])
+def test_groups_drawn_at_once_are_one_draw_split_by_group(routing):
+    # The groups' tokens are picked one after the other with the same generator
+    # calls as one draw of all of them: their counts add up to that draw exactly.
+    groups = routing.draw_groups([5, 0, 9, 2], np.random.default_rng(7))
+    whole = routing.draw(16, 1, np.random.default_rng(7))[0]
+    assert groups.shape == (4, routing.num_experts) and groups.dtype == np.int64
+    assert groups.sum(axis=0).tolist() == whole.tolist()
+    assert groups.sum(axis=1).tolist() == [5 * routing.top_k, 0, 9 * routing.top_k,
+                                           2 * routing.top_k]
+    assert (groups <= np.array([5, 0, 9, 2])[:, None]).all()
+    one = routing.draw_groups([9], np.random.default_rng(3))
+    assert one.tolist() == routing.draw(9, 1, np.random.default_rng(3)).tolist()
+    assert routing.draw_groups([0, 0], np.random.default_rng(0)).sum() == 0
+    with pytest.raises(ValueError, match=r"draw_groups needs token counts >= 0"):
+        routing.draw_groups([3, -1], np.random.default_rng(0))

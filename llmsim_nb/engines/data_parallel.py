@@ -14,8 +14,8 @@ same way (the *combine*), so the ranks synchronise there and the slowest
 one sets the pace; between MoE layers (and through dense layers) each rank
 goes at its own speed.
 
-Per micro-batch the routing model draws each rank's tokens per expert
-separately (rank by rank, from the stack's generator), which gives the
+Per micro-batch the routing model draws each rank's tokens per expert (all
+ranks' tokens in one draw, :meth:`RoutingModel.draw_groups`), which gives the
 dispatch matrix ``dispatch_tokens[i, j]``: routed (token, expert) pairs
 rank ``i`` sends to rank ``j``; its diagonal stays on the rank. One copy is
 counted per pair (a token with two experts on one rank is sent twice, as
@@ -157,18 +157,17 @@ class DataParallelStack(ExecutionStack):
     def _time_micro_batch(self, mb: BatchShape) -> DataParallelTiming:
         engine, sharded, tp = self.engine, self.sharded, self.layout.tp
         dt = sharded.dtype_bytes
-        num_experts = self._expert_templates[0].num_experts
         owner = self.layout.attention_ranks(mb)
         parts: list[BatchShape | None] = []
-        drawn = np.zeros((tp, num_experts), dtype=np.int64)  # source rank x expert
         for rank in range(tp):
             mask = owner == rank
-            if not mask.any():
-                parts.append(None)
-                continue
-            part = subset(mb, mask)
-            drawn[rank] = self.routing.draw(part.num_tokens, 1, self.rng)[0]
-            parts.append(part)
+            parts.append(subset(mb, mask) if mask.any() else None)
+        # Source rank x expert: every rank's tokens, routed in one draw (a
+        # notebook's routing object with only ``draw`` is drawn rank by rank).
+        sizes = [0 if p is None else p.num_tokens for p in parts]
+        groups = getattr(self.routing, "draw_groups", None)
+        drawn = (groups(sizes, self.rng) if groups is not None else
+                 np.array([self.routing.draw(n, 1, self.rng)[0] for n in sizes]))
         received = drawn.sum(axis=0)  # tokens per expert, from every rank
         # holds[e, j]: rank j holds expert e (read each time: a notebook may
         # reassign rank_of_expert).

@@ -7,25 +7,19 @@ pass ``T`` and small batches reach too few experts). Per iteration the counts ar
 drawn from a :class:`RoutingModel` with an explicit ``numpy.random.Generator``
 (never numpy's global state), one row per layer.
 
-Grouped GEMMs: an expert with ``c`` tokens runs ``c``-row GEMMs, one with 0 costs
-nothing (:attr:`ExpertLoad.num_active_experts` sets the expert weights read,
-:attr:`ExpertLoad.max_tokens` the slowest expert). EP all-to-all: rank ``r``
-receives ``per_rank[r] * hidden_size * dtype_bytes`` in the dispatch
-(:meth:`ExpertLoad.per_rank` sums the counts over the experts an
-:class:`ExpertPlacement` gives it), split over its peers by where the tokens
-live (its own share stays local); the combine returns as much.
-:attr:`ExpertLoad.imbalance`, ``max / mean`` tokens over all experts, is the
-straggler factor: 1.0 when each gets ``T * top_k / num_experts``, at most
-``num_experts / top_k``.
+An expert with ``c`` tokens runs ``c``-row GEMMs, one with 0 costs nothing
+(:class:`ExpertLoad`: active experts, the busiest, ``imbalance`` = max / mean,
+1.0 to ``num_experts / top_k``; :meth:`ExpertLoad.per_rank` over an
+:class:`ExpertPlacement`). :meth:`RoutingModel.draw_groups` draws several
+groups' tokens at once (data-parallel ranks: the dispatch matrix).
 
 Models (:data:`ROUTINGS`, :func:`make_routing`): :class:`UniformRouting`,
-:class:`SkewedRouting` (Zipf-like) and :class:`TableRouting` (a measured load).
-Weighted ones use *successive sampling* (the law of Gumbel-top-k): a token draws
-an expert with probability proportional to its weight, then one among those not
-drawn yet, ``top_k`` times. For ``top_k > 1`` the load is flatter than the weights
-(no expert gets more than ``T``); :meth:`RoutingModel.inclusion_probabilities`
-gives the exact mean shares. Not modelled: correlation across layers, iterations
-or a request's tokens; replicated experts.
+:class:`SkewedRouting` (Zipf-like), :class:`TableRouting` (a measured load).
+Weighted ones use *successive sampling* (Gumbel-top-k's law): a token draws an
+expert with probability proportional to its weight, then one not drawn yet,
+``top_k`` times, so the load is flatter than the weights
+(:meth:`RoutingModel.inclusion_probabilities`: the exact mean shares). Not
+modelled: correlation across layers, iterations or tokens; replicated experts.
 """
 
 from __future__ import annotations
@@ -137,8 +131,7 @@ class ExpertLoad:
         return len(self.tokens_per_expert)
 
     @property
-    def num_active_experts(self) -> int:
-        """Experts with at least one token (those whose GEMMs run)."""
+    def num_active_experts(self) -> int:  # experts with a token: those whose GEMMs run
         return int(np.count_nonzero(self.tokens_per_expert))
 
     @property
@@ -147,13 +140,11 @@ class ExpertLoad:
 
     @property
     def imbalance(self) -> float:
-        """``max / mean`` tokens over all experts; 1.0 when balanced and, by
-        convention, when ``num_tokens == 0`` (nothing waits on a straggler)."""
-        return 1.0 if self.num_tokens == 0 else (
-            self.max_tokens * self.num_experts / (self.num_tokens * self.top_k))
+        """``max / mean`` tokens over all experts (1.0 balanced, and without tokens)."""
+        t = self.num_tokens
+        return 1.0 if t == 0 else self.max_tokens * self.num_experts / (t * self.top_k)
 
-    def per_rank(self, placement: ExpertPlacement) -> np.ndarray:
-        """Tokens each EP rank processes: the sum over the experts it holds."""
+    def per_rank(self, placement: ExpertPlacement) -> np.ndarray:  # tokens each EP rank runs
         return placement.tokens_per_rank(self.tokens_per_expert)
 
 
@@ -214,17 +205,17 @@ def _uniform_picks(n: int, e: int, k: int, rng: np.random.Generator) -> np.ndarr
     return picks
 
 
-def _counts(layers: int, t: int, w: np.ndarray, k: int, rng) -> np.ndarray:
-    """(layers, E) counts of ``layers * t`` tokens, weights ``w`` (zeros get none)."""
+def _counts(sizes: np.ndarray, w: np.ndarray, k: int, rng) -> np.ndarray:
+    """(rows, E) counts of rows of ``sizes[r]`` tokens (drawn in row order), weights ``w``."""
     on = np.flatnonzero(w > 0)
     e, flat = on.size, bool(np.all(w[on] == w[on[0]]))
     kk = min(k, e - k) if flat else k     # k > e/2: draw the e - k experts a token skips
-    out = np.zeros((layers, len(w)), np.int64)
-    picks = (_uniform_picks(layers * t, e, kk, rng) if flat
-             else _successive_picks(layers * t, w[on], k, rng))
-    flat_picks = picks.reshape(layers, -1) + (np.arange(layers) * e)[:, None]
-    counts = np.bincount(flat_picks.ravel(), minlength=layers * e).reshape(layers, e)
-    out[:, on] = counts if kk == k else t - counts
+    rows, total = len(sizes), int(sizes.sum())
+    out = np.zeros((rows, len(w)), np.int64)
+    picks = _uniform_picks(total, e, kk, rng) if flat else _successive_picks(total, w[on], k, rng)
+    flat_picks = picks + (np.repeat(np.arange(rows), sizes) * e)[:, None]
+    counts = np.bincount(flat_picks.ravel(), minlength=rows * e).reshape(rows, e)
+    out[:, on] = counts if kk == k else sizes[:, None] - counts
     return out
 
 
@@ -276,8 +267,7 @@ class RoutingModel:
 
     def draw(self, num_tokens: int, num_layers: int, rng: np.random.Generator) -> np.ndarray:
         """Tokens per expert, int64 ``(num_layers, num_experts)``: row ``l`` is layer ``l``'s
-        (independent of the others), each count in ``0..num_tokens``, summing to
-        ``num_tokens * top_k``. The same generator state draws the same array."""
+        (independent), counts in ``0..num_tokens`` summing to ``num_tokens * top_k``."""
         owner = type(self).__name__
         t = _int(owner, "num_tokens", num_tokens, 0)
         layers = _int(owner, "num_layers", num_layers, 1)
@@ -289,8 +279,20 @@ class RoutingModel:
         rows = self._rows()
         out = np.empty((layers, self.num_experts), np.int64)
         for r in range(min(len(rows), layers)):      # layer l uses row l % len(rows)
-            out[r::len(rows)] = _counts(len(out[r::len(rows)]), t, rows[r], self.top_k, rng)
+            out[r::len(rows)] = _counts(np.full(len(out[r::len(rows)]), t), rows[r],
+                                        self.top_k, rng)
         return out
+
+    def draw_groups(self, num_tokens, rng: np.random.Generator) -> np.ndarray:
+        """Tokens per expert of groups of ``num_tokens[g]`` tokens (data-parallel ranks),
+        int64 ``(groups, num_experts)``, in one draw with layer 0's weights (tokens route
+        independently: distributed as a draw per group)."""
+        sizes = np.asarray(num_tokens, dtype=np.int64)
+        if sizes.ndim != 1 or (sizes < 0).any() or not isinstance(rng, np.random.Generator):
+            raise ValueError(f"{type(self).__name__}.draw_groups needs token counts >= 0 and a "
+                             f"numpy.random.Generator, got {num_tokens!r}, {type(rng).__name__}")
+        return (_counts(sizes, self._rows()[0], self.top_k, rng) if sizes.sum()
+                else np.zeros((len(sizes), self.num_experts), np.int64))
 
     def inclusion_probabilities(self) -> np.ndarray:
         """P(a token picks expert ``e``), ``(num_experts,)``, summing to ``top_k``: the mean
