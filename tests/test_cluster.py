@@ -206,3 +206,14 @@ def test_an_unknown_router_and_an_instance_that_cannot_hold_its_model_are_refuse
     with pytest.raises(ValueError, match=r"instance 'tiny-0': model 'llama-3.1-70b' does not "
                                          r"fit"):
         Cluster(ClusterConfig((group, tiny)))
+
+
+def test_a_group_is_changed_by_name():
+    from llmsim_nb.cluster.spec import replace_group
+    base = ClusterConfig((InstanceGroup("a100", SimConfig.from_flags(**GPT2), 1),))
+    h100 = SimConfig.from_flags(model_name="gpt2", hardware="h100-sxm")
+    changed = replace_group(base, "a100", count=3, config=h100)
+    assert changed.instance_names() == ["a100-0", "a100-1", "a100-2"]
+    assert changed.groups[0].config.hardware == "h100-sxm" and base.groups[0].count == 1
+    with pytest.raises(ValueError, match=r"no instance group 'b'; groups: \['a100'\]"):
+        replace_group(base, "b", count=2)

@@ -13,6 +13,19 @@ The YAML file (see :func:`~llmsim_nb.sweeps.spec.read_sweep_yaml`)::
     workers: 2               # LocalCluster processes (default: one per CPU)
     # scheduler_address: tcp://host:8786   # run on an existing Dask cluster
 
+A file with a ``cluster:`` key (a cluster description, as ``llmsim cluster
+--config`` files hold) instead of ``base`` sweeps cluster shapes
+(:func:`~llmsim_nb.sweeps.cluster_sweep.cluster_sweep`)::
+
+    cluster:
+      base: {model_name: llama-3.1-8b, hardware: h100-sxm, scheduling: vllm-v1}
+      instances:
+        - {name: prefill, count: 1, role: prefill}
+        - {name: decode, count: 1, role: decode}
+    axes:                 # cluster fields, <group>_count, <group>_<flag>
+      router: [round_robin, least_outstanding]
+      decode_count: [1, 2]
+
 Prints one line per point; exit status 0 when every point ran, 1 when some
 failed (each named on stderr with its error), 2 for bad input (nothing run).
 """
@@ -55,6 +68,7 @@ def _label(ds, index: tuple[int, ...]) -> str:
 def run_sweep_command(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..sweeps.cluster_sweep import cluster_sweep
     from ..sweeps.spec import read_sweep_yaml
     from ..sweeps.sweep import SweepWarning, sweep
 
@@ -76,10 +90,18 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SweepWarning)  # reported below, one line each
-            ds = sweep(spec.get("base") or {}, None, points=spec.get("points"), client=client,
-                       out_dir=out_dir, n_workers=None if address or args.serial else workers,
-                       resume=not args.no_resume, progress=not args.quiet,
-                       validate=spec.get("validate", True), **kwargs)
+            if "cluster" in spec:
+                ds = cluster_sweep(spec["cluster"], None, client=None if args.serial else client,
+                                   serial=args.serial, out_dir=out_dir,
+                                   workers=None if address or args.serial else workers,
+                                   resume=not args.no_resume, progress=not args.quiet,
+                                   validate=spec.get("validate", True), **kwargs)
+            else:
+                ds = sweep(spec.get("base") or {}, None, points=spec.get("points"),
+                           client=client, out_dir=out_dir,
+                           n_workers=None if address or args.serial else workers,
+                           resume=not args.no_resume, progress=not args.quiet,
+                           validate=spec.get("validate", True), **kwargs)
     except KeyboardInterrupt:
         print(f"llmsim: sweep interrupted; the points that finished are in "
               f"{out_dir}/points and running the same command again resumes from them",

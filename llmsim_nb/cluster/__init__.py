@@ -12,7 +12,9 @@
 from .cluster import Cluster
 from .instance_state import InstanceState
 from .router import ROUTERS, Router, get_router, register_router
-from .spec import ClusterConfig, InstanceGroup, cluster_config_from_dict, load_cluster_config
+from .spec import (ClusterConfig, InstanceGroup, cluster_config_from_description,
+                   cluster_config_from_dict, load_cluster_config)
 
 __all__ = ["ROUTERS", "Cluster", "ClusterConfig", "InstanceGroup", "InstanceState", "Router",
-           "cluster_config_from_dict", "get_router", "load_cluster_config", "register_router"]
+           "cluster_config_from_description", "cluster_config_from_dict", "get_router",
+           "load_cluster_config", "register_router"]

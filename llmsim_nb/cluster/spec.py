@@ -239,6 +239,62 @@ def cluster_config_from_dict(doc: Any, where: str = "cluster config") -> Cluster
         raise ValueError(f"{where}: {exc}") from None
 
 
+def cluster_config_from_description(description: Any,
+                                    where: str = "cluster description") -> ClusterConfig:
+    """The inverse of :meth:`ClusterConfig.to_dict`: the cluster a description names.
+
+    Parameters
+    ----------
+    description : mapping or str
+        ``config.to_dict()``, or its JSON text (what a sweep sends to a worker):
+        ``groups`` (each ``name``, ``count``, ``role`` and ``flags``, the group's
+        ``llmsim run`` flags), ``router``, ``router_params``,
+        ``router_staleness``, ``seed``, ``decode_router``,
+        ``decode_router_params`` and ``kv_link``; a key left out takes its
+        default.
+    where : str
+        What errors name.
+
+    Returns
+    -------
+    ClusterConfig
+        ``cluster_config_from_description(c.to_dict()) == c`` for every
+        cluster whose router is a name and whose groups' configs are what their
+        flags build (any cluster built from flags or a cluster YAML file).
+
+    Raises
+    ------
+    ValueError
+        One line naming the key, the group or the text that is wrong.
+    """
+    import json
+
+    keys = ("groups", "router", "router_params", "router_staleness", "seed", "decode_router",
+            "decode_router_params", "kv_link")
+    if isinstance(description, (str, bytes, bytearray)):
+        try:
+            description = json.loads(description)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"{where} is not valid JSON: "
+                             f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+    if not isinstance(description, dict):
+        raise ValueError(f"{where} must be a mapping with keys {list(keys)}, got "
+                         f"{type(description).__name__}")
+    unknown = [k for k in description if k not in keys]
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r}; allowed: {list(keys)}")
+    raw = description.get("groups")
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{where}: groups must be a non-empty list of instance groups, got "
+                         f"{raw!r}")
+    groups = tuple(_group(f"{where}: groups[{i}]", g, {}) for i, g in enumerate(raw))
+    try:
+        return ClusterConfig(groups, **{k: description[k] for k in keys[1:]
+                                        if k in description})
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
 def load_cluster_config(path: str | Path) -> ClusterConfig:
     """Read a cluster YAML file; errors name the file."""
     from ..config.yaml_file import strict_yaml_loader
@@ -258,9 +314,9 @@ def load_cluster_config(path: str | Path) -> ClusterConfig:
     return cluster_config_from_dict(doc, where=f"cluster config {str(path)!r}")
 
 
-def replace_group(config: ClusterConfig, name: str, **changes) -> ClusterConfig:
-    """``config`` with group ``name`` changed (``count=...``, ``config=...``): sweeps."""
-    if name not in [g.name for g in config.groups]:
-        raise ValueError(f"no instance group {name!r}; groups: {[g.name for g in config.groups]}")
-    return dataclasses.replace(config, groups=tuple(
-        dataclasses.replace(g, **changes) if g.name == name else g for g in config.groups))
+def replace_group(cluster: ClusterConfig, name: str, /, **changes) -> ClusterConfig:
+    """``cluster`` with group ``name`` changed (``count=...``, ``config=...``, ``role=...``)."""
+    if name not in [g.name for g in cluster.groups]:
+        raise ValueError(f"no instance group {name!r}; groups: {[g.name for g in cluster.groups]}")
+    return dataclasses.replace(cluster, groups=tuple(
+        dataclasses.replace(g, **changes) if g.name == name else g for g in cluster.groups))

@@ -157,15 +157,15 @@ def dask_multiprocessing_method() -> str:
     return str(dask.config.get("distributed.worker.multiprocessing-method", "spawn"))
 
 
-def check_main_guard() -> None:
+def check_main_guard(caller: str = "sweep()") -> None:
     """Refuse, in one line, to start worker processes from unguarded top-level
-    script code (see :func:`unguarded_main_call`)."""
+    script code (see :func:`unguarded_main_call`); ``caller`` names the call."""
     where = unguarded_main_call()
     if where is None:
         return
     filename, line = where
     raise RuntimeError(
-        f"sweep() is called at the top level of {filename} (line {line}) without an "
+        f"{caller} is called at the top level of {filename} (line {line}) without an "
         f"'if __name__ == \"__main__\":' guard; its worker processes re-import that script "
         f"and would start the sweep again in each worker. Put the call under the guard "
         f"(or pass client='serial' to run without worker processes)")

@@ -323,11 +323,15 @@ def read_sweep_yaml(path: str | Path) -> dict[str, Any]:
     Keys: ``base`` (flags, as ``llmsim run --config``), ``axes`` (flag -> list)
     or ``points`` (list of flag mappings), and optionally ``out_dir``,
     ``workers``, ``scheduler_address`` (an existing Dask scheduler) and
-    ``validate``.
+    ``validate``. A file with a ``cluster`` key (a cluster description, as
+    ``llmsim cluster --config`` files hold) instead of ``base`` sweeps cluster
+    shapes (:func:`~.cluster_sweep.cluster_sweep`, its axes checked there);
+    it is returned read, as a :class:`~llmsim_nb.cluster.ClusterConfig`.
     """
     p = Path(path)
     data = read_yaml_file(p, "sweep file")
-    allowed = ("base", "axes", "points", "out_dir", "workers", "scheduler_address", "validate")
+    allowed = ("base", "axes", "points", "out_dir", "workers", "scheduler_address", "validate",
+               "cluster")
     if not isinstance(data, dict):
         raise ValueError(f"sweep file {str(p)!r} must hold a mapping with keys {list(allowed)}")
     unknown = sorted(set(data) - set(allowed))
@@ -340,7 +344,19 @@ def read_sweep_yaml(path: str | Path) -> dict[str, Any]:
     if "axes" in data and not isinstance(data["axes"], dict):
         raise ValueError(f"sweep file {str(p)!r}: axes must be a mapping of flag -> list of "
                          f"values, got {data['axes']!r}")
-    for name in data.get("axes") or {}:
+    if "cluster" in data:
+        from ..cluster.spec import cluster_config_from_dict
+
+        given = [k for k in ("base", "points") if k in data]
+        if given:
+            raise ValueError(f"sweep file {str(p)!r}: a cluster sweep starts from 'cluster' and "
+                             f"sweeps its axes; {given[0]!r} does not apply")
+        if not data.get("axes"):
+            raise ValueError(f"sweep file {str(p)!r}: a cluster sweep needs axes (e.g. "
+                             f"decode_count: [1, 2])")
+        data["cluster"] = cluster_config_from_dict(data["cluster"],
+                                                   where=f"sweep file {str(p)!r}: cluster")
+    for name in () if "cluster" in data else data.get("axes") or {}:
         if name not in FLAG_FIELDS:
             raise ValueError(f"sweep file {str(p)!r}: axes: {name!r} is not a flag; known flags: "
                              f"{sorted(FLAG_FIELDS)} (sweep trace files with 'dataset')")

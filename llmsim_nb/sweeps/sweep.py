@@ -35,39 +35,21 @@ the client share.
 from __future__ import annotations
 
 import json
-import logging
-import math
-import os
-import traceback
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from .._version import __version__
 from ..config import SimConfig
-from ..results.metrics import METRIC_UNITS, check_slo, summarize
+from ..results.metrics import check_slo
 from ..workload import Trace
-from .checks import check_main_guard
-from .spec import SweepPoint, SweepSpec
+from .execution import (SUMMARY_UNITS, SweepWarning, run_points, run_task, summary_variables,
+                        warn_failed, write_atomic)
+from .spec import SweepSpec
 
 __all__ = ["sweep", "run_point", "SweepWarning", "SUMMARY_UNITS"]
-
-#: Figures kept per point, ``{name: (units, long_name)}``: every key of
-#: :func:`~llmsim_nb.results.metrics.summarize` with its units and definition
-#: (:data:`~llmsim_nb.results.metrics.METRIC_UNITS`, so a figure added there is
-#: kept by sweeps too), plus the simulator's host wall time.
-SUMMARY_UNITS: dict[str, tuple[str, str]] = {
-    **METRIC_UNITS,
-    "wall_time": ("s", "host wall-clock time the simulator spent on the point"),
-}
-
-
-class SweepWarning(UserWarning):
-    """Some points of a sweep failed; the Dataset records which and why."""
 
 
 def run_point(config_json: str, trace: Trace, path: str, *, slo_ttft: float | None = None,
@@ -82,111 +64,8 @@ def run_point(config_json: str, trace: Trace, path: str, *, slo_ttft: float | No
     """
     from ..instance.simulator import Simulator
 
-    try:
-        config = SimConfig.from_json(config_json)
-        ds = Simulator(config, trace).run()
-        _write_atomic(ds, Path(path))
-        return _ok(ds, path, slo_ttft=slo_ttft, slo_tpot=slo_tpot)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # noqa: BLE001  (reported, never swallowed; SystemExit too)
-        return _failed(exc, traceback.format_exc())
-
-
-def _ok(ds: xr.Dataset, path: str | Path, **slos: float | None) -> dict[str, Any]:
-    summary = summarize(ds, **slos)
-    summary["wall_time"] = float(ds["wall_time"].sum())
-    return {"status": "ok", "error": "", "result_path": str(path), **summary}
-
-
-def _failed(exc: BaseException, tb: str = "") -> dict[str, Any]:
-    try:
-        text = str(exc).strip().splitlines()
-    except Exception:  # noqa: BLE001  (an exception whose __str__ fails)
-        text = []
-    error = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return {"status": "failed", "error": _printable(error), "traceback": _printable(tb),
-            "result_path": ""}
-
-
-def _printable(text: str) -> str:
-    """``text`` without what netCDF cannot store (lone surrogates), so a point's
-    error never stops the sweep Dataset from being written."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _write_atomic(ds: xr.Dataset, path: Path) -> None:
-    """Write then rename, so a file at ``path`` is always a complete result."""
-    import dask
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        # Inside a Dask worker xarray would guard the write with a distributed lock,
-        # a round trip to the scheduler per variable (~0.25 s a file); each point
-        # writes its own file, so a local lock is enough.
-        with dask.config.set(scheduler="synchronous"):
-            ds.to_netcdf(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _load_done(path: Path, slos: dict[str, float | None]) -> dict[str, Any] | None:
-    """The summary of a point written by an earlier sweep (None if unreadable),
-    under this sweep's SLOs (they are not part of the point's result file)."""
-    try:
-        ds = xr.load_dataset(path)  # in this process: no Dask lock involved
-        return _ok(ds, path, **slos)
-    except Exception:  # noqa: BLE001  e.g. truncated by a full disk: run the point again
-        return None
-
-
-def _local_client(n_workers: int):
-    from distributed import Client, LocalCluster
-
-    # One single-threaded process per worker: the simulator is pure Python and
-    # holds the GIL, so threads would not run points in parallel.
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
-    return Client(cluster), cluster
-
-
-def _run_dask(client, todo: list[tuple[SweepPoint, Path]], traces: dict, bar,
-              results: dict[str, dict], slos: dict[str, float | None]) -> None:
-    from distributed import as_completed
-
-    shared = {label: client.scatter(traces[label], broadcast=True)
-              for label in {p.trace_label for p, _ in todo}}
-    futures = {client.submit(run_point, p.config.to_json(), shared[p.trace_label], str(path),
-                             **slos, pure=False, key=f"llmsim-point-{p.key}-{os.urandom(4).hex()}"): p
-               for p, path in todo}
-    try:
-        for future in as_completed(futures):
-            point = futures[future]
-            try:
-                results[point.key] = future.result()
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # noqa: BLE001  (e.g. the worker died: KilledWorker)
-                results[point.key] = _failed(exc, traceback.format_exc())
-            bar.update(1)
-    except Exception as exc:  # noqa: BLE001  the cluster itself failed: record, keep the rest
-        lost = _failed(exc, traceback.format_exc())
-        for point in futures.values():
-            results.setdefault(point.key, lost)
-        _cancel(client, futures)
-    except BaseException:
-        _cancel(client, futures)  # interrupted: finished points are on disk already
-        raise
-
-
-def _cancel(client, futures) -> None:
-    try:
-        client.cancel(list(futures))
-    except Exception:  # noqa: BLE001  a cluster that is gone has nothing left to cancel
-        pass
+    return run_task(lambda: Simulator(SimConfig.from_json(config_json), trace).run(), path,
+                    slo_ttft=slo_ttft, slo_tpot=slo_tpot)
 
 
 def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
@@ -266,80 +145,21 @@ def sweep(base_config: SimConfig | Mapping[str, Any] | None = None,
             "slo_tpot": check_slo("slo_tpot", slo_tpot)}
     spec = SweepSpec(base_config, trace, axes=axes, points=points, validate=validate)
     out = Path(out_dir).resolve()
-    (out / "points").mkdir(parents=True, exist_ok=True)
-
-    results: dict[str, dict[str, Any]] = {}
-    todo: dict[str, tuple[SweepPoint, Path]] = {}
-    for point in spec.points:
-        path = spec.result_path(out, point)
-        done = _load_done(path, slos) if resume and path.is_file() else None
-        if done is not None:
-            results[point.key] = {**done, "resumed": True}
-        elif point.key not in todo:  # two points may share a config: run it once
-            todo[point.key] = (point, path)
-
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(results) + len(todo), initial=len(results), unit="point",
-              desc="sweep", disable=not progress) as bar:
-        if client == "serial":
-            for point, path in todo.values():
-                results[point.key] = run_point(point.config.to_json(),
-                                               spec.traces[point.trace_label], str(path),
-                                               **slos)
-                bar.update(1)
-        elif todo:
-            own = client is None
-            cluster = None
-            if own:
-                check_main_guard()
-                client, cluster = _local_client(n_workers or min(os.cpu_count() or 1, len(todo)))
-            try:
-                _run_dask(client, list(todo.values()), spec.traces, bar, results, slos)
-            finally:
-                if own:
-                    client.close()
-                    cluster.close()
-
+    results = run_points(spec.points, spec.traces, out, task=run_point,
+                         payload=lambda p: p.config.to_json(), client=client,
+                         n_workers=n_workers, resume=resume, slos=slos, progress=progress)
     ds = _assemble(spec, results, out, slos)
-    _write_atomic(ds, out / "sweep.nc")
-    failed = [p for p in spec.points if results[p.key]["status"] != "ok"]
-    if failed:
-        lines = "; ".join(f"[{p.describe()}] {results[p.key]['error']}" for p in failed)
-        warnings.warn(f"{len(failed)} of {len(spec.points)} sweep points failed (their "
-                      f"figures are NaN; see ds.error and ds.config): {lines}", SweepWarning,
-                      stacklevel=2)
+    write_atomic(ds, out / "sweep.nc")
+    warn_failed(spec.points, results, stacklevel=2)
     return ds
 
 
 def _assemble(spec: SweepSpec, results: dict[str, dict[str, Any]], out: Path,
               slos: dict[str, float | None]) -> xr.Dataset:
-    shape, dims = spec.shape, spec.dims
-    numbers = {name: np.full(shape, math.nan) for name in SUMMARY_UNITS}
-    text = {name: np.full(shape, "", dtype=object)
-            for name in ("status", "error", "result_path", "config")}
-    resumed = np.zeros(shape, dtype=bool)
-    for p in spec.points:
-        r = results[p.key]
-        for name in numbers:
-            if r["status"] == "ok":
-                numbers[name][p.index] = r.get(name, math.nan)
-        for name in ("status", "error", "result_path"):
-            text[name][p.index] = r[name]
-        text["config"][p.index] = p.config.to_json()
-        resumed[p.index] = r.get("resumed", False)
-    data: dict[str, Any] = {name: (dims, values, {"units": SUMMARY_UNITS[name][0],
-                                                  "long_name": SUMMARY_UNITS[name][1]})
-                            for name, values in numbers.items()}
-    longs = {"status": "ok or failed", "error": "why the point failed (empty when ok)",
-             "result_path": "netCDF file of the point's full results",
-             "config": "the point's SimConfig as JSON"}
-    for name, values in text.items():
-        data[name] = (dims, values.astype(str), {"units": "1", "long_name": longs[name]})
-    data["resumed"] = (dims, resumed, {"units": "1",
-                                       "long_name": "loaded from an earlier sweep's file"})
+    data = summary_variables(spec.points, results, spec.dims, spec.shape, {
+        "config": ("the point's SimConfig as JSON", lambda p: p.config.to_json())})
     num_failed = sum(results[p.key]["status"] != "ok" for p in spec.points)
-    attrs = {"base_config": spec.base.to_json(), "dims": json.dumps(list(dims)),
+    attrs = {"base_config": spec.base.to_json(), "dims": json.dumps(list(spec.dims)),
              "traces": json.dumps({str(k): t.source for k, t in spec.traces.items()}),
              "num_points": len(spec.points), "num_failed": num_failed,
              "out_dir": str(out), "slos": json.dumps(slos),
