@@ -34,7 +34,9 @@ _EXPORTS = {
     "SimulationFinished": "llmsim_nb.instance",
     "InstanceParts": "llmsim_nb.system", "build_instance": "llmsim_nb.system",
     "summarize": "llmsim_nb.results",
-    "sweep": "llmsim_nb.sweeps",
+    "sweep": "llmsim_nb.sweeps", "cluster_sweep": "llmsim_nb.sweeps",
+    "Cluster": "llmsim_nb.cluster", "ClusterConfig": "llmsim_nb.cluster",
+    "InstanceGroup": "llmsim_nb.cluster",
     "calibrate": "llmsim_nb.fidelity", "compare_requests": "llmsim_nb.fidelity",
     "compare_curves": "llmsim_nb.fidelity",
 }
