@@ -175,3 +175,70 @@ def test_other_refused_setups_name_the_instance_or_key():
     with pytest.raises(ValueError, match=r"instance 'd-0' cannot hold request 0: its 1599 "
                                          r"tokens need 100 KV blocks, the instance has 50"):
         small.submit_trace(Trace(np.array([0.0]), np.array([1500]), np.array([100])))
+
+
+def _mixed_trace(n, seed, span, longest=800, most=40):
+    rng = np.random.default_rng(seed)
+    outputs = rng.integers(1, most, n)
+    outputs[rng.random(n) < 0.2] = 1
+    return Trace(np.sort(rng.uniform(0, span, n)), rng.integers(2, longest, n), outputs)
+
+
+def test_a_prefill_side_full_of_held_kv_waits_and_the_run_finishes():
+    # Three 3000-token prompts; the prefill side holds 320 blocks (one prompt is
+    # 188), the decode side 220: prefills wait for transfers, transfers for decodes.
+    c = _pd(prefill_flags={"num_kv_blocks": 320}, decode_flags={"num_kv_blocks": 220})
+    ds = _run(c, Trace(np.array([0.0, 0.3, 0.6]), np.array([3000] * 3), np.array([300] * 3)))
+    assert np.isfinite(ds.finished_at.values).all()
+    h = c.disaggregation.handoffs
+    assert h[1].started_at >= ds.finished_at.values[0]       # the decode side held request 0
+
+
+def test_events_are_handled_in_time_order_when_stepping():
+    trace = _mixed_trace(60, 1, 2.0)
+    c = _pd(decode=2, decode_flags={"num_kv_blocks": 60})
+    c.submit_trace(trace)
+    starts, ends = [], {}
+    while True:
+        try:
+            step = c.step()
+        except SimulationFinished:
+            break
+        k = c.names.index(step.attrs["instance"])
+        starts.append(float(step.t_start.values[0]))
+        assert float(step.t_start.values[0]) >= ends.get(k, 0.0)     # each clock forward
+        ends[k] = float(step.t_end.values[0])
+    assert starts == sorted(starts)                                # globally in start order
+    ran = _run(_pd(decode=2, decode_flags={"num_kv_blocks": 60}), trace)
+    assert np.array_equal(ran.finished_at.values, c.results().finished_at.values)
+
+
+def test_tokens_and_gaps_are_counted_as_a_co_located_run_counts_them():
+    trace = Trace(np.array([0.0, 0.01, 0.02]), np.array([200, 200, 200]), np.array([10, 2, 5]))
+    pd = _run(_pd(), trace)
+    alone = _run(Cluster(ClusterConfig((InstanceGroup("m", SimConfig.from_flags(**FLAGS), 1),))),
+                 trace)
+    for ds in (pd, alone):
+        assert ds.num_prefill_tokens.values.sum() == 600
+        assert ds.num_decode_tokens.values.sum() == 9 + 1 + 4
+        assert ds.sizes["token_gap"] == 9 + 1 + 4                 # every gap, the transfer's too
+    # The gap between the first (prefill side) and second (decode side) token
+    # holds the transfer: the mean gap over the request is its TPOT.
+    assert pd.tpot.values[1] == pytest.approx(pd.finished_at.values[1] - pd.first_token_at.values[1])
+
+
+def test_a_callable_decode_router_and_a_request_on_one_rank_of_a_dp_instance():
+    v1 = SimConfig.from_flags(**FLAGS)
+    c = Cluster(ClusterConfig((InstanceGroup("p", v1, 1, "prefill"),
+                               InstanceGroup("d", v1, 2, "decode")),
+                              decode_router=lambda request, states: states[-1].index))
+    ds = _run(c, Trace(np.array([0.0, 0.01]), np.array([100, 100]), np.array([4, 4])))
+    assert ds.request_decode_instance.values.tolist() == [2, 2]
+    assert "decode_router" in ds.attrs["cluster"]
+    # A prefill instance with 2 TP ranks, attention placed by request: a
+    # request's KV is on one rank, whose NIC moves all of it.
+    tp2 = _pd(prefill_flags={"npu_num": 2, "attention_placement": "requests"})
+    _run(tp2, Trace(np.array([0.0]), np.array([1000]), np.array([8])))
+    one = _pd()
+    _run(one, Trace(np.array([0.0]), np.array([1000]), np.array([8])))
+    assert tp2.disaggregation.handoffs[0].latency == one.disaggregation.handoffs[0].latency

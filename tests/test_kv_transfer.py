@@ -17,8 +17,8 @@ def make(num_blocks=100, block_size=16, **flags):
 
 def test_a_received_request_holds_its_blocks_then_decodes_from_its_external_tokens():
     sched = make()
-    # A 40-token prompt plus its first token, the 40 computed elsewhere, 3 more outputs.
-    sched.add(0, 1.0, 41, 3, num_external_tokens=40, external_latency=0.5)
+    # A 40-token prompt computed elsewhere with its first output token, 3 more outputs.
+    sched.add(0, 1.0, 40, 4, num_external_tokens=40, external_latency=0.5)
     plan = sched.step(1.0)
     assert plan.is_empty                                 # admitted: receiving, nothing computed
     assert sched.kv.block_table()[0] == [0, 1, 2]          # ceil(40 / 16) blocks
@@ -31,20 +31,20 @@ def test_a_received_request_holds_its_blocks_then_decodes_from_its_external_toke
     assert plan.batch.num_query_tokens.tolist() == [1]
     assert plan.batch.num_context_tokens.tolist() == [40]
     assert plan.batch.num_logit_tokens.tolist() == [1]
-    assert plan.num_prefill_tokens == 1                  # the first token's own KV, as a prompt token
+    assert plan.num_prefill_tokens == 0 and plan.num_decode_tokens == 1   # the first token fed back
     assert sched.kv.block_table()[0] == [0, 1, 2]          # 41 tokens still fit in 3 blocks
     assert sched.table.admitted_at[0] == 1.0
 
 
 def test_a_decode_side_short_of_blocks_admits_the_transfer_later():
     sched = make(num_blocks=4)
-    sched.add(0, 0.0, 49, 2, num_external_tokens=48, external_latency=0.1)   # 3 blocks
-    sched.add(1, 0.0, 33, 2, num_external_tokens=32, external_latency=0.1)   # 2 blocks
+    sched.add(0, 0.0, 48, 3, num_external_tokens=48, external_latency=0.1)   # 3 blocks
+    sched.add(1, 0.0, 32, 3, num_external_tokens=32, external_latency=0.1)   # 2 blocks
     plan = sched.step(0.0)
     assert [a[0] for a in sched.transfers.take_admitted()] == [0]           # 1 waits
     sched.update(plan, 0.0)
     t = 0.1
-    while sched.table.num_generated_tokens[0] < 2:
+    while sched.table.num_generated_tokens[0] < 3:
         plan = sched.step(t)
         sched.update(plan, t + 0.01)
         t += 0.01
@@ -70,11 +70,14 @@ def test_a_prefill_side_holds_a_finished_requests_blocks_until_released():
         sched.transfers.release_at(0, 1.0)
 
 
-@pytest.mark.parametrize("tokens, latency, match", [
-    (41, 0.1, r"num_external_tokens=41 must be an integer in 1..40"),
-    (0.5, 0.1, r"num_external_tokens=0.5"),
-    (10, -1.0, r"external_latency=-1.0 must be a finite number of seconds >= 0"),
+@pytest.mark.parametrize("tokens, latency, outputs, match", [
+    (42, 0.1, 2, r"num_external_tokens=42 must be an integer in 1..41"),
+    (0.5, 0.1, 2, r"num_external_tokens=0.5"),
+    (10, -1.0, 2, r"external_latency=-1.0 must be a finite number of seconds >= 0"),
+    (10, 0.1, 1, r"must have tokens left to generate \(num_output_tokens >= 2"),
 ])
-def test_bad_transfer_arguments_are_refused(tokens, latency, match):
+def test_bad_transfer_arguments_are_refused(tokens, latency, outputs, match):
+    sched = make()
     with pytest.raises(ValueError, match=match):
-        make().add(0, 0.0, 41, 2, num_external_tokens=tokens, external_latency=latency)
+        sched.add(0, 0.0, 41, outputs, num_external_tokens=tokens, external_latency=latency)
+    assert len(sched.table) == 0                         # nothing half-added

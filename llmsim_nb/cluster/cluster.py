@@ -27,9 +27,10 @@ is prefilled on one instance and decoded on another after its KV moved; the
 hand-over to the decode router is an event at the prefill's end, delivered
 in time order like an arrival. Instances then depend on each other's
 iterations, so :meth:`Cluster.run` handles every event in order, one
-iteration at a time (without execution graphs). A prefill instance that can
-admit nothing until a transfer frees its held blocks has no event of its own
-until the transfer's end is known.
+iteration at a time (without execution graphs). An instance that finds
+nothing to start before the next delivery waits for its own next event (a
+prefill instance that can admit nothing until a transfer frees its held
+blocks has none until the transfer's end is known).
 """
 
 from __future__ import annotations
@@ -160,7 +161,6 @@ class Cluster:
 
     def _earliest_instance(self) -> tuple[int, float] | tuple[None, None]:
         best, best_at = None, None
-        pd = self.disaggregation is not None
         for k, inst in enumerate(self.instances):
             at = inst.next_event_at
             if at is not None and k in self._idle_until:
@@ -169,9 +169,6 @@ class Cluster:
                 if idle is None:
                     continue
                 at = max(at, idle)
-            if pd and at is not None and inst.scheduler.transfers.awaiting_release(
-                    inst.scheduler):
-                continue  # nothing to do until a transfer's end frees its blocks
             if at is not None and (best_at is None or at < best_at):
                 best, best_at = k, at
         return best, best_at
@@ -241,6 +238,15 @@ class Cluster:
             else:
                 pd.decoded(k)
 
+    def _until(self, at: float) -> float:
+        """Where an instance whose next event is ``at`` must stop: after the
+        iteration starting at ``at`` and before the next delivery (an
+        instance that finds nothing to do at ``at`` must not run at a later
+        time of its own before other instances' earlier events)."""
+        until = math.nextafter(at, math.inf)
+        delivery = self._next_delivery()
+        return until if delivery is None else min(until, delivery)
+
     def _next_delivery(self) -> float | None:
         """When the next arrival or hand-over is due (None: none queued)."""
         pd = self.disaggregation
@@ -282,8 +288,7 @@ class Cluster:
                 continue
             if k is None:
                 raise SimulationFinished(f"all {len(self.requests)} requests have finished")
-            # No iteration may start after the next delivery (a cluster event).
-            ds = self.instances[k].step(until=self._next_delivery())
+            ds = self.instances[k].step(until=self._until(at))
             self._record(k, ran=ds is not None)
             if ds is None:
                 continue
@@ -316,12 +321,13 @@ class Cluster:
             if self._deliver_due(at):
                 continue
             if k is None:
+                if not self.is_finished:
+                    raise RuntimeError(f"the cluster stopped with requests unfinished and no "
+                                       f"event left (instances idle: {sorted(self._idle_until)})"
+                                       f"; this is a bug, please report it with the config")
                 break
             inst = self.instances[k]
-            # The iteration starting at `at`, and none after the next delivery.
-            until = math.nextafter(at, math.inf)
-            delivery = self._next_delivery()
-            ran = inst.advance(until=until if delivery is None else min(until, delivery))
+            ran = inst.advance(until=self._until(at))
             self._record(k, ran=bool(ran))
             self.now = max(self.now, inst.now)
 

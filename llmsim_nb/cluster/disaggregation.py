@@ -8,9 +8,10 @@ DistServe and Splitwise run it:
    output token and ``hold_kv``: its blocks stay allocated after it finishes.
 2. At that moment (the end of the prefill iteration) the *decode router*
    picks a decode instance from the decode pool's states; the request is
-   handed to it as a prompt of ``P + 1`` tokens (the prompt and the first
-   token) of which ``P`` arrive from the prefill side
-   (:mod:`llmsim_nb.scheduler.kv_transfer`), with ``O - 1`` outputs left.
+   handed to it with its ``P`` prompt tokens' KV arriving from the prefill
+   side and its first output token already made
+   (:mod:`llmsim_nb.scheduler.kv_transfer`): its next step computes that
+   token's KV and emits the second, ``O - 1`` outputs in all there.
 3. The decode instance admits it when its blocks fit (a shortage delays the
    transfer; nothing is dropped). The transfer then runs for ``latency``; the
    request decodes from then on, and the prefill instance frees its blocks
@@ -22,7 +23,8 @@ streaming, as Mooncake and LMCache can, is not modelled). Its bytes are the
 prompt's KV on the prefill instance's layout: every device of every stage
 holds ``kv_bytes_per_token`` per token (:class:`~llmsim_nb.system.memory_plan.MemoryPlan`).
 Every device sends its share over its own NIC and every decode device
-receives its share, all at once; the transfer takes the network model's
+receives its share, all at once (under attention placed by request or data
+parallelism a request's KV is on one rank, which moves it all); the transfer takes the network model's
 send time (``Network.send_time`` over the ``kv_link`` interconnect between
 two devices: the switch's two link latencies, the NIC's per-transfer
 software latency and the bytes over one NIC's bandwidth) of the larger of
@@ -77,6 +79,15 @@ class Handoff:
     started_at: float = math.nan
 
 
+def _per_device(instance) -> float:
+    """KV bytes per token one device of ``instance`` holds for a request: its
+    stage's share, or, where a request's KV lives on one rank (attention
+    placed by request or data parallel), that rank's whole stage's."""
+    layout = instance.layout
+    whole = layout.tp if layout.attention in ("requests", "data") and layout.tp > 1 else 1
+    return max(instance.memory.kv_bytes_per_token) * whole
+
+
 class Disaggregation:
     """The handoffs of one cluster (see the module docstring).
 
@@ -107,8 +118,8 @@ class Disaggregation:
         receiver = self.cluster.instances[decode]
         tp = sender.layout.tp
         total = float(sum(kv * tp for kv in sender.memory.kv_bytes_per_token) * num_tokens)
-        per_sender = max(sender.memory.kv_bytes_per_token) * num_tokens
-        per_receiver = max(receiver.memory.kv_bytes_per_token) * num_tokens
+        per_sender = _per_device(sender) * num_tokens
+        per_receiver = _per_device(receiver) * num_tokens
         return total, self._network.send_time(0, 1, float(max(per_sender, per_receiver)))
 
     # ---------------------------------------------------------------- flow
@@ -139,12 +150,13 @@ class Disaggregation:
             raise ValueError(f"the decode router chose instance {d}, not one of the decode "
                              f"pool {self.decode_pool}")
         h.num_bytes, h.latency = self.transfer(h.prefill, d, request.num_prompt_tokens)
-        second = Request(request.request_id, at, request.num_prompt_tokens + 1,
-                         request.num_output_tokens - 1, None, request.priority)
+        # The prompt, whose KV arrives, and its outputs, the first made already.
+        second = Request(request.request_id, at, request.num_prompt_tokens,
+                         request.num_output_tokens, None, request.priority)
         h.decode = d
         h.decode_local = cluster.submit_to(d, r, second, at,
                                            num_external_tokens=request.num_prompt_tokens,
-                                           external_latency=h.latency)
+                                           external_latency=h.latency, first_token_at=at)
         self._by_decode[(d, h.decode_local)] = r
 
     def decoded(self, d: int) -> None:

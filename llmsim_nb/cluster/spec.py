@@ -144,7 +144,10 @@ class ClusterConfig:
                              f"mapping of parameter names to values")
         from ..network.interconnect import get_interconnect
 
-        get_interconnect(self.kv_link)
+        try:
+            get_interconnect(self.kv_link)
+        except ValueError as exc:
+            raise ValueError(f"kv_link={self.kv_link!r}: {exc}") from None
         self._check_pools()
 
     def _check_pools(self) -> None:
@@ -185,7 +188,8 @@ class ClusterConfig:
         """A plain description (for Dataset attrs): group names, counts and flags."""
         return {"groups": [{"name": g.name, "count": g.count, "role": g.role,
                             "flags": g.config.to_flags()} for g in self.groups],
-                "decode_router": self.decode_router,
+                "decode_router": (self.decode_router if isinstance(self.decode_router, str)
+                                  else repr(self.decode_router)),
                 "decode_router_params": dict(self.decode_router_params),
                 "kv_link": self.kv_link,
                 "router": self.router if isinstance(self.router, str) else repr(self.router),

@@ -235,7 +235,7 @@ class Instance:
 
         With ``with_graph=False`` a chain graph (:mod:`.chain`) is added up
         without being built; the result is bit-identical (tested). None when
-        nothing can be scheduled before ``until`` (the clock stays).
+        nothing can start before ``until`` or before a transfer's end is known.
         """
         if self._failed is not None:  # the plan it could not time is still open
             raise type(self._failed)(f"the simulation stopped at an earlier error: {self._failed}")
@@ -248,6 +248,9 @@ class Instance:
         while plan.is_empty:
             sched.update(plan, self.now)
             next_at = sched.next_event_at()
+            if next_at is None and getattr(sched, "transfers", None) is not None \
+                    and sched.transfers.num_unreleased:
+                return None  # its held KV's transfers end at times not known yet
             if next_at is None:
                 if not sched.has_unfinished:  # zero-work requests finished on arrival
                     self._wall["scheduler"] += time.perf_counter() - t0
@@ -320,10 +323,8 @@ class Instance:
             An op took NaN, inf or < 0 s, or the iteration no time; no step follows.
         """
         record = self._advance(until=until)
-        if record is None:
-            return None
-        return iteration_dataset(record, self.op_names, self.attrs(), self.last_graph,
-                                 self.last_schedule)
+        return None if record is None else iteration_dataset(
+            record, self.op_names, self.attrs(), self.last_graph, self.last_schedule)
 
     def run(self, until: float | None = None, *,
             progress: Callable[[int], None] | None = None) -> xr.Dataset:

@@ -9,17 +9,23 @@ requests whose KV is on its way in or out; the cluster
 tokens, blocks and times.
 
 Decode side (*receiving*): a request added with ``num_external_tokens = E``
-and ``external_latency = d`` waits in the queue like any other; when it is
+(its prompt's KV, or a prefix of it) and ``external_latency = d`` has its
+first output token already (made on the prefill side) and waits in the
+queue like any other; when it is
 admitted (its blocks for ``E`` tokens fit: memory shortage delays the
 transfer, it never drops the request) the transfer starts; the request holds
 its blocks, computes nothing, and joins the running requests at admission +
-``d``, with ``E`` tokens computed (vLLM's ``WAITING_FOR_REMOTE_KVS``). A
+``d`` (up to ``max_num_seqs``), with ``E`` tokens computed: its next step
+computes the rest of its prompt, if any, and the first output token's KV,
+and emits the second (vLLM's ``WAITING_FOR_REMOTE_KVS``). A
 preempted request recomputes everything locally, as in vLLM.
 
 Prefill side (*holding*): a request added with ``hold_kv=True`` keeps its
 blocks when it finishes, until the cluster says when the transfer ended
 (:meth:`KVTransfers.release_at`); the scheduler frees them at its first step
 at or after that time (vLLM's delayed block freeing on the prefill side).
+Until that time is known, a scheduler with nothing else to do has no event
+of its own (``num_unreleased``; the instance then starts no iteration).
 
 Invariant: a request is receiving at most once (its first admission); a
 held request is finished and holds the blocks it had when it finished.
@@ -49,20 +55,24 @@ class KVTransfers:
         self.admitted: list[tuple[int, float, float]] = []
 
     # ----------------------------------------------------------- decode side
-    def expect(self, request_id: int, num_tokens: int, latency: float,
-               num_prompt_tokens: int) -> None:
-        """Request ``request_id`` will receive ``num_tokens`` tokens' KV, which
-        takes ``latency`` seconds once its blocks are allocated; at least one
-        prompt token must be left to compute (it emits the next token)."""
+    def expect(self, request_id: int, num_tokens: int, latency: float, prompt: int,
+               outputs: int) -> None:
+        """Request ``request_id`` (being added, with ``prompt`` and ``outputs``
+        tokens) receives its first ``num_tokens`` prompt tokens' KV, which takes
+        ``latency`` seconds once its blocks are allocated; its first output token
+        was made where the prompt was (the scheduler counts it as generated)."""
         if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) \
-                or not 0 < num_tokens < num_prompt_tokens:
+                or not 0 < num_tokens <= prompt:
             raise ValueError(f"request {request_id}: num_external_tokens={num_tokens!r} must "
-                             f"be an integer in 1..{num_prompt_tokens - 1} (its prompt minus "
-                             f"the token it computes)")
+                             f"be an integer in 1..{prompt} (its prompt)")
         if isinstance(latency, bool) or not isinstance(latency, (int, float)) \
                 or not math.isfinite(latency) or latency < 0:
             raise ValueError(f"request {request_id}: external_latency={latency!r} must be a "
                              f"finite number of seconds >= 0")
+        if outputs < 2:
+            raise ValueError(f"request {request_id}: a request whose KV arrives must have "
+                             f"tokens left to generate (num_output_tokens >= 2, the first "
+                             f"made elsewhere), got {outputs}")
         self._external[request_id] = (num_tokens, float(latency))
 
     def external_tokens(self, request_id: int) -> int:
@@ -147,20 +157,6 @@ class KVTransfers:
             i = heapq.heappop(heap)[1]
             sched.table.status[i] = RUNNING
             sched._running.append(i)
-
-    def awaiting_release(self, sched) -> bool:
-        """Whether ``sched`` can do nothing until a held request is released:
-        nothing running or receiving, and the queue's head does not fit in
-        the free blocks (a read-only check)."""
-        if not self._held or sched._running or self._receiving:
-            return False
-        head = sched._waiting.peek()
-        if head is None:
-            return False
-        table, kv = sched.table, sched.kv
-        known = table.num_prompt_tokens.item(head) + table.num_generated_tokens.item(head)
-        hits = kv.find_cached_prefix(sched.hasher(head), known)
-        return kv.num_new_blocks(head, known, len(hits)) > kv.num_free_blocks
 
     def next_event_at(self) -> float | None:
         """The earliest time a receiving request gets ready or a held one is freed."""

@@ -102,13 +102,9 @@ class V1Scheduler:
     def add(self, request_id: int, arrival_at: float, num_prompt_tokens: int,
             num_output_tokens: int, content: RequestContent | None = None,
             priority: int = 0, num_external_tokens: int = 0, external_latency: float = 0.0,
-            hold_kv: bool = False) -> RequestState:
-        """Register a request; ids must be 0, 1, 2, ... in arrival order.
-        ``num_external_tokens`` / ``external_latency`` / ``hold_kv``: its KV
-        comes from, or goes to, another instance (:mod:`.kv_transfer`)."""
-        if num_external_tokens:
-            self.transfers.expect(request_id, num_external_tokens, external_latency,
-                                  num_prompt_tokens)
+            hold_kv: bool = False, first_token_at: float = float("nan")) -> RequestState:
+        """Register a request; ids must be 0, 1, 2, ... in arrival order. The rest:
+        its KV comes from, or goes to, another instance (:mod:`.kv_transfer`)."""
         table = self.table
         max_kv = max_kv_tokens(num_prompt_tokens, num_output_tokens)
         table.check_new(request_id, arrival_at, max_kv, self.kv.blocks_for, self.kv.num_blocks)
@@ -119,7 +115,12 @@ class V1Scheduler:
                              f"but max_num_batched_tokens={budget} with enable_chunked_prefill=off;"
                              f" raise --max_num_batched_tokens to the longest request (as vLLM "
                              f"requires of max_model_len) or turn chunked prefill on")
+        if num_external_tokens:  # checked before the request is added
+            self.transfers.expect(request_id, num_external_tokens, external_latency,
+                                  num_prompt_tokens, num_output_tokens)
         table.add(arrival_at, num_prompt_tokens, num_output_tokens)
+        table.num_generated_tokens[request_id] = 1 if num_external_tokens else 0
+        table.last_token_at[request_id] = first_token_at
         table.priority[request_id] = priority
         self._contents.append(content)
         state = RequestState(table, request_id)
