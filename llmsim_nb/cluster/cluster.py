@@ -307,7 +307,8 @@ class Cluster:
         while self._pending:
             at = self._pending[0][1].arrival_at
             for k, inst in enumerate(self.instances):
-                if not inst.is_finished:
+                next_at = inst.next_event_at  # cheap: most instances have nothing before `at`
+                if next_at is not None and next_at < at:
                     inst.advance(until=at, progress=lambda _n, k=k: self._record(k))
             self._route()
         for k, inst in enumerate(self.instances):

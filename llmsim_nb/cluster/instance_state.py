@@ -28,6 +28,10 @@ _INT_FIELDS = (
 )
 
 
+_FIELDS = ("index", "observed_at", "num_waiting", "num_running", "num_outstanding",
+           "num_used_blocks", "num_blocks", "cached_prefix_tokens")
+
+
 def _is_int(value: object) -> bool:
     """True for Python and numpy integers, never for ``bool``.
 
@@ -110,6 +114,20 @@ class InstanceState:
             raise ValueError(f"InstanceState.observed_at must be a finite number of seconds "
                              f">= 0, got {t!r}")
         object.__setattr__(self, "observed_at", float(t))
+
+    @classmethod
+    def trusted(cls, index: int, observed_at: float, num_waiting: int, num_running: int,
+                num_outstanding: int, num_used_blocks: int, num_blocks: int,
+                cached_prefix_tokens: int = 0) -> "InstanceState":
+        """An InstanceState of values the cluster computed itself (plain ints
+        within bounds, a float time), without ``__post_init__``'s checks: the
+        cluster builds one per instance for every request it routes."""
+        state = object.__new__(cls)
+        for name, value in zip(_FIELDS, (index, observed_at, num_waiting, num_running,
+                                         num_outstanding, num_used_blocks, num_blocks,
+                                         cached_prefix_tokens)):
+            object.__setattr__(state, name, value)
+        return state
 
     @property
     def kv_usage(self) -> float:

@@ -6,7 +6,12 @@ was at ``t - s``: after the last of its iterations that had *ended* by then
 land at its end). :class:`StateLog` keeps those per-iteration snapshots, and
 the times requests were routed to the instance, and answers
 :meth:`StateLog.state_at`. Requests routed to the instance count as
-outstanding from their arrival at it.
+outstanding from their arrival at it. Every figure is as of ``t - s``, the
+router's count of outstanding requests too: a router that reads lagging
+metrics forgets what it sent in the last ``s`` seconds and sends runs of
+requests to the instance that looked least loaded (the herd effect of stale
+load information, Mitzenmacher, "How useful is old information?", IEEE TPDS
+2000); tutorial 12 shows it.
 
 Invariant: snapshot times never decrease (an instance's clock never goes
 back), and queries come at non-decreasing times (arrivals are routed in
@@ -62,9 +67,9 @@ class StateLog:
             snaps.popleft()
         t, waiting, running, finished, used = snaps[0]
         arrived = bisect_right(self._routed, at)
-        return InstanceState(self.index, max(at, 0.0), waiting, running,
-                             max(arrived - finished, 0), used, self.num_blocks,
-                             cached_prefix_tokens)
+        return InstanceState.trusted(self.index, max(at, 0.0), waiting, running,
+                                     max(arrived - finished, 0), used, self.num_blocks,
+                                     cached_prefix_tokens)
 
 
 __all__ = ["StateLog"]
