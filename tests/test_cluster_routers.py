@@ -338,3 +338,10 @@ def test_instance_state_refuses_bad_fields(field, value, needle):
 def test_instance_state_refuses_more_used_blocks_than_it_has():
     with pytest.raises(ValueError, match="num_used_blocks=5 must be <= num_blocks=4"):
         state(0, used=5, blocks=4)
+
+
+def test_a_trusted_state_equals_a_checked_one():
+    from llmsim_nb.cluster.instance_state import InstanceState
+    args = (2, 1.5, 3, 4, 9, 10, 20, 32)
+    assert InstanceState.trusted(*args) == InstanceState(*args)
+    assert InstanceState.trusted(*args[:-1]).cached_prefix_tokens == 0
