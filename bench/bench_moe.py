@@ -13,7 +13,7 @@ tables, Poisson arrivals, seed 0) through:
 6. gpt-oss-20b on one H100;
 7. the dense Llama-3.1-70B on 8 H100 (TP 8), the reference.
 
-For each: the simulator's wall time, iterations, wall time per iteration, the
+For each (the fastest of ``--repeats`` runs): the simulator's wall time, iterations, wall time per iteration, the
 ratio of that to the dense reference's (target: an MoE iteration costs < 3x a
 dense one), and the simulated mean TTFT / TPOT. Figures, not asserts. The
 batch of an iteration differs between models (they serve at different
@@ -52,12 +52,17 @@ RUNS = [
 ]
 
 
-def run(flags: dict, trace) -> tuple[float, dict]:
+def run(flags: dict, trace, repeats: int = 1) -> tuple[float, dict]:
+    """The fastest of ``repeats`` runs (the simulated results are identical;
+    the host's timing noise, +-15 % on a shared 2-core machine, is not)."""
     config = SimConfig.from_flags(**flags)
-    t0 = time.perf_counter()
-    sim = Simulator(config, trace)
-    sim.advance()
-    return time.perf_counter() - t0, summarize(sim.result_arrays())
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sim = Simulator(config, trace)
+        sim.advance()
+        best = min(best, time.perf_counter() - t0)
+    return best, summarize(sim.result_arrays())
 
 
 def fixed_batch(flags: dict, repeats: int = 50) -> float:
@@ -77,10 +82,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=4.0, help="requests per second")
     parser.add_argument("--fixed_batch", action="store_true")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="runs per configuration; the fastest is reported")
     args = parser.parse_args()
     trace = synthetic_trace(np.random.default_rng(0), args.requests, args.rate)
     print(f"{args.requests} ShareGPT-like requests at {args.rate:g} req/s")
-    results = [(name, *run(flags, trace)) for name, flags in RUNS]
+    results = [(name, *run(flags, trace, args.repeats)) for name, flags in RUNS]
     dense = results[-1][1] / results[-1][2]["num_iterations"]
     for name, wall, summary in results:
         per = wall / summary["num_iterations"]

@@ -43,6 +43,10 @@ from ..parallel.sharding import shard_data_parallel
 from .stack import _NO_OPS, ExecutionStack, IterationTrace, MicroBatchTiming
 
 
+_NONE = np.zeros(0, dtype=np.int64)
+_EMPTY = BatchShape(_NONE, _NONE, _NONE, _NONE)  # a rank without requests
+
+
 @dataclass(frozen=True, slots=True)
 class DataParallelTiming(MicroBatchTiming):
     """A micro-batch under attention data parallelism.
@@ -184,16 +188,12 @@ class DataParallelStack(ExecutionStack):
                 continue
             layer = np.zeros(n_blk)
             # The routed experts' grouped GEMMs on the rows this rank received
-            # (only expert_tokens matters to them, so any batch will carry it).
-            carrier = part if part is not None else mb
+            # (only expert_tokens matters to them: an empty batch carries it).
             layer[self._experts_at] = engine.op_totals(
-                self._expert_templates, BatchShape(carrier.request_ids, carrier.num_query_tokens,
-                                                   carrier.num_context_tokens,
-                                                   carrier.num_logit_tokens, expert_tokens=mine),
-                dt)
+                self._expert_templates, BatchShape(_NONE, _NONE, _NONE, _NONE,
+                                                   expert_tokens=mine), dt)
             if part is None:  # no requests of its own: only its experts' work
-                none = subset(mb, np.zeros(mb.num_requests, dtype=bool))
-                ranks.append(MicroBatchTiming(none, np.zeros(n_emb), layer, _NO_OPS))
+                ranks.append(MicroBatchTiming(_EMPTY, np.zeros(n_emb), layer, _NO_OPS))
                 continue
             # The embedding and the layer's other ops, on the rank's own rows.
             own = engine.op_totals(self._own_templates, part, dt)

@@ -26,6 +26,7 @@ class DataParallelChain(ChainShortcut):
     """Adds up data-parallel graphs (see the module docstring)."""
 
     _kinds: list[int] | None = None
+    _order: np.ndarray | None = None  # segment rows of the stage's layers, in order
 
     def applies(self, trace) -> bool:
         return not (self.has_pim or self.congestion or self.layout.pp > 1
@@ -64,20 +65,26 @@ class DataParallelChain(ChainShortcut):
         # without nodes), their maximum, and whether an all-to-all follows.
         n_ops = len(template.block)
         layers = np.array([np.zeros(n_ops) if r is None else r.layer_op_latency for r in ranks])
-        by_kind = []
+        by_kind, matrix = [], []
         for kind, segments in enumerate(conv.kind_segments):
             # Running sums per rank, as the converter takes them (a row of
             # zeros for a rank without nodes: zero seconds everywhere).
             latency = layers * template.kind_mask(kind) if template.layer_kinds else layers
             cums = np.concatenate((np.zeros((len(ranks), 1)), np.cumsum(latency, axis=1)),
                                   axis=1)
-            rows = [(cums[:, b] - cums[:, a]).tolist() for a, b, _ in segments]
-            by_kind.append([(row, max(row), after is not None)
+            rows = [cums[:, b] - cums[:, a] for a, b, _ in segments]
+            matrix += rows
+            by_kind.append([(row.tolist(), float(row.max()), after is not None)
                             for row, (_, _, after) in zip(rows, segments)])
         # Busy time: each rank's durations added in node order (a cumulative
-        # sum adds one row after the other, as the event loop's busy sum does).
-        steps = [emb] + [row for kind in self._kinds for row, _, _ in by_kind[kind]] + [head]
-        busy = np.cumsum(np.array(steps), axis=0)[-1]
+        # sum adds one row after the other, as the event loop's busy sum does):
+        # the segment rows in the stage's layer order, between embedding and head.
+        if self._order is None:
+            firsts = np.cumsum([0] + [len(k) for k in by_kind])
+            self._order = np.array([firsts[kind] + j for kind in self._kinds
+                                    for j in range(len(by_kind[kind]))], dtype=np.int64)
+        steps = np.concatenate(([emb], np.array(matrix)[self._order], [head]))
+        busy = np.cumsum(steps, axis=0)[-1]
         # Clocks: one per rank (a list), or one for all (``common``) right after
         # an all-to-all. From a common clock T a segment ending at a collective
         # needs no list: rounding is monotonic, so max_r fl(T + d_r) = fl(T + max_r d_r).
