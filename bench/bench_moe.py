@@ -13,7 +13,8 @@ tables, Poisson arrivals, seed 0) through:
 6. gpt-oss-20b on one H100;
 7. the dense Llama-3.1-70B on 8 H100 (TP 8), the reference.
 
-For each (the fastest of ``--repeats`` runs): the simulator's wall time, iterations, wall time per iteration, the
+For each (the fastest of ``--repeats`` runs): the simulator's wall time,
+iterations, wall time per iteration, the
 ratio of that to the dense reference's (target: an MoE iteration costs < 3x a
 dense one), and the simulated mean TTFT / TPOT. Figures, not asserts. The
 batch of an iteration differs between models (they serve at different
