@@ -81,3 +81,17 @@ def test_bad_transfer_arguments_are_refused(tokens, latency, outputs, match):
     with pytest.raises(ValueError, match=match):
         sched.add(0, 0.0, 41, outputs, num_external_tokens=tokens, external_latency=latency)
     assert len(sched.table) == 0                         # nothing half-added
+
+
+def test_an_instance_refuses_transfer_arguments_it_does_not_know_or_cannot_take():
+    from llmsim_nb import SimConfig
+    from llmsim_nb.instance import Instance
+    from llmsim_nb.system import build_instance
+    from llmsim_nb.workload.request import Request
+    v1 = Instance(build_instance(SimConfig.from_flags(model_name="gpt2", hardware="h100-sxm",
+                                                      scheduling="vllm-v1")))
+    with pytest.raises(ValueError, match=r"unknown argument 'hold'; a request whose KV moves"):
+        v1.submit(Request(0, 0.0, 10, 2), hold=True)
+    orca = Instance(build_instance(SimConfig.from_flags(model_name="gpt2")))
+    with pytest.raises(ValueError, match=r"needs scheduling='vllm-v1'"):
+        orca.submit(Request(0, 0.0, 10, 2), hold_kv=True)

@@ -64,7 +64,8 @@ class Cluster:
     config : ClusterConfig
         Every instance is built here, so a bad group fails before anything runs.
     router : str or callable, optional
-        Overrides ``config.router`` (a registered name or ``f(request, states) -> index``).
+        Overrides ``config.router`` (a registered name or ``f(request, states) -> index``),
+        without ``config.router_params`` (they belong to the config's router).
 
     Attributes
     ----------

@@ -135,9 +135,18 @@ def check_lengths(max_model_len, model, num_prompt_tokens, num_output_tokens, id
             f"context")
 
 
+#: What ``Instance.submit`` takes for a request whose KV moves between instances.
+TRANSFER_KEYS = ("num_external_tokens", "external_latency", "hold_kv", "first_token_at")
+
+
 def check_transfer(scheduler, transfer: dict) -> None:
-    """Refuse KV-transfer arguments (prefill/decode disaggregation) to a
-    scheduler that cannot take them (only vLLM V1's has ``transfers``)."""
+    """Refuse unknown KV-transfer arguments (prefill/decode disaggregation),
+    and any to a scheduler that cannot take them (only vLLM V1's has
+    ``transfers``)."""
+    unknown = sorted(set(transfer) - set(TRANSFER_KEYS))
+    if unknown:
+        raise ValueError(f"Instance.submit: unknown argument {unknown[0]!r}; a request whose KV "
+                         f"moves between instances takes {list(TRANSFER_KEYS)}")
     if transfer and not hasattr(scheduler, "transfers"):
         raise ValueError(f"moving KV between instances ({sorted(transfer)}) needs "
                          f"scheduling='vllm-v1'; this instance schedules with "
