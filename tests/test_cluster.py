@@ -179,6 +179,12 @@ def test_a_yaml_file_describes_the_cluster_and_the_cli_runs_it(tmp_path, capsys)
     assert "cluster: 3 instances, router least_outstanding" in out
     assert "requests finished   12 / 12" in out
     assert "big-0" in out
+    assert main(["cluster", "--config", str(path), "--num_requests", "4", "--router",
+                 "round_robin", "--router_staleness", "0.5", "--lengths", "fixed:8,2"]) == 0
+    assert "router round_robin (staleness 0.5 s)" in capsys.readouterr().out
+    assert main(["cluster", "--config", str(path), "--router_staleness", "-1",
+                 "--num_requests", "4"]) == 2
+    assert "router_staleness=-1.0 must be a finite number" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("doc, match", [

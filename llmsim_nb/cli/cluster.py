@@ -25,6 +25,11 @@ def add_cluster_parser(sub) -> None:
     p.add_argument("--dataset", default=None, help="trace file (default: the packaged "
                                                    "trace, or a generated one)")
     p.add_argument("--router", default=None, help="overrides the file's router")
+    p.add_argument("--decode_router", default=None,
+                   help="overrides the file's decode router (prefill/decode pools)")
+    p.add_argument("--router_staleness", type=float, default=None,
+                   help="overrides the file's: the routers see the instances as they were "
+                        "this many seconds ago")
     helps = {name: text for name, _, text in WORKLOAD_FLAGS}
     for name in GENERATE_FLAGS:
         kind = next(k for n, k, _ in WORKLOAD_FLAGS if n == name)
@@ -44,6 +49,11 @@ def run_cluster_command(args: argparse.Namespace) -> int:
     config = load_cluster_config(args.config)
     if args.router is not None:
         config = dataclasses.replace(config, router=args.router, router_params={})
+    if args.decode_router is not None:
+        config = dataclasses.replace(config, decode_router=args.decode_router,
+                                     decode_router_params={})
+    if args.router_staleness is not None:
+        config = dataclasses.replace(config, router_staleness=args.router_staleness)
     generate = {name: getattr(args, name) for name in GENERATE_FLAGS}
     given = [f"--{name}" for name, value in generate.items() if value is not None]
     if given and args.dataset is not None:
