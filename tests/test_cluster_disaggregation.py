@@ -242,3 +242,19 @@ def test_a_callable_decode_router_and_a_request_on_one_rank_of_a_dp_instance():
     one = _pd()
     _run(one, Trace(np.array([0.0]), np.array([1000]), np.array([8])))
     assert tp2.disaggregation.handoffs[0].latency == one.disaggregation.handoffs[0].latency
+
+
+def test_the_command_line_runs_a_disaggregated_cluster(tmp_path, capsys):
+    from llmsim_nb.cli.main import main
+    path = tmp_path / "pd.yaml"
+    path.write_text("base: {model_name: llama-3.1-8b, hardware: h100-sxm, scheduling: vllm-v1}\n"
+                    "instances:\n  - {name: prefill, count: 1, role: prefill}\n"
+                    "  - {name: decode, count: 2, role: decode}\n"
+                    "decode_router: least_kv\nkv_link: roce-200g\n")
+    assert main(["cluster", "--config", str(path), "--num_requests", "6",
+                 "--lengths", "fixed:64,4"]) == 0
+    out = capsys.readouterr().out
+    assert "KV transfers        6 requests, " in out and "over roce-200g" in out
+    assert main(["cluster", "--config", str(path), "--decode_router", "least_kvv",
+                 "--num_requests", "2"]) == 2
+    assert "decode_router: router='least_kvv'" in capsys.readouterr().err

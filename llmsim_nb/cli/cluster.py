@@ -84,6 +84,13 @@ def run_cluster_command(args: argparse.Namespace) -> int:
         for name, count, iters in zip(ds.instance.values, ds.instance_num_requests.values,
                                       ds.instance_num_iterations.values):
             print(f"  {name:20s} {int(count):7d} requests  {int(iters):8d} iterations")
+        if "kv_transfer_bytes" in ds:
+            moved = ds.request_decode_instance.values >= 0
+            latency = ds.kv_transfer_latency.values[moved]
+            print(f"KV transfers        {int(moved.sum())} requests, "
+                  f"{float(ds.kv_transfer_bytes.values.sum()) / 1e9:.3f} GB over "
+                  f"{config.kv_link}, mean {float(latency.mean()) * 1e3 if len(latency) else 0:.3f} "
+                  f"ms each")
     return 0
 
 

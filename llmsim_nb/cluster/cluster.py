@@ -103,9 +103,14 @@ class Cluster:
         self._logs = [StateLog(k, inst.kv_cache.num_blocks)
                       for k, inst in enumerate(self.instances)]
         self._entry = [k for k, role in enumerate(self.roles) if role != "decode"]
-        self.disaggregation = (Disaggregation(self, get_router(
-            config.decode_router, rng=rng, **config.decode_router_params), config.kv_link)
-            if config.is_disaggregated else None)
+        self.disaggregation = None
+        if config.is_disaggregated:
+            try:
+                decode = get_router(config.decode_router, rng=rng,
+                                    **config.decode_router_params)
+            except ValueError as exc:
+                raise ValueError(f"decode_router: {exc}") from None
+            self.disaggregation = Disaggregation(self, decode, config.kv_link)
         self._pending: deque[tuple[int, Request]] = deque()  # (cluster index, request)
         self.requests: list[Request] = []
         self.request_instance: list[int] = []
