@@ -42,6 +42,7 @@ from collections import deque
 import numpy as np
 
 from ..instance import Instance
+from ..results.dataset import variable
 from ..instance.instance import SimulationFinished
 from ..scheduler.block_hasher import BlockHasher
 from ..system import build_instance
@@ -127,11 +128,18 @@ class Cluster:
         """Hand a request to the cluster (routed at its arrival); return its index."""
         if not isinstance(request, Request):
             raise ValueError(f"Cluster.submit needs a Request, got {type(request).__name__}")
+        self._check_order(request)
+        self._check_fits(np.array([request.num_prompt_tokens]),
+                         np.array([request.num_output_tokens]), np.array([request.request_id]))
+        return self._add(request)
+
+    def _check_order(self, request: Request) -> None:
         if self.requests and request.arrival_at < self.requests[-1].arrival_at:
             raise ValueError(f"request {request.request_id} arrives at {request.arrival_at} s, "
                              f"before the previous one ({self.requests[-1].arrival_at} s); "
                              f"submit requests in arrival order")
-        self._check_fits(request)
+
+    def _add(self, request: Request) -> int:
         index = len(self.requests)
         self.requests.append(request)
         self.request_instance.append(-1)
@@ -141,24 +149,31 @@ class Cluster:
 
     def submit_trace(self, trace) -> None:
         """Submit every request of ``trace`` (a :class:`~llmsim_nb.workload.trace.Trace`)."""
-        for request in trace:
-            self.submit(request)
+        requests = list(trace)  # in arrival order (a Trace's invariant)
+        if requests:
+            self._check_order(requests[0])
+        # Every instance checks the whole trace at once, before anything runs.
+        self._check_fits(trace.num_prompt_tokens, trace.num_output_tokens,
+                         np.arange(len(requests)))
+        for request in requests:
+            self._add(request)
 
-    def _check_fits(self, request: Request) -> None:
-        """Refuse, before anything runs, a request that some instance it may be
-        sent to could never hold (its whole KV in that instance's blocks)."""
+    def _check_fits(self, prompts: np.ndarray, outputs: np.ndarray, ids: np.ndarray) -> None:
+        """Refuse, before anything runs, requests that some instance they may be
+        sent to could never hold (longer than it serves, or more KV than its
+        blocks), naming the first."""
         for name, inst, role in zip(self.names, self.instances, self.roles):
-            outputs = min(request.num_output_tokens, 1) if role == "prefill" \
-                else request.num_output_tokens
-            inst.check_lengths(np.array([request.num_prompt_tokens]), np.array([outputs]),
-                               ids=np.array([request.request_id]))
-            tokens = request.num_prompt_tokens + max(outputs - 1, 0)
+            mine = np.minimum(outputs, 1) if role == "prefill" else outputs
+            inst.check_lengths(prompts, mine, ids=ids)
             kv = inst.kv_cache
-            if kv.blocks_for(tokens) > kv.num_blocks:
-                raise ValueError(f"instance {name!r} cannot hold request {request.request_id}: "
-                                 f"its {tokens} tokens need {kv.blocks_for(tokens)} KV blocks, "
-                                 f"the instance has {kv.num_blocks}; give it more memory "
-                                 f"or drop the request")
+            tokens = prompts + np.maximum(mine - 1, 0)  # max_kv_tokens, per request
+            over = np.flatnonzero(kv.blocks_for(tokens) > kv.num_blocks)
+            if len(over):
+                i = int(over[0])
+                raise ValueError(f"instance {name!r} cannot hold request {int(ids[i])}: its "
+                                 f"{int(tokens[i])} tokens need {int(kv.blocks_for(tokens[i]))} "
+                                 f"KV blocks, the instance has {kv.num_blocks}; give it more "
+                                 f"memory or drop the request")
 
     @property
     def is_finished(self) -> bool:
@@ -208,8 +223,6 @@ class Cluster:
         index, request = self._pending.popleft()
         at = request.arrival_at
         k = self.router.route(request, self.states(self._entry, request, at))
-        if k not in self._entry:
-            raise ValueError(f"the router chose instance {k}, not one of {self._entry}")
         transfer = {}
         if self.disaggregation is not None:  # the prompt and first token only, KV kept
             transfer = {"hold_kv": True} if request.num_output_tokens > 1 else {}
@@ -300,9 +313,8 @@ class Cluster:
                 continue
             self.now = max(self.now, self.instances[k].now)
             ds.attrs["instance"] = self.names[k]
-            return ds.assign(iteration_instance=("iteration", np.array([k]),
-                                                 {"units": "1",
-                                                  "long_name": "instance that ran the iteration"}))
+            return ds.assign(iteration_instance=variable("iteration_instance", ("iteration",),
+                                                         np.array([k], dtype=np.int64)))
 
     def advance(self) -> None:
         """Run until every submitted request has finished (the same iterations

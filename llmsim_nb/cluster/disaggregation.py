@@ -42,7 +42,7 @@ import math
 from dataclasses import dataclass
 
 from ..network import Network
-from ..network.interconnect import get_interconnect, interconnect_topology
+from ..network.interconnect import interconnect_topology
 from ..workload.request import Request
 
 
@@ -104,12 +104,10 @@ class Disaggregation:
     def __init__(self, cluster, router, kv_link: str) -> None:
         self.cluster = cluster
         self.router = router
-        get_interconnect(kv_link)  # a clear error for an unknown name
         self._network = Network(interconnect_topology(kv_link, 2))
         self.decode_pool = [k for k, role in enumerate(cluster.roles) if role == "decode"]
         self.handoffs: dict[int, Handoff] = {}
         self._due: list[tuple[float, int]] = []            # (handed_at, request), a heap
-        self._by_decode: dict[tuple[int, int], int] = {}   # (instance, local) -> request
 
     # --------------------------------------------------------------- sizes
     def transfer(self, prefill: int, decode: int, num_tokens: int) -> tuple[float, float]:
@@ -144,11 +142,8 @@ class Disaggregation:
         h = self.handoffs[r]
         cluster = self.cluster
         request = cluster.requests[r]
-        states = cluster.states(self.decode_pool, request, at)
-        d = self.router.route(request, states)
-        if d not in self.decode_pool:
-            raise ValueError(f"the decode router chose instance {d}, not one of the decode "
-                             f"pool {self.decode_pool}")
+        d = self.router.route(request, cluster.states(self.decode_pool, request, at,
+                                                      router=self.router))
         h.num_bytes, h.latency = self.transfer(h.prefill, d, request.num_prompt_tokens)
         # The prompt, whose KV arrives, and its outputs, the first made already.
         second = Request(request.request_id, at, request.num_prompt_tokens,
@@ -157,14 +152,13 @@ class Disaggregation:
         h.decode_local = cluster.submit_to(d, r, second, at,
                                            num_external_tokens=request.num_prompt_tokens,
                                            external_latency=h.latency, first_token_at=at)
-        self._by_decode[(d, h.decode_local)] = r
 
     def decoded(self, d: int) -> None:
         """After an iteration of decode instance ``d``: transfers that began
         there; their prefill sides free the blocks when each ends."""
         inst = self.cluster.instances[d]
         for local, started, ready in inst.scheduler.transfers.take_admitted():
-            h = self.handoffs[self._by_decode[(d, local)]]
+            h = self.handoffs[self.cluster.local_requests[d][local]]
             h.started_at = started
             self.cluster.instances[h.prefill].scheduler.transfers.release_at(
                 h.prefill_local, ready)

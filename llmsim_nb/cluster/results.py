@@ -27,33 +27,9 @@ import numpy as np
 from .._version import __version__
 from ..results.dataset import ITERATION_VARS, coords_of, request_arrays, variable
 
-_CLUSTER_VARS = {
-    "iteration_instance": ("1", "instance that ran the iteration"),
-    "request_instance": ("1", "instance the router sent the request to"),
-    "instance_num_requests": ("1", "requests routed to the instance"),
-    "instance_num_iterations": ("1", "iterations the instance ran"),
-    "instance_busy_time": ("s", "time the instance's devices computed, summed over its "
-                                "devices and iterations"),
-    "request_decode_instance": ("1", "prefill/decode disaggregation: the decode instance the "
-                                     "request's KV moved to (-1: none)"),
-    "kv_transfer_bytes": ("B", "KV bytes moved from the prefill to the decode instance (the "
-                               "prompt's KV on the prefill layout; 0: none)"),
-    "kv_transfer_started_at": ("s", "when the decode instance had the blocks and the KV "
-                                    "transfer began (NaN: none)"),
-    "kv_transfer_latency": ("s", "how long the KV transfer took once begun (NaN: none)"),
-}
 #: Per-request values a disaggregated request takes from its decode side.
 _FROM_DECODE = ("finished_at",)
 _SUMMED = ("num_preemptions", "num_evictions", "num_recomputed_tokens")
-
-
-def _variable(name: str, dims: tuple[str, ...], data: np.ndarray):
-    import xarray as xr
-
-    if name in _CLUSTER_VARS:
-        units, long_name = _CLUSTER_VARS[name]
-        return xr.Variable(dims, data, attrs={"units": units, "long_name": long_name})
-    return variable(name, dims, data)
 
 
 def cluster_dataset(cluster):
@@ -65,10 +41,10 @@ def cluster_dataset(cluster):
                             for k, p in enumerate(parts)])
     starts = np.concatenate([p["t_start"].values for p in parts])
     order = np.lexsort((owner, starts))  # by start time, then instance
-    data = {name: _variable(name, ("iteration",),
+    data = {name: variable(name, ("iteration",),
                             np.concatenate([p[name].values for p in parts])[order])
             for name in ITERATION_VARS}
-    data["iteration_instance"] = _variable("iteration_instance", ("iteration",), owner[order])
+    data["iteration_instance"] = variable("iteration_instance", ("iteration",), owner[order])
     where = np.array(cluster.request_instance, dtype=np.int64)
     local = np.array(cluster.request_local, dtype=np.int64)
     routed = where >= 0
@@ -78,19 +54,19 @@ def cluster_dataset(cluster):
         for k, p in enumerate(parts):
             mine = routed & (where == k)
             out[mine] = p[name].values[local[mine]]
-        data[name] = _variable(name, ("request",), out)
-    data["request_instance"] = _variable("request_instance", ("request",), where)
+        data[name] = variable(name, ("request",), out)
+    data["request_instance"] = variable("request_instance", ("request",), where)
     if cluster.disaggregation is not None:
         _decode_side(cluster, data, parts)
     gaps = np.concatenate([p["inter_token_latency"].values for p in parts])
-    data["inter_token_latency"] = _variable("inter_token_latency", ("token_gap",), gaps)
-    data["instance_num_requests"] = _variable(
+    data["inter_token_latency"] = variable("inter_token_latency", ("token_gap",), gaps)
+    data["instance_num_requests"] = variable(
         "instance_num_requests", ("instance",),
         np.array([len(cluster.local_requests[k]) for k in range(len(parts))], dtype=np.int64))
-    data["instance_num_iterations"] = _variable(
+    data["instance_num_iterations"] = variable(
         "instance_num_iterations", ("instance",),
         np.array([p.sizes["iteration"] for p in parts], dtype=np.int64))
-    data["instance_busy_time"] = _variable(
+    data["instance_busy_time"] = variable(
         "instance_busy_time", ("instance",),
         np.array([float(inst.device_busy_time.sum()) for inst in cluster.instances]))
     coords = {"iteration": np.arange(len(order)), "request": np.arange(len(where)),
@@ -123,17 +99,17 @@ def _decode_side(cluster, data, parts) -> None:
             values[name][r] += side[name].values[h.decode_local]
     outputs = np.array([q.num_output_tokens for q in cluster.requests], dtype=np.int64)
     for name, array in values.items():
-        data[name] = _variable(name, ("request",), array)
+        data[name] = variable(name, ("request",), array)
     arrival, first = data["arrival_at"].values, data["first_token_at"].values
     finished = values["finished_at"]
-    data["num_output_tokens"] = _variable("num_output_tokens", ("request",), outputs)
-    data["e2e_latency"] = _variable("e2e_latency", ("request",), finished - arrival)
+    data["num_output_tokens"] = variable("num_output_tokens", ("request",), outputs)
+    data["e2e_latency"] = variable("e2e_latency", ("request",), finished - arrival)
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(outputs > 1, (finished - first) / np.maximum(outputs - 1, 1), np.nan)
-    data["tpot"] = _variable("tpot", ("request",), tpot)
+    data["tpot"] = variable("tpot", ("request",), tpot)
     for name, array in (("request_decode_instance", decode), ("kv_transfer_bytes", moved),
                         ("kv_transfer_started_at", started), ("kv_transfer_latency", latency)):
-        data[name] = _variable(name, ("request",), array)
+        data[name] = variable(name, ("request",), array)
 
 
 __all__ = ["cluster_dataset"]

@@ -89,7 +89,7 @@ class Router:
         Raises
         ------
         ValueError
-            If ``states`` is empty.
+            If ``states`` is empty, or the router chose none of them.
         TypeError
             If an element of ``states`` is not an InstanceState.
         """
@@ -100,7 +100,19 @@ class Router:
             if not isinstance(s, InstanceState):
                 raise TypeError(f"router {self.name!r}: states[{i}] is a {type(s).__name__}; "
                                 f"each must be an InstanceState")
-        return self._route(request, states)
+        chosen = self._route(request, states)
+        allowed = [s.index for s in states]
+        if not _is_int(chosen) or int(chosen) not in allowed:
+            lo, hi = min(allowed), max(allowed)
+            span = (f"{lo}..{hi}" if sorted(allowed) == list(range(lo, hi + 1))
+                    else f"one of {sorted(allowed)}")
+            raise ValueError(f"{self._label()} returned {chosen!r}; it must return the int "
+                             f"index of one of the {len(states)} instances given ({span})")
+        return int(chosen)
+
+    def _label(self) -> str:
+        """How errors name this router."""
+        return f"router {self.name!r}"
 
     def _route(self, request: Request, states: Sequence[InstanceState]) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement _route")
@@ -349,17 +361,10 @@ class CallableRouter(Router):
         self.fn = fn
 
     def _route(self, request: Request, states: Sequence[InstanceState]) -> int:
-        states = tuple(states)
-        chosen = self.fn(request, states)
-        allowed = [s.index for s in states]
-        if not _is_int(chosen) or int(chosen) not in allowed:
-            label = getattr(self.fn, "__qualname__", None) or repr(self.fn)
-            lo, hi = min(allowed), max(allowed)
-            span = (f"{lo}..{hi}" if sorted(allowed) == list(range(lo, hi + 1))
-                    else f"one of {sorted(allowed)}")
-            raise ValueError(f"router function {label} returned {chosen!r}; it must return the "
-                             f"int index of one of the {len(states)} instances given ({span})")
-        return int(chosen)
+        return self.fn(request, tuple(states))  # checked by route()
+
+    def _label(self) -> str:
+        return f"router function {getattr(self.fn, '__qualname__', None) or repr(self.fn)}"
 
     def __repr__(self) -> str:
         return f"CallableRouter({getattr(self.fn, '__qualname__', None) or self.fn!r})"

@@ -56,10 +56,6 @@ class StateLog:
         """A request was routed here, reaching the instance at ``at``."""
         self._routed.append(at)
 
-    @property
-    def num_routed(self) -> int:
-        return len(self._routed)
-
     def state_at(self, at: float, cached_prefix_tokens: int = 0) -> InstanceState:
         """The instance as of time ``at`` (the last snapshot at or before it)."""
         snaps = self._snaps

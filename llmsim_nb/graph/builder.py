@@ -108,8 +108,10 @@ class GraphConverter:
         return [base + c[0] for c in self._classes]
 
     # ----------------------------------------------------------------- build
-    def build(self, trace: IterationTrace, evicted_bytes: float = 0.0,
-              reloaded_bytes: float = 0.0) -> ExecutionGraph:
+    def _new_graph(self, trace: IterationTrace, evicted_bytes: float, reloaded_bytes: float
+                   ) -> tuple[ExecutionGraph, dict[int, list[int]]]:
+        """An empty graph with the iteration's rank classes (every stage has
+        the same) and each representative's KV store / load nodes."""
         layout = self.layout
         g = ExecutionGraph(num_devices=layout.num_devices)
         self._classes = self._rank_classes(trace)
@@ -118,7 +120,12 @@ class GraphConverter:
             for c in self._classes:
                 g.classes[base + c[0]] = tuple(base + i for i in c)
                 g.multiplicity[base + c[0]] = len(c)
-        mem_deps = self._memory_nodes(g, evicted_bytes, reloaded_bytes)
+        return g, self._memory_nodes(g, evicted_bytes, reloaded_bytes)
+
+    def build(self, trace: IterationTrace, evicted_bytes: float = 0.0,
+              reloaded_bytes: float = 0.0) -> ExecutionGraph:
+        layout = self.layout
+        g, mem_deps = self._new_graph(trace, evicted_bytes, reloaded_bytes)
         for j, mb in enumerate(trace.micro_batches):
             # Cumulative op times of one layer (per kind of layer: the ops it
             # runs): segment durations are differences.

@@ -111,14 +111,7 @@ class DataParallelGraphConverter(GraphConverter):
     def build(self, trace: IterationTrace, evicted_bytes: float = 0.0,
               reloaded_bytes: float = 0.0) -> ExecutionGraph:
         layout = self.layout
-        g = ExecutionGraph(num_devices=layout.num_devices)
-        self._classes = self._rank_classes(trace)
-        for s in range(layout.pp):
-            base = s * layout.tp
-            for c in self._classes:
-                g.classes[base + c[0]] = tuple(base + i for i in c)
-                g.multiplicity[base + c[0]] = len(c)
-        mem_deps = self._memory_nodes(g, evicted_bytes, reloaded_bytes)
+        g, mem_deps = self._new_graph(trace, evicted_bytes, reloaded_bytes)
         row_bytes = self.hidden * self.dtype
         for j, mb in enumerate(trace.micro_batches):
             size = all_to_all_buffer(mb.dispatch_tokens * float(row_bytes))

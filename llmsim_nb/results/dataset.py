@@ -95,6 +95,20 @@ VARIABLES: dict[str, tuple[str, str]] = {
                             "(the combines send as many back; 0 without it)"),
     "expert_tokens": ("token", "tokens each routed expert received in the iteration (the "
                                "routing model's draw, summed over micro-batches)"),
+    # A cluster's Dataset (llmsim_nb.cluster.results).
+    "iteration_instance": ("1", "instance that ran the iteration"),
+    "request_instance": ("1", "instance the router sent the request to"),
+    "instance_num_requests": ("1", "requests routed to the instance"),
+    "instance_num_iterations": ("1", "iterations the instance ran"),
+    "instance_busy_time": ("s", "time the instance's devices computed, summed over its "
+                                "devices and iterations"),
+    "request_decode_instance": ("1", "prefill/decode disaggregation: the decode instance the "
+                                     "request's KV moved to (-1: none)"),
+    "kv_transfer_bytes": ("B", "KV bytes moved from the prefill to the decode instance (the "
+                               "prompt's KV on the prefill layout; 0: none)"),
+    "kv_transfer_started_at": ("s", "when the decode instance had the blocks and the KV "
+                                    "transfer began (NaN: none)"),
+    "kv_transfer_latency": ("s", "how long the KV transfer took once begun (NaN: none)"),
     "op_latency": ("s", "operator latency in the iteration, summed over layers and requests"),
     "arrival_at": ("s", "request arrival time"),
     "admitted_at": ("s", "time the request was first scheduled"),

@@ -87,10 +87,6 @@ class KVTransfers:
         heapq.heappush(self._receiving, (ready, request_id))
         self.admitted.append((request_id, now, ready))
 
-    @property
-    def num_receiving(self) -> int:
-        return len(self._receiving)
-
     def take_admitted(self) -> list[tuple[int, float, float]]:
         taken, self.admitted = self.admitted, []
         return taken
