@@ -147,3 +147,25 @@ def counter_text(page) -> str:
 
 def plot_src(page, name: str) -> str:
     return page.get_attribute(f".llmsim-plot-{name}", "src") or ""
+
+
+def metric_cells(page) -> dict[str, str]:
+    """The dashboard's metrics table as shown: ``data-key`` -> value text."""
+    return dict(page.eval_on_selector_all(
+        ".llmsim-metric", "els => els.map(e => [e.dataset.key, "
+        "e.querySelector('.llmsim-metric-value').innerText.trim()])"))
+
+
+def overflow(page) -> dict[str, float]:
+    """How far (px) the dashboard reaches past its notebook output area, and its
+    controls, buttons, metrics and plots past the dashboard (<= 0 everywhere: it fits)."""
+    return page.evaluate(
+        "(() => { const box = document.querySelector('.llmsim-dashboard');"
+        " const edge = box.getBoundingClientRect().right; const out = {};"
+        " out.dashboard = edge - box.parentElement.getBoundingClientRect().right;"
+        " out.scroll = box.scrollWidth - box.clientWidth;"
+        " for (const e of box.querySelectorAll('[class*=llmsim-plot-], .llmsim-metric,"
+        " .llmsim-run-to-end, .llmsim-reset, .widget-dropdown, .widget-text')) {"
+        "   const name = (e.className.match(/llmsim-[\\w-]+/) || ['control'])[0];"
+        "   out[name] = Math.max(out[name] ?? -1e9, e.getBoundingClientRect().right - edge); }"
+        " return out; })()")

@@ -24,6 +24,7 @@ LAYERS = [
     {"workload", "models"},
     {"parallel"},
     {"scheduler", "engines"},
+    {"power"},
     {"graph"},
     {"network"},
     {"results"},

@@ -41,6 +41,9 @@ RANGES = {
     "max_num_batched_tokens": (1, 2 ** 24, True, False),
     "long_prefill_token_threshold": (0, 2 ** 24, True, False),
     "kv_offload_gib": (0.0, 16384.0, False, False),
+    "power_cap_w": (1.0, 1e5, False, True),
+    "device_price_per_hour": (0.0, 1e4, False, False),
+    "carbon_g_per_kwh": (0.0, 1e4, False, False),
     "max_model_len": (1, 2 ** 24, True, False),
     "npu_mem": (0.001, 16384.0, False, True),
     "host_bandwidth": (1e6, 1e15, False, True),
@@ -94,6 +97,8 @@ def make(name: str, value):
         extra["scheduling"] = "chunked"
     if name in ("long_prefill_token_threshold", "kv_offload_gib"):  # vllm-v1's (else an error)
         extra["scheduling"] = "vllm-v1"
+    if name in ("device_price_per_hour", "carbon_g_per_kwh"):  # price the power model
+        extra["power"] = True
     if name == "expert_skew":  # no effect (an error) without skewed routing
         extra["expert_routing"] = "skewed"
     if name in ("pim_channels", "num_sub_batches"):  # no effect (an error) without them
@@ -618,10 +623,14 @@ def test_random_values_in_range_are_accepted(name, data):
         assert config.to_flags()[name] == value
 
 
+def _json_containers(inner):
+    # A def, not a lambda: hypothesis reads a multi-line lambda's source wrongly and warns
+    # (HypothesisDeprecationWarning) that it does not use its argument.
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+
+
 JSON_VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() |
-                          st.text(max_size=8),
-                          lambda inner: st.lists(inner, max_size=3) |
-                          st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+                          st.text(max_size=8), _json_containers, max_leaves=6)
 _SECTIONS = {None: None, **{k: k for k in ("scheduler", "memory", "system")}}
 
 

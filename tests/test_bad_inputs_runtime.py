@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -328,8 +327,7 @@ def test_a_point_failing_on_dask_workers_still_writes_the_sweep(monkeypatch, tmp
     _nan_at_20_gib(monkeypatch)  # threads of this process see the patch
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                       dashboard_address=None) as cluster, Client(cluster) as client, \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore", SweepWarning)
+            pytest.warns(SweepWarning, match="1 of 2 sweep points failed"):
         ds = run_sweep(tmp_path, client=client, npu_mem=[20, 24])
     _check_one_failed(ds, tmp_path, "LatencyError: engine 'npu' timed op 'ffn_up'")
 
@@ -349,8 +347,7 @@ def test_any_failure_of_a_point_is_recorded_and_the_sweep_written(exc, error, mo
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Simulator, "run", run)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SweepWarning)
+    with pytest.warns(SweepWarning, match="1 of 2 sweep points failed"):
         ds = run_sweep(tmp_path, npu_mem=[20, 24])
     _check_one_failed(ds, tmp_path, error)
 

@@ -14,8 +14,8 @@ pytest.importorskip("ipywidgets")
 from llmsim_nb import SimConfig, Simulator  # noqa: E402
 from llmsim_nb.config import SchedulerConfig, SystemConfig  # noqa: E402
 from llmsim_nb.models.catalog import list_models  # noqa: E402
-from llmsim_nb.viz.controls import (DASHBOARD_FLAGS, WORKLOAD_FLAGS, WorkloadConfig,  # noqa: E402
-                                    control_spec, control_specs)
+from llmsim_nb.viz.controls import (WORKLOAD_FLAGS, WorkloadConfig,  # noqa: E402
+                                    control_spec, control_specs, dashboard_flags)
 from llmsim_nb.viz.dashboard import Dashboard  # noqa: E402
 from llmsim_nb.workload import sharegpt_like, synthetic_trace  # noqa: E402
 
@@ -33,7 +33,7 @@ def _field(cls, name):
 
 def test_controls_come_from_the_config_metadata():
     specs = {s.flag: s for s in control_specs()}
-    assert list(specs) == list(DASHBOARD_FLAGS + WORKLOAD_FLAGS)
+    assert list(specs) == list(dashboard_flags() + WORKLOAD_FLAGS)
     block = _field(SchedulerConfig, "block_size")
     assert specs["block_size"].help == block.metadata["help"]
     assert specs["block_size"].kind == "int" and specs["block_size"].default == block.default
@@ -53,7 +53,10 @@ def test_widgets_show_the_specs(dash):
         assert widget.description == spec.label
         assert widget.tooltip == spec.help
     assert dash.controls["model_name"].value == "gpt2"
-    assert dash.controls["npu_mem"].value == ""  # blank: the preset's memory
+    assert dash.controls["npu_mem"].value == "14"  # PRESSURE_DEFAULTS: a small KV cache
+    blank = Dashboard(flags={"model_name": "gpt2", "npu_mem": None}, workload=SMALL["workload"])
+    assert blank.controls["npu_mem"].value == ""  # blank: the preset's memory
+    assert blank.sim.engine.spec.memory_bytes == 24 * 2 ** 30
 
 
 def test_step_advances_the_counter_and_redraws_the_plots(dash):
@@ -95,7 +98,7 @@ def test_run_to_end_finishes_every_request_and_then_stays(dash):
     dash.step()  # nothing left: no exception, nothing changes
     assert dash.iteration == done and dash.error is None
     # The same knobs give the same result as the Simulator alone.
-    config = SimConfig.from_flags(model_name="gpt2")
+    config = SimConfig.from_flags(model_name="gpt2", npu_mem=14.0)
     trace = synthetic_trace(np.random.default_rng(config.seed), 6, 50.0, *sharegpt_like())
     alone = Simulator(config, trace).run()
     np.testing.assert_array_equal(alone.t_end.values, dash.results.t_end.values)
@@ -119,8 +122,8 @@ def test_invalid_combination_shows_the_config_error_not_a_traceback(dash):
 
 def test_simulator_errors_are_shown_too(dash):
     with pytest.raises(ValueError) as expected:
-        Simulator(SimConfig.from_flags(model_name="gpt3-175b"))
-    dash.controls["model_name"].value = "gpt3-175b"  # 325 GiB of weights on one 24 GiB NPU
+        Simulator(SimConfig.from_flags(model_name="gpt3-175b", npu_mem=14.0))
+    dash.controls["model_name"].value = "gpt3-175b"  # 325 GiB of weights on one 14 GiB NPU
     assert dash.sim is None and dash.error == str(expected.value)
     assert "does not fit" in dash.message.value
     dash.controls["npu_mem"].value = "abc"
@@ -133,7 +136,7 @@ def test_workload_controls_make_the_trace():
     dash = Dashboard(flags={"model_name": "gpt2"},
                      workload={"trace": "alpaca-like", "num_requests": 9, "arrival_rate": 3.0})
     assert len(dash.sim.trace) == 9
-    expected = WorkloadConfig("alpaca-like", 9, 3.0).make_trace(0)
+    expected = WorkloadConfig("alpaca-like", num_requests=9, arrival_rate=3.0).make_trace(0)
     np.testing.assert_array_equal(dash.sim.trace.arrival_at, expected.arrival_at)
     dash.controls["arrival_rate"].value = -1.0
     assert "arrival_rate must be a finite number > 0" in dash.error

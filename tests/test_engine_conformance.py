@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 
@@ -43,7 +44,13 @@ def _default_engine(name: str) -> Engine:
 
 @pytest.mark.parametrize("name", sorted(ENGINES))
 def test_registered_engine_conforms(name):
-    check_engine(_default_engine(name))
+    engine = _default_engine(name)
+    # A profiled engine times the conformance shapes its table lacks by its fallback, and
+    # says so (a RuntimeWarning per op name); the other engines warn about nothing.
+    expected = (pytest.warns(RuntimeWarning, match="outside the measured range")
+                if hasattr(engine, "fallbacks") else contextlib.nullcontext())
+    with expected:
+        check_engine(engine)
 
 
 @pytest.mark.parametrize("preset", ["npu-128x128", "npu-256x256", "npu-64x64"])

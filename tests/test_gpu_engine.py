@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from llmsim_nb import SimConfig, Simulator
+from llmsim_nb.config.fields import ConfigWarning
 from llmsim_nb.engines.gpu import EFFICIENCY_FIELDS, GPUEngine, GPUSpec
 from llmsim_nb.engines.hardware import get_hardware, list_hardware, make_engine
 from llmsim_nb.system.memory_plan import MemoryPlan
@@ -159,7 +160,9 @@ def test_gpu_memory_utilization_and_explicit_blocks():
                             Simulator(SimConfig(model="llama-7b")).layout,
                             spec.memory_bytes, 0.05)
     assert default == plan.num_kv_blocks(16)
-    assert _blocks(num_kv_blocks=123, gpu_memory_utilization=0.9) == 123
+    with pytest.warns(ConfigWarning, match="gpu_memory_utilization=0.9 has no effect with "
+                                           "num_kv_blocks=123"):
+        assert _blocks(num_kv_blocks=123, gpu_memory_utilization=0.9) == 123
     with pytest.raises(ValueError, match="num_kv_blocks"):
         _blocks(num_kv_blocks=10 ** 6)
 

@@ -170,6 +170,8 @@ _WITHOUT_MATPLOTLIB = textwrap.dedent("""
         "plot_npu_pim_overlap": lambda: viz.plot_npu_pim_overlap(pim),
         "plot_prefix_hit_rate": lambda: viz.plot_prefix_hit_rate(ds),
         "plot_curves": lambda: viz.plot_curves(None, None),
+        "plot_power": lambda: viz.plot_power(
+            Simulator(SimConfig.from_flags(model_name="gpt2", power=True), trace).run()),
     }
     public = {n for n in viz.__all__ if n.startswith("plot_")}
     assert public == set(calls), ("plot functions without a case here", public ^ set(calls))
@@ -190,4 +192,4 @@ def test_plots_without_matplotlib_name_the_notebooks_extra(tmp_path):
                          cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True,
                          timeout=TIMEOUT_S)
     assert out.returncode == 0, out.stderr[-4000:]
-    assert out.stdout.split() == ["ok", "11"]
+    assert out.stdout.split() == ["ok", "12"]

@@ -116,7 +116,7 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path):
 def test_invalid_points_are_reported_before_any_work(tmp_path):
     with pytest.raises(ValueError) as err:
         sweep(BASE, trace(), client="serial", out_dir=tmp_path, progress=False,
-              npu_num=[1, 5, 7], attention_placement=["heads"])
+              npu_num=[2, 5, 7], attention_placement=["heads"])  # 1 would warn: no effect
     text = str(err.value)
     assert text.startswith("2 of 3 sweep points are invalid, nothing was run")
     assert "[npu_num=5, attention_placement='heads']" in text

@@ -74,7 +74,7 @@ def test_every_plot_draws_on_the_axes_it_is_given(run):
 
 def test_throughput_plot_is_the_output_buckets(run):
     _, ds = run
-    ax = viz.plot_throughput(ds)
+    ax = viz.plot_throughput(ds, interval=0.5)  # the files' width (the default follows the run)
     ends, prompt, generation = throughput_over_time(ds)
     p, g = ax.patches
     np.testing.assert_array_equal(p.get_data().values, prompt)
@@ -166,9 +166,12 @@ def test_gantt_has_a_row_per_device_and_link_and_the_node_times():
     assert (devices[0], "compute") in rows and (devices[0], "network") in rows
     ax = viz.plot_gantt(step, time_unit="s")
     assert [t.get_text() for t in ax.get_yticklabels()] == [f"NPU {d} {k}" for d, k in rows]
-    # Compute bars on device 0 span exactly its COMP nodes' durations.
+    # Compute bars on device 0 span exactly its COMP nodes' durations, each widened to
+    # the minimum visible width where shorter.
     comp0 = (step.node_type.values == "COMP_NODE") & (step.node_device.values == 0)
-    expected = float((step.node_end_at - step.node_start_at).values[comp0].sum())
+    min_width = viz.gantt.MIN_BAR_FRACTION * float(step.node_end_at.max())
+    expected = float(np.maximum((step.node_end_at - step.node_start_at).values[comp0],
+                                min_width).sum())
     drawn = 0.0
     for coll in ax.collections:
         for path in coll.get_paths():

@@ -1,4 +1,4 @@
-"""``llmsim list models|hardware|networks``: what the registries hold, one line each.
+"""``llmsim list models|hardware|networks|serving-stacks``: what the registries hold, one line each.
 
 ::
 
@@ -25,15 +25,15 @@ from __future__ import annotations
 import argparse
 
 #: What ``llmsim list`` lists.
-KINDS = ("models", "hardware", "networks")
+KINDS = ("models", "hardware", "networks", "serving-stacks")
 
 
 def add_list_parser(sub) -> None:
     """Add the ``list`` subcommand to ``llmsim``'s subparsers."""
     parser = sub.add_parser("list", help="list the models, hardware presets or networks")
     parser.add_argument("kind", choices=KINDS,
-                        help="models (--model_name), hardware (--hardware) or networks "
-                             "(--network)")
+                        help="models (--model_name), hardware (--hardware), networks "
+                             "(--network) or serving-stacks (--serving_stack)")
 
 
 def _count(n: float) -> str:
@@ -96,13 +96,22 @@ def network_lines() -> list[str]:
     return _table(rows)
 
 
+def serving_stack_lines() -> list[str]:
+    """One line per serving stack: its host figures (``ServingStack.summary``)."""
+    from ..engines.serving_stack import get_serving_stack, list_serving_stacks
+
+    rows = [(name, get_serving_stack(name).summary().split(": ", 1)[1])
+            for name in list_serving_stacks()]
+    return _table(rows)
+
+
 def run_list_command(args: argparse.Namespace) -> int:
     """Print ``llmsim list KIND``; return the exit status."""
     lines = {"models": model_lines, "hardware": hardware_lines,
-             "networks": network_lines}[args.kind]()
+             "networks": network_lines, "serving-stacks": serving_stack_lines}[args.kind]()
     print("\n".join(lines))
     return 0
 
 
 __all__ = ["KINDS", "add_list_parser", "hardware_lines", "model_lines", "network_lines",
-           "run_list_command"]
+           "run_list_command", "serving_stack_lines"]

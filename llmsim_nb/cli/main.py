@@ -19,6 +19,7 @@ import sys
 
 from .._version import __version__
 from .cluster import add_cluster_parser, run_cluster_command
+from .help_defaults import add_missing_defaults, unknown_option_hint
 from .list import add_list_parser, run_list_command
 from .run import RUN_FLAGS, add_run_parser, run_run_command
 from .sweep import add_sweep_parser, run_sweep_command
@@ -26,8 +27,11 @@ from .validate import add_validate_parser, run_validate_command
 
 
 class _Parser(argparse.ArgumentParser):
+    argv: list[str] | None = None  # what main() parses, for the did-you-mean of a typo
+
     def error(self, message: str) -> None:  # one line, no usage dump
-        self.exit(2, f"llmsim: error: {message}\n")
+        hint = unknown_option_hint(self, message, self.argv)  # "; --x: did you mean ...?"
+        self.exit(2, f"llmsim: error: {message}{hint}\n")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -39,12 +43,14 @@ def _build_parser() -> argparse.ArgumentParser:
     add_validate_parser(sub, RUN_FLAGS)
     add_list_parser(sub)
     add_cluster_parser(sub)
+    add_missing_defaults(parser)  # every option's help states its default
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``llmsim`` console script."""
     parser = _build_parser()
+    parser.argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":

@@ -55,6 +55,9 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("host_latency", float, "fixed latency of one host transfer in s"),
     ("kv_offload_gib", float, "host-memory KV tier in GiB for evicted cached blocks "
                               "(vllm-v1 with prefix caching)"),
+    ("power", str, "on | off: power model (energy per device, J/token, cost; docs/power.md)"),
+    ("power_cap_w", float, "power cap per GPU in W (lowers the sustained clock)"),
+    ("device_price_per_hour", float, "USD per device-hour"), ("carbon_g_per_kwh", float, "g/kWh"),
     ("max_model_len", int, "longest request served, prompt + output tokens (default: the "
                            "model's context length)"),
     ("kv_manage", str, "vllm (paged, on demand) | max (reserve the maximum length)"),
@@ -62,10 +65,15 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("gpu_memory_utilization", float,
      "fraction of device memory for weights + activations + KV (as vLLM)"),
     ("num_kv_blocks", int, "explicit KV blocks (overrides gpu_memory_utilization)"),
-    ("pim_type", str, "none | local | pool"),
+    ("pim_type", str, "none | local | pool; local/pool also bring the original's PIM "
+                      "defaults for flags left unset: micro_batches 1, attention_placement "
+                      "requests, and for local pim_channels = npu_mem / 1 GiB "
+                      "(docs/original-flags.md)"),
     ("sub_batch", None, "NeuPIMs sub-batch interleaving"),
     ("pim_hardware", str, "PIM device preset (neupims-hbm2 | newton-hbm2)"),
-    ("pim_channels", int, "channels per PIM device (0 = the preset's 32); 1 GiB of KV each"),
+    ("pim_channels", int, "channels per PIM device (0 = npu_mem / 1 GiB with --npu_mem and "
+                          "local PIM, as the original, else the preset's 32); 1 GiB of KV "
+                          "each"),
     ("pim_num", int, "PIM devices in the pool (pim_type pool; 0 = one per NPU)"),
     ("pim_mapping", str, "decode-attention | attention | fastest (operator mapping)"),
     ("num_sub_batches", int, "sub-batches with --sub_batch"),
@@ -74,9 +82,11 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
                      "a generated one with --num_requests ..."),
     ("network", str, "network topology file or preset (e.g. gpu_n4.json; llmsim list "
                      "networks)"),
-    ("micro_batches", int, "most micro-batches per iteration (pipeline); 0 = one per stage"),
+    ("micro_batches", int, "most micro-batches per iteration (pipeline); 0 = one per stage "
+                           "(1 with --pim_type local/pool, as the original)"),
     ("attention_placement", str, "auto | heads | requests (selective batching) | data "
-                                 "(attention data parallelism: MoE, --enable_expert_parallel)"),
+                                 "(attention data parallelism: MoE, --enable_expert_parallel);"
+                                 " auto is requests with --pim_type local/pool"),
     ("collective", str, "auto | ring | direct | halving_doubling"),
     ("congestion", None, "congestion-aware network (shared links slow transfers)"),
     ("enable_expert_parallel", None, "MoE models: ranks hold whole experts (expert "
@@ -91,6 +101,8 @@ RUN_FLAGS: list[tuple[str, type | None, str]] = [
     ("reuse", str, "on | off: reuse operator timings (results identical)"),
     ("reuse_cache_size", int, "most cached operator timings"),
     ("npu_mode", str, "analytical | detailed (tile-level GEMM schedule, slower)"),
+    ("serving_stack", str, "host costs of the serving engine: auto | none | vllm-v1 | vllm-v0 | "
+     "sglang | trtllm (llmsim list serving-stacks)"),
     ("seed", int, "random seed (of generated traces: --num_requests ...)"),
     ("config", str, "YAML file of flag names and values"),
     ("output", str, "write PREFIX-throughput.tsv, -simulation-time.tsv, -requests.csv, .nc"),

@@ -19,7 +19,9 @@ def format_summary(summary: dict, wall: float, ds) -> str:
         f"{ds.attrs.get('pipeline_parallel', '?')}, network {ds.attrs.get('network') or '-'}, "
         f"{ds.attrs['engine']} engine",
         f"scheduling          {ds.attrs.get('scheduling', '?')}, prefix caching "
-        f"{ds.attrs.get('prefix_caching', '?')}",
+        f"{ds.attrs.get('prefix_caching', '?')}, serving stack "
+        f"{ds.attrs.get('serving_stack', 'none')}",
+        *pim_lines(ds.attrs),
         f"trace: {ds.attrs['trace_source']}",
         f"requests finished   {summary['num_finished']} / {summary['num_requests']}",
         f"iterations          {summary['num_iterations']}",
@@ -43,6 +45,17 @@ def format_summary(summary: dict, wall: float, ds) -> str:
     return "\n".join(lines)
 
 
+def pim_lines(attrs) -> list[str]:
+    """With PIM: its channels, micro-batches, and which flags took the original's PIM
+    defaults (never silent: :mod:`llmsim_nb.config.original_flags`)."""
+    if "implied_flags" not in attrs:
+        return []
+    implied = attrs["implied_flags"] or "none (all given)"
+    return [f"PIM                 {attrs['pim_channels']} channels per device, "
+            f"{attrs['micro_batches']} micro-batch(es) per iteration",
+            f"original's PIM defaults: {implied}"]
+
+
 def prefix_lines(summary: dict) -> list[str]:
     """The summary lines of prefix caching, preemption and goodput, where they apply."""
     lines = []
@@ -55,6 +68,14 @@ def prefix_lines(summary: dict) -> list[str]:
                      f"{summary['host_loaded_bytes'] / 1e9:.3f} GB loaded")
     if summary.get("num_preemptions"):
         lines.append(f"preemptions         {summary['num_preemptions']} (by recompute)")
+    if not math.isnan(summary.get("energy", math.nan)):  # power on (docs/power.md)
+        lines.append(f"energy              {summary['energy']:.4g} J, "
+                     f"{summary['energy_per_output_token']:.4g} J/token, average "
+                     f"{summary['average_power']:.4g} W, peak {summary['peak_power']:.4g} W")
+        if not math.isnan(summary.get("cost", math.nan)):
+            lines.append(f"cost                ${summary['cost_per_million_output_tokens']:.3g}"
+                         f" per M output tokens, "
+                         f"${summary['cost_per_million_input_tokens']:.3g} per M input tokens")
     if not math.isnan(summary.get("goodput", math.nan)):
         lines.append(f"goodput             {summary['goodput']:.2f} req/s "
                      f"({summary['goodput_fraction']:.1%} of requests meet the SLOs)")

@@ -87,7 +87,9 @@ class Cluster:
         self.instances: list[Instance] = []
         for name, sim_config in zip(self.names, config.instance_configs()):
             try:
-                self.instances.append(Instance(build_instance(sim_config)))
+                # Per-request API costs do not apply between disaggregated instances.
+                self.instances.append(Instance(build_instance(
+                    sim_config, request_overheads=not config.is_disaggregated)))
             except ValueError as exc:
                 raise ValueError(f"instance {name!r}: {exc}") from None
         self.roles = config.instance_roles()

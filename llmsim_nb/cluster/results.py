@@ -69,6 +69,7 @@ def cluster_dataset(cluster):
     data["instance_busy_time"] = variable(
         "instance_busy_time", ("instance",),
         np.array([float(inst.device_busy_time.sum()) for inst in cluster.instances]))
+    _energy(cluster, data, parts, order, where, local)
     coords = {"iteration": np.arange(len(order)), "request": np.arange(len(where)),
               "instance": np.array(cluster.names, dtype=str), "token_gap": np.arange(len(gaps))}
     attrs = {"cluster": json.dumps(cluster.config.to_dict(), sort_keys=True),
@@ -76,7 +77,36 @@ def cluster_dataset(cluster):
              "router": getattr(cluster.router, "name", "callable"),
              "router_staleness": float(cluster.config.router_staleness),
              "num_instances": len(parts), "time_units": "s"}
+    if "iteration_energy" in data:  # carbon intensity: the instances' one value, or none
+        carbon = {float(p.attrs["carbon_g_per_kwh"]) for p in parts}
+        attrs["carbon_g_per_kwh"] = carbon.pop() if len(carbon) == 1 else 0.0
     return xr.Dataset(data, coords=coords_of(coords), attrs=attrs)
+
+
+def _energy(cluster, data, parts, order, where, local) -> None:
+    """Energy variables where every instance meters power (``power`` on): the
+    iterations' energies, each request's (both sides' for a disaggregated
+    one), and per instance its idle power and price, which ``summarize``
+    needs for the time each instance idles. KV transfers between instances
+    are not metered (docs/power.md)."""
+    if not all("iteration_energy" in p for p in parts):
+        return
+    data["iteration_energy"] = variable(
+        "iteration_energy", ("iteration",),
+        np.concatenate([p["iteration_energy"].values for p in parts])[order])
+    energy = np.zeros(len(where))
+    for k, p in enumerate(parts):
+        mine = where == k
+        energy[mine] += p["request_energy"].values[local[mine]]
+    if cluster.disaggregation is not None:
+        for r, h in cluster.disaggregation.handoffs.items():
+            if h.decode >= 0:
+                energy[r] += parts[h.decode]["request_energy"].values[h.decode_local]
+    data["request_energy"] = variable("request_energy", ("request",), energy)
+    for name, key in (("instance_idle_power", "power_idle_w"),
+                      ("instance_price_per_hour", "price_per_hour")):
+        data[name] = variable(name, ("instance",),
+                              np.array([float(p.attrs[key]) for p in parts]))
 
 
 def _decode_side(cluster, data, parts) -> None:

@@ -81,6 +81,13 @@ LONG_PREFILL_TOKEN_THRESHOLD_RANGE = (0, 2 ** 24)
 #: Host memory for offloaded KV blocks in GiB: servers hold up to ~4-8 TiB of
 #: DRAM; 16384 GiB is the device-memory bound's generous cap. 0 = no host tier.
 KV_OFFLOAD_GIB_RANGE = (0.0, 16384.0)
+#: A device's power cap in W: the largest accelerator TDP shipping is ~1.2 kW
+#: (GB200); 100 kW is 80x that. Below 1 W no device runs.
+POWER_CAP_W_RANGE = (1.0, 1e5)
+#: On-demand price of one device-hour in USD: ~$1-15 today; $10^4 is ~1000x.
+DEVICE_PRICE_RANGE = (0.0, 1e4)
+#: Grid carbon intensity in g CO2 / kWh: ~10 (hydro) to ~1000 (coal); 10^4 is 10x.
+CARBON_RANGE = (0.0, 1e4)
 #: Longest request (prompt + output): the longest shipping context window is 10M
 #: tokens (Llama 4 Scout); 2**24 = 16.8M.
 MAX_MODEL_LEN_RANGE = (1, 2 ** 24)

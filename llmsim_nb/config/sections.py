@@ -24,6 +24,7 @@ from .fields import (ACTIVATION_RESERVE_RANGE, ATTENTION_PLACEMENTS, BATCH_DELAY
                      NUM_SUB_BATCHES_RANGE, PARALLEL, PIM_CHANNELS_RANGE, PIM_MAPPINGS,
                      PIM_NUM_RANGE, PIM_TYPES, SCHEDULING_POLICIES, SUB_BATCH_CRITERIA,
                      _check_bool, _check_choice, _check_numbers, _meta, _show)
+from .fields import CARBON_RANGE, DEVICE_PRICE_RANGE, POWER_CAP_W_RANGE
 
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
@@ -203,7 +204,8 @@ class SystemConfig:
         "Network topology file or preset name; None builds the original's default "
         "(fully connected, 64 GB/s links)", flag="network"))
     micro_batches: int = field(default=0, metadata=_meta(
-        "Most micro-batches per iteration for pipeline overlap; 0 = one per stage",
+        "Most micro-batches per iteration for pipeline overlap; 0 = one per stage (1 with "
+        "pim_type local or pool, the original's: config.original_flags)",
         flag="micro_batches", range=MICRO_BATCHES_RANGE,
         note="micro-batches per iteration; 0 = one per stage", integer=True))
     attention_placement: str = field(default="auto", metadata=_meta(
@@ -213,7 +215,8 @@ class SystemConfig:
         "MoE models with enable_expert_parallel, vLLM's --data-parallel-size / SGLang's "
         "--enable-dp-attention: each rank runs the layers' dense part with whole weights "
         "on its own requests, all-to-all dispatch and combine around the experts) or auto "
-        "(heads when the group size divides the heads, else requests, with a warning)",
+        "(heads when the group size divides the heads, else requests, with a warning; "
+        "requests with pim_type local or pool, the original's: config.original_flags)",
         flag="attention_placement"))
     collective: str = field(default="auto", metadata=_meta(
         "Collective algorithm on every network dimension: auto (ring on Ring "
@@ -237,8 +240,10 @@ class SystemConfig:
         "PIM device preset (llmsim_nb.engines.pim.list_pim()); needs pim_type local or pool",
         flag="pim_hardware"))
     pim_channels: int = field(default=0, metadata=_meta(
-        "Channels per PIM device; 0 = the preset's (32). The KV cache lives in the PIM, "
-        "channels x 1 GiB per device; needs pim_type local or pool", flag="pim_channels",
+        "Channels per PIM device; 0 = npu_mem / channel capacity with pim_type local and npu_mem "
+        "(the original's PIM is the NPU's memory: config.original_flags), else the preset's "
+        "(32). The KV cache lives in the PIM, channels x 1 GiB per device; needs pim_type "
+        "local or pool", flag="pim_channels",
         range=PIM_CHANNELS_RANGE,
         note="channels per PIM device; 0 = the preset's", integer=True))
     pim_num: int = field(default=0, metadata=_meta(
@@ -256,9 +261,30 @@ class SystemConfig:
     sub_batch_criterion: str = field(default="memory", metadata=_meta(
         "What sub-batches balance: memory (KV bytes read, the PIM's work) or compute "
         "(FLOPs); needs sub_batch", flag="sub_batch_criterion"))
+    power: bool = field(default=False, metadata=_meta(
+        "Power model (docs/power.md): energy per device and iteration, per request, "
+        "J per token, cost and carbon in the results", flag="power"))
+    power_cap_w: float | None = field(default=None, metadata=_meta(
+        "Power cap per device (GPU presets): the sustained clock drops until the most "
+        "demanding op fits it, so compute-bound ops slow (Splitwise); None = no cap", "W",
+        flag="power_cap_w", range=POWER_CAP_W_RANGE, note="W per device; None = no cap",
+        optional=True, positive=True))
+    device_price_per_hour: float | None = field(default=None, metadata=_meta(
+        "Price of one device-hour for the cost figures; None = the power preset's "
+        "on-demand price (NaN cost where it has none); needs power", "USD",
+        flag="device_price_per_hour", range=DEVICE_PRICE_RANGE,
+        note="USD per device-hour; None = the preset's", optional=True))
+    carbon_g_per_kwh: float = field(default=0.0, metadata=_meta(
+        "Grid carbon intensity for grams of CO2 per token; 0 = not reported; needs power",
+        "g/kWh", flag="carbon_g_per_kwh", range=CARBON_RANGE, note="g CO2 per kWh"))
 
     def __post_init__(self) -> None:
         _check_numbers(self)
+        _check_bool("power", self.power)
+        for name in ("device_price_per_hour", "carbon_g_per_kwh"):
+            if getattr(self, name) is not None and getattr(self, name) and not self.power:
+                raise ValueError(f"{name}={getattr(self, name)!r} prices the power model's "
+                                 f"results; it needs power=True (--power on)")
         if self.npu_num % self.npu_group:
             raise ValueError(f"npu_group={self.npu_group} must divide "
                              f"npu_num={self.npu_num}")

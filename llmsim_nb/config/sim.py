@@ -74,6 +74,11 @@ class SimConfig:
     npu_mode: str = field(default="analytical", metadata=_meta(
         "NPU model: analytical (closed form) or detailed (walks every GEMM's tile "
         "schedule; slower)", flag="npu_mode"))
+    serving_stack: str = field(default="auto", metadata=_meta(
+        "Serving stack whose host costs every step pays (host time, kernel launches, CUDA "
+        "graphs, overlap, per-request overheads; llmsim list serving-stacks): auto (vllm-v1 "
+        "on a GPU hardware preset, none elsewhere), none, vllm-v1, vllm-v0, sglang, trtllm "
+        "or a registered name", flag="serving_stack"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -91,6 +96,9 @@ class SimConfig:
         if not isinstance(self.reuse, bool):
             raise ValueError(f"reuse={_show(self.reuse)} must be on/off (a bool)")
         _check_choice("npu_mode", self.npu_mode, NPU_MODES)
+        if not isinstance(self.serving_stack, str) or not self.serving_stack:
+            raise ValueError(f"serving_stack={_show(self.serving_stack)} must be a serving "
+                             f"stack name (llmsim list serving-stacks) or 'auto'")
         _check_choice("expert_routing", self.expert_routing, EXPERT_ROUTINGS)
         if isinstance(self.memory, MemoryConfig) and isinstance(self.scheduler, SchedulerConfig) \
                 and self.scheduler.policy != "auto":
@@ -245,7 +253,8 @@ def _changed_flags(config: SimConfig, given) -> set[str]:
 
 
 # Flags whose Python type is float but that users reasonably pass as ints.
-_FLOAT_FLAGS = {"batch_delay", "npu_mem", "gpu_memory_utilization"}
+_FLOAT_FLAGS = {"batch_delay", "npu_mem", "gpu_memory_utilization", "power_cap_w",
+                "device_price_per_hour", "carbon_g_per_kwh"}
 
 
 def check_kv_offload(scheduler: SchedulerConfig, memory: MemoryConfig) -> None:
@@ -259,7 +268,7 @@ def check_kv_offload(scheduler: SchedulerConfig, memory: MemoryConfig) -> None:
 
 
 #: Switches given as on / off on the command line (or True / False).
-_ON_OFF_FLAGS = ("reuse", "enable_prefix_caching", "enable_chunked_prefill")
+_ON_OFF_FLAGS = ("reuse", "enable_prefix_caching", "enable_chunked_prefill", "power")
 
 
 def _build_from_flags(cls: type[SimConfig], values: dict[str, Any]) -> SimConfig:

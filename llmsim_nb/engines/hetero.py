@@ -275,7 +275,10 @@ class HeteroStack(ExecutionStack):
 
     # ------------------------------------------------------------ iteration
     def _split(self, mb: BatchShape) -> list[BatchShape]:
-        return (split_batch(mb, self.sharded, self.sub_batches, self.criterion)
+        # Selective batching: split every rank's requests, so each sub-batch keeps
+        # all ranks' PIMs busy (parallel.partition.partition_within_groups).
+        groups = self.layout.attention_ranks(mb) if self._selective else None
+        return (split_batch(mb, self.sharded, self.sub_batches, self.criterion, groups)
                 if self.sub_batches > 1 else [mb])
 
     def _route(self, mb: BatchShape) -> BatchShape:

@@ -185,6 +185,11 @@ def calibrate(engine: Engine, measurements: Measurements,
     -------
     Calibration
 
+    A :class:`~llmsim_nb.engines.serving_stack.ServingStack` in place of
+    ``engine`` fits its host terms instead: ``measurements`` is the measured
+    step seconds and ``params`` a dict of the other arrays
+    (:func:`~llmsim_nb.fidelity.serving_calibration.calibrate_serving_stack`).
+
     Raises
     ------
     ValueError
@@ -193,6 +198,10 @@ def calibrate(engine: Engine, measurements: Measurements,
     """
     from scipy.optimize import least_squares
 
+    from ..engines.serving_stack import ServingStack
+    if isinstance(engine, ServingStack):  # the host side: serving_calibration
+        from .serving_calibration import calibrate_serving_stack
+        return calibrate_serving_stack(engine, measurements, **(params or {}))
     if len(measurements) == 0:
         raise ValueError("calibrate needs at least one measurement")
     params = default_parameters(engine) if params is None else tuple(params)

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..engines.reuse import ReuseCache, ReuseEngine
 from ..engines.stack import LatencyError
-from ..results.dataset import (COMPONENTS, ArrayResults, IterationRecord, Recorder,
+from ..results.dataset import (COMPONENTS, ArrayResults, IterationRecord,
                                iteration_dataset, request_arrays)
 from ..system.builder import InstanceParts
 from ..workload.request import Request
@@ -45,7 +45,7 @@ from .data_parallel_chain import DataParallelChain
 from .checks import (STALL_LIMIT, bad_makespan, check_lengths, check_parts, check_run,
                      check_submit, check_transfer, stuck_error)
 from .fast_run import FastRunFile
-from .run_dataset import instance_attrs, run_dataset
+from .run_dataset import instance_attrs, make_recorder, run_dataset
 from .token_times import TokenTimes
 from .usage import Usage, host_transfer_latency
 
@@ -76,9 +76,8 @@ class Instance:
     network, memory, kv_cache, scheduler
         The parts, by name.
     last_graph, last_schedule : ExecutionGraph, GraphSchedule or None
-        The last iteration's execution graph and its schedule. :meth:`step`
-        always builds them; :meth:`run` leaves None where the graph is a
-        chain it adds up without building (:mod:`.chain`).
+        The last iteration's graph and schedule. :meth:`step` always builds them;
+        :meth:`run` leaves None where the graph is a chain it adds up (:mod:`.chain`).
     request_ids : list of int
         The caller's id of each submitted request (``Request.request_id``), by
         the instance's own request index (the ``request`` dim of results).
@@ -117,7 +116,7 @@ class Instance:
         self.last_graph = self.last_schedule = None
         self.last_finished: tuple[int, ...] = ()
         self._trace_source = ""
-        self._recorder = Recorder(self.op_names)
+        self._recorder = make_recorder(self)  # meters energy with power on
         self._wall = dict.fromkeys(COMPONENTS, 0.0)
         self._usage = Usage(self.topology.num_devices)
         self._token_times = TokenTimes()
@@ -269,7 +268,7 @@ class Instance:
         cache = self.reuse_cache
         hits, misses = (cache.hits, cache.misses) if cache is not None else (0, 0)
         try:
-            trace = self.stack.simulate(plan.batch)
+            trace = self.stack.simulate(self.parts.serving_stack.device_batch(plan.batch))
         except LatencyError as exc:
             self._failed = exc
             raise
@@ -286,12 +285,13 @@ class Instance:
             makespan, transfer = self._chain.run(trace, plan, self._usage)
             self.last_graph = self.last_schedule = None
         t4 = time.perf_counter()
+        makespan = self.parts.serving_stack.step(makespan, plan.batch, self.stack)
         t_start, t_end = self.now, self.now + makespan
         if not t_start < t_end < math.inf:  # NaN, inf, <= 0 or lost in rounding
             self._failed = bad_makespan(makespan, t_start, self.num_iterations, plan,
                                         self.engine.name, trace.compute_latency)
             raise self._failed
-        finished = sched.update(plan, t_end)
+        finished = self.parts.serving_stack.finish(sched.table, sched.update(plan, t_end))
         self._token_times.record(sched.table, plan, t_end)
         self.now = t_end
         record = IterationRecord(plan, t_start, t_end, trace.compute_latency, transfer,
@@ -330,6 +330,10 @@ class Instance:
             progress: Callable[[int], None] | None = None) -> xr.Dataset:
         """Repeat :meth:`step` and return the Dataset of the whole run so far.
 
+        With ``fast_run`` the reuse cache is read from its file before the
+        first run and written back after a run that timed something new
+        (:mod:`.fast_run`).
+
         Parameters
         ----------
         until : float, optional
@@ -347,10 +351,6 @@ class Instance:
         ------
         TypeError, ValueError
             For a bad ``until`` or ``progress``; LatencyError as :meth:`step`.
-
-        With ``fast_run`` the reuse cache is read from its file before the
-        first run and written back after a run that timed something new
-        (:mod:`.fast_run`).
         """
         self.advance(until, progress=progress)
         return self.results()

@@ -8,7 +8,9 @@ import numpy as np
 
 from ..results.dataset import (COMPONENTS, Recorder, coords_of, request_variables, variable)
 from ..scheduler.request_state import RequestTable
+from ..engines.pim import get_pim
 from .usage import Usage
+from .power_run import make_recorder, power_attrs  # noqa: F401  (make_recorder: for instance)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -49,6 +51,7 @@ def instance_attrs(instance) -> dict[str, object]:
             "llmsim_nb_version": __version__, "model": instance.model.name,
             "hardware": instance.config.hardware, "engine": instance.engine.name,
             "scheduling": sched.policy,
+            "serving_stack": instance.parts.serving_stack.name,
             "prefix_caching": "on" if sched.prefix_caching else "off",
             "trace_source": instance._trace_source,
             "num_kv_blocks": instance.kv_cache.num_blocks,
@@ -59,4 +62,25 @@ def instance_attrs(instance) -> dict[str, object]:
             "host_latency": instance.network.host_latency,
             "kv_block_bytes": instance.config.scheduler.block_size
             * instance.model.kv_bytes_per_token(),
+            **pim_attrs(instance),
+            **power_attrs(instance),
             "time_units": "s"}
+
+
+def pim_attrs(instance) -> dict[str, object]:
+    """With PIM: the PIM channels per device, the micro-batches, and ``implied_flags``,
+    the flags whose value came from the original's PIM defaults
+    (:mod:`llmsim_nb.config.original_flags`; "" when every one was given)."""
+    pim = getattr(instance, "pim", None)
+    if pim is None:
+        return {}
+    from ..config.original_flags import format_implied, implied_flags
+
+    config = instance.config
+    preset = get_pim(config.system.pim_hardware)
+    implied = implied_flags(config.system, config.memory, instance.layout.pp,
+                            preset.channel_bytes, preset.channels,
+                            mixture_of_experts=instance.model.moe is not None)
+    return {"pim_channels": pim.device.channels,
+            "micro_batches": instance.layout.num_micro_batches,
+            "implied_flags": format_implied(implied)}

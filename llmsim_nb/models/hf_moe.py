@@ -4,20 +4,20 @@ Each ``model_type`` names its experts and layers with its own keys; this
 module reads them into one :class:`~.moe_spec.MoESpec` (and DeepSeek's
 attention into an :class:`~.mla_spec.MLASpec`):
 
-=============  ===================  ======================  ====================  ==========================
-model_type     experts              top-k                   expert width          which layers are MoE
-=============  ===================  ======================  ====================  ==========================
-mixtral        num_local_experts    num_experts_per_tok     intermediate_size     all
-phimoe         num_local_experts    num_experts_per_tok     intermediate_size     all
-gpt_oss        num_local_experts    num_experts_per_tok     intermediate_size     all
+=============  ===================  =====================  =====================  ==========================
+model_type     experts              top-k                  expert width           which layers are MoE
+=============  ===================  =====================  =====================  ==========================
+mixtral        num_local_experts    num_experts_per_tok    intermediate_size      all
+phimoe         num_local_experts    num_experts_per_tok    intermediate_size      all
+gpt_oss        num_local_experts    num_experts_per_tok    intermediate_size      all
                                     (= experts_per_token)
-qwen3_moe      num_experts          num_experts_per_tok     moe_intermediate_size ``(i+1) % decoder_sparse_step
+qwen3_moe      num_experts          num_experts_per_tok    moe_intermediate_size  ``(i+1) % decoder_sparse_step
                                                                                   == 0`` and not in
                                                                                   mlp_only_layers
-deepseek_v2/3  n_routed_experts     num_experts_per_tok     moe_intermediate_size ``i >= first_k_dense_replace``
+deepseek_v2/3  n_routed_experts     num_experts_per_tok    moe_intermediate_size  ``i >= first_k_dense_replace``
                (+ n_shared_experts                                                and ``i % moe_layer_freq == 0``
                of the same width)
-=============  ===================  ======================  ====================  ==========================
+=============  ===================  =====================  =====================  ==========================
 
 A key of this family that the model's type does not use (``n_shared_experts``
 in a Mixtral config, ``kv_lora_rank`` in a Qwen3 one) changes the

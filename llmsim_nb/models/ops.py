@@ -12,6 +12,7 @@ Shapes follow the GEMM convention ``C[m, n] = A[m, k] @ B[k, n]``, repeated
 and ``k == 1``.
 
 Invariants:
+
 - every per-instance array has the same length ``num_instances >= 1``
   (checked in ``Op.__post_init__``);
 - counts are non-negative and ``flops``/bytes are consistent with the shape the

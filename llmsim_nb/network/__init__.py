@@ -28,6 +28,7 @@ Example
 >>> net = Network(default_topology(npu_num=8, npu_group=2))
 """
 
+from .alpha_beta import CollectiveLatency
 from .collectives import CollectiveCost, CollectiveModel, collective_cost, collective_link_bytes, \
     collective_time
 from .fair_share import FairShareLinks
@@ -38,7 +39,8 @@ from .schedule import GraphSchedule
 from .topology import Dimension, LinkId, Topology
 from .topology_files import default_topology, list_network_presets, load_topology
 
-__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHMS", "CollectiveCost", "CollectiveModel", "Dimension",
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHMS", "CollectiveCost", "CollectiveLatency",
+           "CollectiveModel", "Dimension",
            "FairShareLinks", "GraphSchedule", "LinkId", "LinkModel", "Network", "Phase",
            "Topology", "UnloadedLinks", "collective_cost", "collective_link_bytes",
            "collective_time", "default_topology", "list_network_presets", "load_topology"]

@@ -40,6 +40,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..graph.nodes import CollectiveType
+from .alpha_beta import fitted_dimension
 from .groups import GroupShape, group_shape
 from .phases import ALGORITHMS, DEFAULT_ALGORITHMS, Phase, phase_cost, resolve_algorithm
 from .topology import Topology
@@ -151,7 +152,16 @@ class CollectiveModel:
         shape = self.shape(group)
         n = len(shape.members)
         dims = self.topology.dimensions
-        plan = [(i, p, resolve_algorithm(self.algorithms, i, dims[i])) for i, p in shape.spanned]
+        fit = self.topology.collective_latency
+        algorithms = self.algorithms
+        if fit is not None:
+            # Measured constants price dimension 0 (alpha_beta): the fit's default
+            # algorithm unless one was asked for, with that algorithm's constants.
+            if algorithms is None or algorithms == "hierarchical":
+                algorithms = {0: fit.algorithm}
+            alg0 = resolve_algorithm(algorithms, 0, dims[0])
+            dims = (fitted_dimension(dims[0], fit, alg0), *dims[1:])
+        plan = [(i, p, resolve_algorithm(algorithms, i, dims[i])) for i, p in shape.spanned]
         phases: list[Phase] = []
         if kind is CollectiveType.ALL_TO_ALL:
             for i, p, alg in plan:

@@ -7,18 +7,18 @@ fully-connected 64 GB/s network. Every preset is one ``Switch`` dimension
 joining all ``npu_num`` GPUs of one server (NVSwitch, or the PCIe switch /
 root complex), with the per-GPU bandwidth in each direction:
 
-==========  ==============================  ===========  =========  ============
-name        what                            per link     links/GPU  per GPU, 1 way
-==========  ==============================  ===========  =========  ============
-nvlink3     A100 NVLink 3 via NVSwitch      25 GB/s      12         300 GB/s
-nvlink4     H100/H200 NVLink 4 via NVSwitch 25 GB/s      18         450 GB/s
-nvlink5     B200 NVLink 5 via NVSwitch      50 GB/s      18         900 GB/s
-nvl72       GB200 NVL72 NVLink 5 domain     50 GB/s      18         900 GB/s
-xgmi        MI300X Infinity Fabric mesh     64 GB/s      7          448 GB/s
-pcie4       PCIe 4.0 x16                    31.5 GB/s    1          31.5 GB/s
-pcie5       PCIe 5.0 x16                    63 GB/s      1          63 GB/s
-nvlink-c2c  GB200 GPU to Grace (host link)  225 GB/s     1          225 GB/s
-==========  ==============================  ===========  =========  ============
+==========  ===============================  ==========  =========  ============
+name        what                             per link    links/GPU  per GPU, 1 way
+==========  ===============================  ==========  =========  ============
+nvlink3     A100 NVLink 3 via NVSwitch       25 GB/s     12         300 GB/s
+nvlink4     H100/H200 NVLink 4 via NVSwitch  25 GB/s     18         450 GB/s
+nvlink5     B200 NVLink 5 via NVSwitch       50 GB/s     18         900 GB/s
+nvl72       GB200 NVL72 NVLink 5 domain      50 GB/s     18         900 GB/s
+xgmi        MI300X Infinity Fabric mesh      64 GB/s     7          448 GB/s
+pcie4       PCIe 4.0 x16                     31.5 GB/s   1          31.5 GB/s
+pcie5       PCIe 5.0 x16                     63 GB/s     1          63 GB/s
+nvlink-c2c  GB200 GPU to Grace (host link)   225 GB/s    1          225 GB/s
+==========  ===============================  ==========  =========  ============
 
 Sources: NVIDIA A100 datasheet (NVLink 600 GB/s bidirectional = 12 links x
 25 GB/s x 2 directions), H100 datasheet (900 GB/s = 18 links), PCI-SIG PCIe
@@ -53,13 +53,31 @@ microseconds; larger over PCIe, where transfers are staged through host-visible
 buffers). The latencies of the NVLink 5, NVL72, Infinity Fabric and NVLink-C2C
 entries are not measured: NVLink's figures are carried over (0.5 us, 5 us per
 step; the C2C host copy also 5 us, a coherent link with no staging buffer).
+
+Measured collectives: ``nvlink3`` carries a
+:class:`~llmsim_nb.network.alpha_beta.CollectiveLatency` fitted to Vidur's
+A100 DGX profiles (``bench/fit_collectives.py`` refits it and prints the
+errors; ``docs/collectives.md``): its collectives cost ``steps * 16.8 us +
+bytes / 153.9 GB/s`` and a SEND ``13.2 us + bytes / 285.8 GB/s``. The other
+entries have no measured profile and keep their datasheet alpha-beta.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .alpha_beta import CollectiveLatency
 from .topology import Dimension, Topology
+
+#: A100 DGX (NVSwitch) all-reduce and send/recv medians within one server, 2, 4 and 8 GPUs,
+#: 2 KiB to 64 MiB; least squares on relative error, B <= 300 GB/s, alpha >= 0; direct (the
+#: best fit) is the default, ring and halving_doubling serve an explicit --collective.
+_NVLINK3_FIT = CollectiveLatency(
+    "direct", 1.6795e-05, 153.87e9, 1.3162e-05, 285.82e9, 300e9,
+    "fitted by llmsim_nb.fidelity.collective_fit (bench/fit_collectives.py) to "
+    "calibration/vidur_a100/network/a100_dgx/{all_reduce,send_recv}.csv (Vidur, "
+    "github microsoft/vidur data/profiling/network; rows within one server)",
+    others=(("ring", 3.3746e-06, 142.88e9), ("halving_doubling", 7.5303e-06, 148.67e9)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +90,13 @@ class Interconnect:
     latency: float
     nic_latency: float
     description: str
+    #: Fitted alpha-beta constants of its collectives and sends (None: datasheet figures).
+    collective: CollectiveLatency | None = None
 
 
 INTERCONNECTS: dict[str, Interconnect] = {
     "nvlink3": Interconnect("nvlink3", 25e9, 12, 0.5e-6, 5e-6,
-                            "NVLink 3 through NVSwitch (A100 HGX)"),
+                            "NVLink 3 through NVSwitch (A100 HGX)", _NVLINK3_FIT),
     "nvlink4": Interconnect("nvlink4", 25e9, 18, 0.5e-6, 5e-6,
                             "NVLink 4 through NVSwitch (H100/H200 HGX)"),
     "nvlink5": Interconnect("nvlink5", 50e9, 18, 0.5e-6, 5e-6,
@@ -114,10 +134,19 @@ def interconnect_topology(name: str, npu_num: int) -> Topology:
     link = get_interconnect(name)
     if isinstance(npu_num, bool) or not isinstance(npu_num, int) or npu_num < 1:
         raise ValueError(f"interconnect_topology: npu_num={npu_num!r} must be an integer >= 1")
-    dim = Dimension("Switch", npu_num, link.link_bandwidth, link.latency,
-                    link.links_per_device, "N", 0.0, link.nic_latency)
-    return Topology((dim,), name=f"{name}_{npu_num}",
-                    source=f"interconnect preset {name!r}: {link.description}")
+    fit = link.collective
+    if fit is None:
+        dim = Dimension("Switch", npu_num, link.link_bandwidth, link.latency,
+                        link.links_per_device, "N", 0.0, link.nic_latency)
+        source = f"interconnect preset {name!r}: {link.description}"
+    else:
+        # A SEND crosses the switch once: 2 wire latencies + the NIC latency, at the port
+        # bandwidth; both set so it costs the fitted send_latency + size / send_bandwidth.
+        wire = min(link.latency, fit.send_latency / 2)
+        dim = Dimension("Switch", npu_num, fit.send_bandwidth / link.links_per_device, wire,
+                        link.links_per_device, "N", 0.0, fit.send_latency - 2 * wire)
+        source = f"interconnect preset {name!r}: {link.description}; {fit.source}"
+    return Topology((dim,), name=f"{name}_{npu_num}", source=source, collective_latency=fit)
 
 
 __all__ = ["INTERCONNECTS", "Interconnect", "get_interconnect", "interconnect_topology"]

@@ -52,6 +52,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from .alpha_beta import CollectiveLatency
+
 #: Topology kinds of a dimension, as spelled in ASTRA-sim's ``topologies-per-dim``.
 TOPOLOGY_KINDS = ("Ring", "FullyConnected", "Switch")
 
@@ -181,6 +183,9 @@ class Topology:
         reference; device memory timing belongs to the engines).
     hbm_latency : tuple of float
         Per-dimension ``hbm-latency``, seconds (reference only).
+    collective_latency : CollectiveLatency or None
+        Measured alpha-beta constants that price collectives on dimension 0
+        (a Switch) instead of its link figures (:mod:`.alpha_beta`).
     """
 
     dimensions: tuple[Dimension, ...]
@@ -189,6 +194,7 @@ class Topology:
     notes: tuple[str, ...] = ()
     hbm_bandwidth: tuple[float, ...] = ()
     hbm_latency: tuple[float, ...] = ()
+    collective_latency: CollectiveLatency | None = None
     _strides: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _num_devices: int = field(init=False, repr=False, compare=False)
 
@@ -220,6 +226,11 @@ class Topology:
         for name in ("hbm_bandwidth", "hbm_latency"):
             for i, v in enumerate(getattr(self, name)):
                 _check_real(owner, f"{name}[{i}]", v, strict=False)
+        if self.collective_latency is not None and (
+                not isinstance(self.collective_latency, CollectiveLatency)
+                or self.dimensions[0].kind != "Switch"):
+            raise ValueError(f"{owner}.collective_latency must be None or a CollectiveLatency "
+                             f"on a Switch dimension 0, got {self.collective_latency!r}")
         strides, n = [], 1
         for d in self.dimensions:
             strides.append(n)

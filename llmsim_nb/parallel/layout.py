@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import ATTENTION_PLACEMENTS, ConfigWarning, SystemConfig
+from ..config.original_flags import resolved_attention, resolved_micro_batches
 from ..models.ops import BatchShape
 
 
@@ -71,7 +72,8 @@ class ParallelLayout:
 
     @classmethod
     def from_config(cls, system: SystemConfig, num_layers: int,
-                    num_heads: int | None = None, model_name: str = "") -> "ParallelLayout":
+                    num_heads: int | None = None, model_name: str = "",
+                    mixture_of_experts: bool = False) -> "ParallelLayout":
         """Resolve the seed's flags; ``attention="auto"`` needs ``num_heads``.
 
         With ``num_heads`` given and a tensor-parallel degree that does not
@@ -81,7 +83,10 @@ class ParallelLayout:
         :class:`~llmsim_nb.config.ConfigWarning` (a ``UserWarning``) naming the
         flags and the switch, never silently; ``'requests'`` is what asks for
         that placement without a warning. ``model_name`` only names the model
-        in those messages.
+        in those messages. With ``pim_type`` local or pool, ``micro_batches=0``
+        means 1 and ``'auto'`` means ``requests`` for a dense model
+        (``mixture_of_experts`` False): the original's meaning of its PIM flags
+        (:mod:`llmsim_nb.config.original_flags`).
         """
         n, groups = system.npu_num, system.npu_group
         if system.parallel == "tensor":
@@ -100,8 +105,10 @@ class ParallelLayout:
             raise ValueError(f"{pp} pipeline stages exceed the model's {num_layers} layers")
         base, extra = divmod(num_layers, pp)
         layers = tuple(base + (1 if s < extra else 0) for s in range(pp))
-        micro = system.micro_batches if system.micro_batches else pp
-        attention = system.attention_placement
+        # With pim_type given, 0 / 'auto' take the original's values (1 micro-batch,
+        # requests placement): config.original_flags says why.
+        micro = resolved_micro_batches(system, pp)
+        attention = resolved_attention(system, mixture_of_experts)
         # Data parallelism keeps every head on every rank: tp need not divide them.
         if num_heads is not None and num_heads % tp and attention != "data":
             of = f" of {model_name!r}" if model_name else ""

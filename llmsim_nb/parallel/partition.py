@@ -74,11 +74,49 @@ def partition_indices(cost: np.ndarray, count: int) -> list[np.ndarray]:
     return [np.array(sorted(p), dtype=np.int64) for p in parts]
 
 
+def partition_within_groups(cost: np.ndarray, groups: np.ndarray, count: int
+                            ) -> list[np.ndarray]:
+    """Positions of each of at most ``count`` non-empty parts, balanced within every group.
+
+    With attention placed by request (``groups`` = each request's rank), every
+    rank's PIM must get half its requests in each sub-batch, or one sub-batch
+    would leave half the ranks' PIMs idle (a global split that alternates
+    requests lines up with ``id % tp`` placement). So each group is LPT-split
+    (:func:`partition_indices`) and its heaviest part joins the sub-batch that
+    is lightest so far (ties: fewer requests, then the lower part), which also
+    keeps the sub-batches' totals close. Deterministic; positions ascending.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"sub-batch count must be an integer >= 1, got {count!r}")
+    cost = np.asarray(cost, dtype=np.float64)
+    groups = np.asarray(groups)
+    count = min(count, len(cost))
+    if count <= 1:
+        return [np.arange(len(cost))]
+    parts: list[list[int]] = [[] for _ in range(count)]
+    load = [0.0] * count
+    for g in np.unique(groups).tolist():
+        members = np.flatnonzero(groups == g)
+        local = partition_indices(cost[members], count)
+        local.sort(key=lambda p: -float(cost[members[p]].sum()))  # stable: ties keep order
+        order = sorted(range(count), key=lambda k: (load[k], len(parts[k]), k))
+        for k, p in zip(order, local):
+            parts[k].extend(members[p].tolist())
+            load[k] += float(cost[members[p]].sum())
+    return [np.array(sorted(p), dtype=np.int64) for p in parts if p]
+
+
 def split_batch(batch: BatchShape, template: BlockTemplate, count: int,
-                criterion: str = "memory") -> list[BatchShape]:
-    """``batch`` cut into ``count`` sub-batches balanced on ``criterion``."""
+                criterion: str = "memory", groups: np.ndarray | None = None
+                ) -> list[BatchShape]:
+    """``batch`` cut into ``count`` sub-batches balanced on ``criterion`` (within each
+    of ``groups``, each request's attention rank, when given:
+    :func:`partition_within_groups`)."""
     cost = request_costs(batch, template, criterion)
-    return [subset(batch, idx) for idx in partition_indices(cost, count)]
+    parts = (partition_indices(cost, count) if groups is None
+             else partition_within_groups(cost, groups, count))
+    return [subset(batch, idx) for idx in parts]
 
 
-__all__ = ["CRITERIA", "partition_indices", "request_costs", "split_batch"]
+__all__ = ["CRITERIA", "partition_indices", "partition_within_groups", "request_costs",
+           "split_batch"]

@@ -145,6 +145,24 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "node_size": ("B", "bytes a communication or memory node moves"),
     "node_unit": ("1", "compute unit of the node's device (0 the device's own, 1.. a PIM "
                        "beside it or a pooled PIM device's channel share)"),
+    # Error bands (llmsim_nb.fidelity.error_band).
+    "residual_factor": ("1", "latency factor exp(log(measured/predicted)) of an op kind in "
+                             "a perturbed re-run"),
+    "prompt_throughput_band": ("token/s", "band quantile of the prompt throughput per bucket "
+                                          "over the perturbed re-runs"),
+    "generation_throughput_band": ("token/s", "band quantile of the generation throughput "
+                                              "per bucket over the perturbed re-runs"),
+    # Power model (power=True; llmsim_nb.power, docs/power.md).
+    "device_energy": ("J", "energy each device drew in the iteration (idle/static power for "
+                           "the iteration's latency plus its share of the operators' energy)"),
+    "device_power": ("W", "average power of each device over the iteration"),
+    "link_energy": ("J", "energy of the bytes the iteration moved over links (host DRAM too)"),
+    "host_energy": ("J", "host CPU energy over the iteration (host_cpu_w per device)"),
+    "iteration_energy": ("J", "energy of the iteration: devices, links and host"),
+    "request_energy": ("J", "energy attributed to the request: each iteration's energy "
+                            "shared by the tokens each request computed in it"),
+    "instance_idle_power": ("W", "power the instance draws between its iterations (power on)"),
+    "instance_price_per_hour": ("USD/h", "price of the instance's devices per hour (NaN: none)"),
 }
 
 ITERATION_VARS = ("t_start", "t_end", "latency", "compute_latency", "host_transfer_latency",

@@ -29,6 +29,8 @@ from numbers import Real
 
 import numpy as np
 
+from .energy import ENERGY_METRICS, energy_totals
+
 # key: (units, definition, vLLM name). Order: the order summarize returns.
 _METRICS: dict[str, tuple[str, str, str]] = {
     "num_requests": ("1", "requests in the run", ""),
@@ -105,6 +107,7 @@ _METRICS: dict[str, tuple[str, str, str]] = {
 }
 
 #: ``{key: (units, definition)}`` of every figure :func:`summarize` returns.
+_METRICS.update({k: (u, d, "") for k, (u, d) in ENERGY_METRICS.items()})  # power model
 METRIC_UNITS: dict[str, tuple[str, str]] = {k: (u, d) for k, (u, d, _) in _METRICS.items()}
 
 
@@ -183,7 +186,7 @@ def _sum(ds, name: str) -> float:
 
 
 def summarize(ds, *, slo_ttft: float | None = None,
-              slo_tpot: float | None = None) -> dict[str, float]:
+              slo_tpot: float | None = None, band=None) -> dict[str, float]:
     """Headline figures of a run (see :func:`metric_definitions` for each key).
 
     Prompt / generation throughput are prompt tokens and decode tokens over the
@@ -205,6 +208,11 @@ def summarize(ds, *, slo_ttft: float | None = None,
         is not checked; a request with one output token has no TPOT and meets
         ``slo_tpot`` trivially, as in benchmark_serving; one without any output
         token has no TTFT and does not meet ``slo_ttft``).
+    band : xarray.Dataset, optional
+        An error band of the same configuration
+        (:func:`llmsim_nb.fidelity.error_band.error_band`): its quantiles of
+        each figure are kept in ``attrs["band"]`` (``{key: (p10, p50, p90)}``
+        with the default quantiles, listed in ``attrs["band_quantiles"]``).
 
     Returns
     -------
@@ -269,9 +277,17 @@ def summarize(ds, *, slo_ttft: float | None = None,
         num_good = int(good.sum())
         summary["goodput_fraction"] = num_good / num_finished if num_finished else math.nan
         summary["goodput"] = rate(num_good)
+    summary.update(energy_totals(ds, duration))
     out = Summary(summary)
     out.attrs = {"definitions": metric_definitions(), "slo_ttft": slo_ttft,
                  "slo_tpot": slo_tpot, "time_units": "s"}
+    if band is not None:
+        if "quantile" not in getattr(band, "dims", ()):
+            raise ValueError("summarize: band must be an error_band() Dataset (with a "
+                             f"'quantile' dim), got {type(band).__name__}")
+        out.attrs["band_quantiles"] = tuple(float(q) for q in band["quantile"].values)
+        out.attrs["band"] = {k: tuple(float(v) for v in band[k].values) for k in _METRICS
+                             if k in band and band[k].dims == ("quantile",)}
     return out
 
 

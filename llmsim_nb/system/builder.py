@@ -35,6 +35,8 @@ from ..engines.npu_detailed import DetailedNPUEngine  # noqa: F401  registers "n
 from ..engines.reuse import ReuseCache, ReuseEngine
 from ..engines.data_parallel import DataParallelStack
 from ..engines.stack import ExecutionStack
+from ..power.cap import power_engine
+from ..engines.serving_stack import NO_STACK, ServingStack, resolve_serving_stack
 from ..graph.builder import GraphConverter
 from ..graph.data_parallel import DataParallelGraphConverter
 from ..models.catalog import get_model
@@ -102,6 +104,8 @@ class InstanceParts:
     memory: MemoryPlan
     kv_cache: KVCacheManager | PrefixCachingKVManager
     scheduler: Scheduler | V1Scheduler
+    #: The serving stack's host costs (``--serving_stack``; docs/serving-stack.md).
+    serving_stack: ServingStack = NO_STACK
 
     @property
     def num_devices(self) -> int:
@@ -110,7 +114,8 @@ class InstanceParts:
 
 
 def build_instance(config: SimConfig | None = None, *, engine: Engine | None = None,
-                   pim_mapping=None, longest_request: int = 0) -> InstanceParts:
+                   pim_mapping=None, longest_request: int = 0,
+                   request_overheads: bool = True) -> InstanceParts:
     """Assemble the parts of one serving instance from ``config``.
 
     Parameters
@@ -129,6 +134,10 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
         With PIM the KV cache lives in the PIMs, which are checked to hold it
         (0: no check here; the scheduler still refuses a request that could
         never fit when it is submitted).
+    request_overheads : bool, optional
+        Whether the serving stack's per-request ``arrival_latency`` and
+        ``completion_latency`` apply (a disaggregated cluster turns them off: its
+        requests move between instances, not through an API).
 
     Returns
     -------
@@ -151,7 +160,7 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
     model = get_model(config.model)
     template = decoder_template(model)
     layout = ParallelLayout.from_config(config.system, model.num_layers, model.num_heads,
-                                        model.name)
+                                        model.name, mixture_of_experts=model.moe is not None)
     preset = get_hardware(config.hardware)
     spec = preset.spec
     if config.memory.npu_mem is not None:
@@ -164,6 +173,7 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
                                  f"{config.hardware!r} uses the {engine_name!r} engine")
             engine_name = "npu-detailed"
         engine = get_engine_class(engine_name)(spec)
+    engine = power_engine(engine, config)  # a power cap lowers the clock
     if config.reuse:
         engine = ReuseEngine(engine, ReuseCache(config.reuse_cache_size))
     pim = (PIMSystem.from_config(config, engine, pim_mapping)
@@ -196,6 +206,12 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
     # policy 'auto': vLLM V1 on a GPU engine, the original's orca elsewhere.
     gpu = _is_gpu(engine)
     sched_config = config.scheduler.resolve(gpu=gpu)
+    serving = resolve_serving_stack(config.serving_stack, gpu)
+    if not request_overheads:
+        serving = dataclasses.replace(serving, arrival_latency=0.0, completion_latency=0.0)
+    if serving.arrival_latency:  # API + tokenising: the request waits that long first
+        sched_config = dataclasses.replace(
+            sched_config, batch_delay=sched_config.batch_delay + serving.arrival_latency)
     try:
         check_kv_offload(sched_config, config.memory)
     except ValueError as exc:
@@ -220,7 +236,7 @@ def build_instance(config: SimConfig | None = None, *, engine: Engine | None = N
         kv_cache = KVCacheManager(num_blocks, block_size)
         scheduler = Scheduler(sched_config, kv_cache, model.kv_bytes_per_token())
     return InstanceParts(config, model, template, layout, engine.spec, engine, pim, stack,
-                         converter, topology, network, memory, kv_cache, scheduler)
+                         converter, topology, network, memory, kv_cache, scheduler, serving)
 
 
 #: The original's device-to-host link (its memory-expansion setting), for

@@ -1,8 +1,9 @@
 """PIMSystem: where the PIMs are, what each NPU's share is, and the KV cache they hold.
 
 ``pim_type="local"``: every NPU has its own PIM device (the preset, with
-``pim_channels`` channels if given), attached as a second compute unit of the
-NPU's node; NPU and PIM act as one execution engine and mapping happens inside
+``pim_channels`` channels if given, else as many as fit in ``npu_mem`` if that
+is given, as the original sized its PIM: :mod:`llmsim_nb.config.original_flags`),
+attached as a second compute unit of the NPU's node; NPU and PIM act as one execution engine and mapping happens inside
 it (the paper's mapping in the execution engine).
 
 ``pim_type="pool"``: ``pim_num`` PIM devices (default: as many as NPUs) form a
@@ -27,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import GIB, SimConfig
+from ..config.original_flags import resolved_pim_channels
 from ..engines.base import Engine
 from ..engines.hetero import HeteroStack
 from ..engines.mapping import MappingPolicy, get_policy
@@ -76,8 +78,12 @@ class PIMSystem:
             raise ValueError(f"PIMSystem needs pim_type 'local' or 'pool', got "
                              f"{system.pim_type!r}")
         device = get_pim(system.pim_hardware)
-        if system.pim_channels:
-            device = device.with_channels(system.pim_channels)
+        # pim_channels, else npu_mem in whole channels (the original's PIM is the NPU's
+        # memory), else the preset's: config.original_flags.resolved_pim_channels.
+        channels = resolved_pim_channels(system, config.memory, device.channel_bytes,
+                                         device.channels)
+        if channels != device.channels:
+            device = device.with_channels(channels)
         n = system.npu_num
         if system.pim_type == "local":
             share, count, pim_of = device, n, {}

@@ -64,8 +64,54 @@ def get_axes(ax=None, figsize: tuple[float, float] = (7.0, 3.0)):
     if ax is not None:
         return ax
     plt = pyplot(f"llmsim_nb.viz.{sys._getframe(1).f_code.co_name}")
-    _, ax = plt.subplots(figsize=figsize)
+    # Constrained layout makes room for the labels and for legends outside the axes.
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
+
+
+def legend_outside(ax, above: bool = False, **kwargs) -> None:
+    """A legend outside the axes, never over the data: right of it, or ``above`` it.
+
+    Right of the axes, top-aligned; ``above`` puts it in one row over the
+    axes and lifts the title over it (for a plot whose right side holds a twin
+    axis). Constrained layout (figures of :func:`get_axes`) makes room for it;
+    on a figure without a layout engine (which would cut it off) the legend
+    goes inside the axes where it hides the least data.
+    """
+    handles, _ = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    if ax.figure.get_layout_engine() is None:
+        ax.legend(**{"loc": "best", "fontsize": 8, **kwargs})
+    elif above:
+        ax.legend(**{"loc": "lower left", "bbox_to_anchor": (0.0, 1.02), "ncols": len(handles),
+                     "fontsize": 8, "frameon": False, "borderaxespad": 0.0, **kwargs})
+        ax.set_title(ax.get_title(), pad=22)  # one 8 pt legend row + the 2 % gap, in points
+    else:
+        ax.legend(**{"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "fontsize": 8,
+                     "frameon": False, "borderaxespad": 0.0, **kwargs})
+
+
+def si_ticks(axis, unit: str = "") -> None:
+    """Label ``axis`` (``ax.xaxis`` / ``ax.yaxis``) with SI prefixes: ``2 ms``, ``150 k``.
+
+    matplotlib's default ScalarFormatter writes tiny or huge ranges as small
+    numbers plus a separate offset / ``1e-6`` multiplier text at the axis end,
+    which is easy to miss; an engineering formatter puts the scale in every
+    label. Linear axes only (a log axis keeps its decade labels).
+    Seconds of 1 and more stay plain seconds (``3600 s``, not ``3.6 ks``).
+    """
+    ticker = matplotlib_module("matplotlib.ticker", "llmsim_nb.viz")
+    sep = "\N{THIN SPACE}"
+    eng = ticker.EngFormatter(unit=unit, sep=sep)
+    if axis.axis_name == "x":
+        # SI labels ("3500 s") are twice matplotlib's assumed tick label width: fewer ticks.
+        axis.set_major_locator(ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    if unit == "s":
+        axis.set_major_formatter(ticker.FuncFormatter(
+            lambda x, pos: f"{x:g}{sep}s" if abs(x) >= 1 else eng(x, pos)))
+    else:
+        axis.set_major_formatter(eng)
 
 
 def require(ds: xr.Dataset, names: tuple[str, ...], what: str) -> None:

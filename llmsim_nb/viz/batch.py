@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ._axes import get_axes, note, require
+from ._axes import get_axes, legend_outside, note, require, si_ticks
 
 
 def plot_batch_composition(ds: xr.Dataset, ax=None):
@@ -39,9 +39,13 @@ def plot_batch_composition(ds: xr.Dataset, ax=None):
         ax.stairs(prefill, edges, baseline=0.0, fill=True, color="C0", label="prefill tokens")
         ax.stairs(prefill + decode, edges, baseline=prefill, fill=True, color="C1",
                   label="decode tokens")
-        ax.legend(loc="upper right")
+        legend_outside(ax)
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_ylim(bottom=0.0)
     else:
         note(ax, "no iterations yet")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    si_ticks(ax.yaxis)
     ax.set_xlabel("iteration")
     ax.set_ylabel("tokens in the batch")
     ax.set_title("Batch composition")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._axes import get_axes
+from ._axes import get_axes, legend_outside
 from .gantt import _COLOURS, _KIND_ORDER, _LABELS, ROW_KINDS
 
 
@@ -59,5 +59,5 @@ def plot_execution_graph(graph, ax=None, node_size: float = 30.0):
     ax.set_xlabel("dependency depth")
     ax.set_title(f"Execution graph: {len(graph)} nodes on {len(graph.devices)} devices"
                  + (" (symmetric devices simulated once)" if graph.is_reduced else ""))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    legend_outside(ax)
     return ax

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from ._axes import get_axes, note, require
+from ._axes import get_axes, legend_outside, note, require, si_ticks
 
 #: Default most blocks drawn by :func:`plot_block_table` (a 256 x 256 grid).
 MAX_TABLE_BLOCKS = 65536
@@ -44,14 +44,18 @@ def plot_kv_usage(ds: xr.Dataset, ax=None):
         twin = ax.twinx()
         twin.plot(t, np.cumsum(evicted), color="C3", linestyle=":", linewidth=1)
         twin.set_ylabel("evictions (cumulative)", color="C3")
-        twin.set_ylim(bottom=0)
-        ax.legend(loc="upper left")
+        # At least 0..1, so that a run without evictions shows no fractional counts.
+        twin.set_ylim(0, max(1.0, 1.05 * float(np.sum(evicted))))
+        twin.yaxis.get_major_locator().set_params(integer=True)
+        si_ticks(twin.yaxis)
     else:
         note(ax, "no iterations yet")
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel("simulated time [s]")
+    si_ticks(ax.xaxis, "s")
+    ax.set_xlabel("simulated time")
     ax.set_ylabel("KV blocks in use [fraction]")
     ax.set_title("KV cache usage and evictions")
+    legend_outside(ax, above=True)  # the twin axis holds the right side
     return ax
 
 
@@ -139,8 +143,8 @@ def plot_block_table(table, num_blocks: int | None = None, ax=None, width: int |
     import matplotlib as mpl
 
     grid = block_owner_grid(table, num_blocks, width, max_blocks)
-    cmap = mpl.colormaps["tab20"].copy()
-    cmap.set_bad("0.93")  # free blocks
+    # with_extremes returns a copy: the registered colormap stays untouched.
+    cmap = mpl.colormaps["tab20"].with_extremes(bad="0.93")  # free blocks
     # Twenty colours cycle over request ids: neighbours in admission order differ.
     colour = np.ma.masked_less(np.where(grid >= 0, grid % 20, -1), 0)
     ax.imshow(colour, cmap=cmap, vmin=0, vmax=19, interpolation="nearest", aspect="equal")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ._axes import get_axes, note, require
+from ._axes import get_axes, legend_outside, matplotlib_module, note, require, si_ticks
 
 LATENCY_METRICS = ("ttft", "tpot", "e2e_latency")
 _LABELS = {"ttft": "TTFT", "tpot": "TPOT", "e2e_latency": "E2E", "queueing_delay": "queueing"}
@@ -24,8 +24,9 @@ def latency_cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def plot_latency_cdf(ds: xr.Dataset, ax=None, metrics: tuple[str, ...] = LATENCY_METRICS):
     """CDFs of request latencies (TTFT, TPOT and end-to-end by default).
 
-    The x axis is logarithmic (a TPOT is milliseconds, an end-to-end latency
-    seconds) unless a value is 0.
+    The x axis is logarithmic when the values span a decade or more (a TPOT
+    is milliseconds, an end-to-end latency seconds) and none is 0, linear
+    otherwise; ticks carry SI prefixes (``200 µs``, ``5 ms``).
 
     Parameters
     ----------
@@ -43,18 +44,17 @@ def plot_latency_cdf(ds: xr.Dataset, ax=None, metrics: tuple[str, ...] = LATENCY
     """
     require(ds, tuple(metrics), "plot_latency_cdf")
     ax = get_axes(ax)
-    drawn, positive = 0, True
+    drawn, low, high = 0, np.inf, -np.inf
     for i, name in enumerate(metrics):
         x, y = latency_cdf(ds[name].values)
         if len(x):
             ax.step(x, y, where="post", color=f"C{i}",
                     label=f"{_LABELS.get(name, name)} (n={len(x)})")
             drawn += 1
-            positive = positive and bool(x[0] > 0)
+            low, high = min(low, float(x[0])), max(high, float(x[-1]))
     if drawn:
-        if positive:  # a zero latency cannot go on a log axis: stay linear then
-            ax.set_xscale("log")
-        ax.legend(loc="lower right")
+        _latency_axis(ax, low, high)
+        legend_outside(ax)
     else:
         note(ax, "no finished requests yet")
     ax.set_ylim(0, 1.02)
@@ -62,3 +62,21 @@ def plot_latency_cdf(ds: xr.Dataset, ax=None, metrics: tuple[str, ...] = LATENCY
     ax.set_ylabel("fraction of requests")
     ax.set_title("Request latency CDF")
     return ax
+
+
+def _latency_axis(ax, low: float, high: float) -> None:
+    """Log x from ``low`` to ``high`` s when they span a decade (and low > 0), else linear.
+
+    Log ticks are at 1-2-5 steps over up to three decades and at decades
+    beyond (never the default's crowded 2..9 labels), all with SI prefixes.
+    """
+    if not (low > 0 and high >= 10 * low):  # a zero cannot go on a log axis
+        si_ticks(ax.xaxis, "s")
+        return
+    ticker = matplotlib_module("matplotlib.ticker", "llmsim_nb.viz.plot_latency_cdf")
+    ax.set_xscale("log")
+    subs = (1.0, 2.0, 5.0) if np.log10(high / low) <= 3 else (1.0,)
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
+    ax.xaxis.set_minor_locator(ticker.LogLocator(base=10, subs=np.arange(2, 10)))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    si_ticks(ax.xaxis, "s")

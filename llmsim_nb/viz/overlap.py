@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ._axes import get_axes, note, require
+from .gantt import MIN_BAR_FRACTION, check_time_unit
 
 _NEEDS = ("node_start_at", "node_end_at", "node_device", "node_unit")
 
@@ -100,7 +101,7 @@ def overlap_fraction(intervals: dict[str, np.ndarray]) -> float:
 
 
 def plot_npu_pim_overlap(ds: xr.Dataset, ax=None, device: int | None = None,
-                         time_unit: str = "ms"):
+                         time_unit: str = "auto"):
     """NPU and PIM busy intervals of one iteration, and where they overlap.
 
     Parameters
@@ -110,27 +111,30 @@ def plot_npu_pim_overlap(ds: xr.Dataset, ax=None, device: int | None = None,
     ax : matplotlib Axes, optional
     device : int, optional
         Passed to :func:`npu_pim_intervals`.
-    time_unit : {"s", "ms", "us"}
-        Unit of the time axis.
+    time_unit : {"auto", "s", "ms", "us", "ns"}
+        Unit of the time axis (``"auto"``: as :func:`~llmsim_nb.viz.plot_gantt`).
 
     Returns
     -------
     matplotlib Axes
         Three rows, top to bottom "NPU", "PIM", "both", each one
         ``broken_barh`` collection in ``ax.collections`` (in that order) whose
-        bars are the intervals of :func:`npu_pim_intervals`; the title gives
+        bars are the intervals of :func:`npu_pim_intervals` (one shorter than
+        :data:`~llmsim_nb.viz.gantt.MIN_BAR_FRACTION` of the span drawn that
+        wide, to stay visible); the title gives
         the overlapped share of PIM time.
     """
-    scale = {"s": 1.0, "ms": 1e3, "us": 1e6}
-    if time_unit not in scale:
-        raise ValueError(f"time_unit={time_unit!r} is not one of {list(scale)}")
     spans = npu_pim_intervals(ds, device)
+    ends = [iv[-1, 1] for iv in spans.values() if len(iv)]
+    span = float(max(ends)) if ends else 0.0
+    time_unit, unit_s = check_time_unit(time_unit, span)
     ax = get_axes(ax, figsize=(8.0, 2.2))
-    f = scale[time_unit]
+    min_width = MIN_BAR_FRACTION * span / unit_s
     rows = (("npu", "NPU", "C0"), ("pim", "PIM", "C2"), ("both", "both", "C3"))
     for y, (key, _, colour) in enumerate(rows):
-        bars = [(a * f, (b - a) * f) for a, b in spans[key]]
+        bars = [(a / unit_s, max((b - a) / unit_s, min_width)) for a, b in spans[key]]
         ax.broken_barh(bars, (y - 0.4, 0.8), facecolors=colour)
+    ax.xaxis.get_major_formatter().set_useOffset(False)
     if not len(spans["pim"]):
         note(ax, "no PIM nodes in this iteration (pim_type 'none'?)")
     ax.set_yticks(range(len(rows)), [label for _, label, _ in rows])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ._axes import get_axes, needs_matplotlib, require
+from ._axes import get_axes, legend_outside, needs_matplotlib, require, si_ticks
 
 #: Default number of lookup iterations the rolling hit rate sums over.
 HIT_RATE_WINDOW = 16
@@ -97,10 +97,11 @@ def plot_prefix_hit_rate(ds: xr.Dataset, ax=None, window: int = HIT_RATE_WINDOW)
     ax.plot(t, rolling, color="C0", label=f"rolling ({window} lookup iterations)")
     ax.plot(t, cumulative, color="C3", linestyle="--", label="cumulative")
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel("simulated time [s]")
-    ax.set_ylabel("prefix-cache hit rate [fraction of tokens]")
+    si_ticks(ax.xaxis, "s")
+    ax.set_xlabel("simulated time")
+    ax.set_ylabel("hit rate [fraction of tokens]")
     ax.set_title("Prefix-cache hit rate")
-    ax.legend(loc="lower right")
+    legend_outside(ax)
     return ax
 
 

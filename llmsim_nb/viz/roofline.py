@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from ..models.ops import OpBlock
-from ._axes import get_axes
+from ._axes import get_axes, legend_outside
 
 
 def _inner(engine):
@@ -83,7 +83,7 @@ def plot_roofline(points: xr.Dataset, ax=None):
         op with work, filled for compute-bound ops and hollow for memory-bound
         ones (``ax.collections[0]`` compute-bound, ``[1]`` memory-bound).
     """
-    ax = get_axes(ax, figsize=(6.0, 4.5))
+    ax = get_axes(ax, figsize=(8.5, 4.5))  # the legend takes the right 2.5 in
     work = (points["flops"].values > 0) & np.isfinite(points["intensity"].values)
     x = points["intensity"].values[work]
     y = points["attained"].values[work]
@@ -123,5 +123,5 @@ def plot_roofline(points: xr.Dataset, ax=None):
     ax.set_ylabel("attained [FLOP/s]")
     ax.set_title(f"Roofline: {points.attrs.get('block', 'block')} on "
                  f"{points.attrs.get('engine', 'engine')}")
-    ax.legend(loc="lower right", fontsize=7)
+    legend_outside(ax, fontsize=7)
     return ax

@@ -112,8 +112,8 @@ class GPUSpec:
         Fraction of DRAM bandwidth the attention kernel reaches reading K and V.
     vector_efficiency : float
         Fraction of CUDA-core FLOP/s vector kernels reach.
-    norm_bandwidth_efficiency, activation_bandwidth_efficiency,
-    elementwise_bandwidth_efficiency, rotary_bandwidth_efficiency,
+    norm_bandwidth_efficiency, activation_bandwidth_efficiency : float
+    elementwise_bandwidth_efficiency, rotary_bandwidth_efficiency : float
     embedding_bandwidth_efficiency, softmax_bandwidth_efficiency : float
         Fraction of DRAM bandwidth each kind of vector kernel reaches over the
         op's minimum bytes (an unfused kernel making two passes reaches half;
@@ -125,8 +125,8 @@ class GPUSpec:
     kernel_overhead : float
         Seconds a GEMM kernel spends beyond its roofline time (launch latency on
         the GPU, the first DRAM round trip, the tail of the last wave).
-    norm_overhead, activation_overhead, elementwise_overhead, embedding_overhead,
-    softmax_overhead : float
+    norm_overhead, activation_overhead, elementwise_overhead : float
+    embedding_overhead, softmax_overhead : float
         The same for each kind of vector kernel (rotary embeddings are
         elementwise).
     launch_overhead : float

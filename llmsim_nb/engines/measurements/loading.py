@@ -8,7 +8,7 @@ shapes, FLOPs and bytes follow one convention), which is what
 op-level benchmark consume.
 
 Our CSV schema (``load_measurements`` reads it; extra columns are ignored)
--------------------------------------------------------------------------
+--------------------------------------------------------------------------
 ============  ========  ===========================================================
 column        required  meaning
 ============  ========  ===========================================================
