@@ -217,3 +217,18 @@ def test_the_cli_summary_prints_energy_and_cost(capsys, tmp_path, monkeypatch):
           "--num_requests", "5"])
     out = capsys.readouterr().out
     assert "J/token, average" in out and "per M output tokens" in out
+
+
+@pytest.mark.parametrize("flags", [dict(hardware="h100-sxm", model_name="gpt2"),
+                                   dict(hardware="npu-128x128", model_name="gpt2", npu_num=2,
+                                        npu_group=2)])
+def test_bulk_work_statistics_equal_the_per_iteration_ones(flags):
+    """The recorder counts every iteration's work at the end, in whole-array
+    operations (micro-batched stacks batch by batch): the same numbers."""
+    from llmsim_nb.workload.generators import default_trace
+    sim = Simulator(SimConfig.from_flags(**flags, power=True), default_trace())
+    sim.advance()
+    counter, batches = sim._recorder._counter, sim._recorder._batches
+    assert len(batches) == sim.num_iterations > 0
+    assert np.array_equal(counter.bulk_stats(batches),
+                          np.array([counter.stats(b) for b in batches]))

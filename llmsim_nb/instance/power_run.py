@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.ops import BatchShape
 from ..power.cap import clock_fraction
 from ..power.meter import PowerMeter
 from ..power.pim_energy import command_energy
@@ -53,11 +54,10 @@ class PowerRecorder(Recorder):
         self._counter = self.meter.work
         n = instance.topology.num_devices
         # Per iteration, in growable buffers (no objects per iteration for the GC):
-        # work statistics, cumulative busy seconds and link bytes.
-        self._stats = _Rows(4 + 3 * len(self._counter.windows))
+        # cumulative busy seconds and link bytes (the batches are kept as they are).
         self._busy, self._pim_busy, self._links = _Rows(n), _Rows(n), _Rows(2)
         self._extra: list[tuple[np.ndarray, np.ndarray, float]] = []
-        self._batches: list[tuple[np.ndarray, np.ndarray]] = []
+        self._batches: list[BatchShape] = []
         self._cache: tuple[int, dict[str, np.ndarray]] | None = None
 
     def append(self, record: IterationRecord) -> None:
@@ -73,8 +73,7 @@ class PowerRecorder(Recorder):
         host = links.get("host", 0.0)
         self._links.append((host, sum(links.values()) - host))
         batch = record.plan.batch
-        self._stats.append(self._counter.stats(batch))
-        self._batches.append((batch.request_ids, batch.num_query_tokens))
+        self._batches.append(batch)  # work statistics: in bulk, at power_arrays
         if self._counter.has_extra:
             flops, nbytes, pim = self._counter.extra(batch, record.expert_tokens)
             pim_j = 0.0 if self.meter.pim_power is None or self.meter.pim_spec is None else \
@@ -87,7 +86,7 @@ class PowerRecorder(Recorder):
         if self._cache is not None and self._cache[0] == n:
             return {k: v.copy() for k, v in self._cache[1].items()}
         meter, ops = self.meter, self._counter.n_ops
-        stats = self._stats.values()
+        stats = self._counter.bulk_stats(self._batches)
         flops, nbytes = self._counter.work(stats)
         pim_j = np.zeros(n)
         if self._extra:
@@ -106,8 +105,8 @@ class PowerRecorder(Recorder):
         total = energy.sum(axis=1) + link + host
         request = np.zeros(len(self._instance.scheduler.table))
         if n:
-            ids = np.concatenate([b[0] for b in self._batches])
-            tokens = [b[1].astype(np.float64) for b in self._batches]
+            ids = np.concatenate([b.request_ids for b in self._batches])
+            tokens = [b.num_query_tokens.astype(np.float64) for b in self._batches]
             sums = np.array([t.sum() for t in tokens])
             scale = np.where(sums > 0, total / np.where(sums > 0, sums, 1.0), 0.0)
             weights = np.concatenate([t * f for t, f in zip(tokens, scale.tolist())])

@@ -138,6 +138,28 @@ class WorkCounter:
             out += [float(q @ seen), float(sum_q), float(_sum(cached))]
         return out
 
+    def bulk_stats(self, batches: list[BatchShape]) -> np.ndarray:
+        """:meth:`stats` of every batch of ``batches`` (rows), in whole-array
+        operations over the batches' concatenated requests: the same integers,
+        so the same floats, at a fraction of a per-iteration call's cost."""
+        k = 4 + 3 * len(self.windows)
+        sizes = np.array([len(b.num_query_tokens) for b in batches], dtype=np.int64)
+        if not len(batches) or self.micro_batches > 1 or not sizes.all():
+            return np.array([self.stats(b) for b in batches], dtype=np.float64).reshape(-1, k)
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        q = np.concatenate([b.num_query_tokens for b in batches])
+        kv = np.concatenate([b.num_context_tokens for b in batches]) + q
+        logits = np.add.reduceat(np.concatenate([b.num_logit_tokens for b in batches])
+                                 .astype(np.int64), starts)
+        sum_q = np.add.reduceat(q, starts).astype(np.float64)
+        columns = [sum_q, logits.astype(np.float64), np.ones(len(batches)),
+                   (logits > 0).astype(np.float64)]
+        for w in self.windows:
+            cached, seen = (np.minimum(kv, w + q - 1), np.minimum(kv, w)) if w else (kv, kv)
+            columns += [np.add.reduceat(q * seen, starts).astype(np.float64), sum_q,
+                        np.add.reduceat(cached, starts).astype(np.float64)]
+        return np.column_stack(columns)
+
     def extra(self, batch: BatchShape, expert_tokens) -> tuple[np.ndarray, np.ndarray,
                                                                PIMCommands]:
         """FLOPs and bytes per op not in the linear maps, and the PIM's commands."""
