@@ -228,7 +228,25 @@ def test_bulk_work_statistics_equal_the_per_iteration_ones(flags):
     from llmsim_nb.workload.generators import default_trace
     sim = Simulator(SimConfig.from_flags(**flags, power=True), default_trace())
     sim.advance()
-    counter, batches = sim._recorder._counter, sim._recorder._batches
+    counter, batches = sim._recorder._counter, sim._recorder._work_batches
     assert len(batches) == sim.num_iterations > 0
     assert np.array_equal(counter.bulk_stats(batches),
                           np.array([counter.stats(b) for b in batches]))
+
+
+def test_padded_rows_of_a_cuda_graph_step_are_metered_as_computed():
+    """A decode step padded to a CUDA-graph size computes the padded rows: its
+    average power is that of the padded batch's work, not of the three rows
+    scheduled (which would leave a 512-row step near idle power)."""
+    from llmsim_nb.engines.serving_stack import ServingStack, register_serving_stack
+    trace = Trace([0.0, 0.0, 0.0], [64, 64, 64], [6, 6, 6], source="three")
+    watts = {}
+    for sizes in ((1, 2, 4), (512,)):
+        name = f"test-graphs-{sizes[-1]}"
+        register_serving_stack(ServingStack(name, cuda_graph_sizes=sizes), replace=True)
+        ds = Simulator(SimConfig.from_flags(model_name="llama-7b", hardware="a100-80gb",
+                                            serving_stack=name, power=True), trace).run()
+        last = ds.isel(iteration=-1)
+        assert int(last.num_decode_tokens) == 3
+        watts[sizes[-1]] = float(last.device_power.sum())
+    assert watts[512] > watts[4]

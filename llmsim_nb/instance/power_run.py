@@ -58,6 +58,7 @@ class PowerRecorder(Recorder):
         self._busy, self._pim_busy, self._links = _Rows(n), _Rows(n), _Rows(2)
         self._extra: list[tuple[np.ndarray, np.ndarray, float]] = []
         self._batches: list[BatchShape] = []
+        self._work_batches: list[BatchShape] = []
         self._cache: tuple[int, dict[str, np.ndarray]] | None = None
 
     def append(self, record: IterationRecord) -> None:
@@ -73,9 +74,13 @@ class PowerRecorder(Recorder):
         host = links.get("host", 0.0)
         self._links.append((host, sum(links.values()) - host))
         batch = record.plan.batch
-        self._batches.append(batch)  # work statistics: in bulk, at power_arrays
+        self._batches.append(batch)  # whose tokens share the iteration's energy
+        # The work is what the device computed: the batch padded to a CUDA-graph
+        # size where the serving stack pads it (statistics in bulk, at power_arrays).
+        work = self._instance.parts.serving_stack.device_batch(batch)
+        self._work_batches.append(work)
         if self._counter.has_extra:
-            flops, nbytes, pim = self._counter.extra(batch, record.expert_tokens)
+            flops, nbytes, pim = self._counter.extra(work, record.expert_tokens)
             pim_j = 0.0 if self.meter.pim_power is None or self.meter.pim_spec is None else \
                 command_energy(pim, self.meter.pim_spec, self.meter.pim_power)
             self._extra.append((flops, nbytes, pim_j))
@@ -86,7 +91,7 @@ class PowerRecorder(Recorder):
         if self._cache is not None and self._cache[0] == n:
             return {k: v.copy() for k, v in self._cache[1].items()}
         meter, ops = self.meter, self._counter.n_ops
-        stats = self._counter.bulk_stats(self._batches)
+        stats = self._counter.bulk_stats(self._work_batches)
         flops, nbytes = self._counter.work(stats)
         pim_j = np.zeros(n)
         if self._extra:

@@ -113,7 +113,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "arrival_at": ("s", "request arrival time"),
     "admitted_at": ("s", "time the request was first scheduled"),
     "first_token_at": ("s", "time the first output token was emitted"),
-    "finished_at": ("s", "time the last output token was emitted"),
+    "finished_at": ("s", "time the last output token was emitted (+ serving stack's completion)"),
     "ttft": ("s", "time to first token (first_token_at - arrival_at)"),
     "tpot": ("s", "time per output token after the first"),
     "e2e_latency": ("s", "end-to-end latency (finished_at - arrival_at)"),
