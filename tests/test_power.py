@@ -250,3 +250,12 @@ def test_padded_rows_of_a_cuda_graph_step_are_metered_as_computed():
         assert int(last.num_decode_tokens) == 3
         watts[sizes[-1]] = float(last.device_power.sum())
     assert watts[512] > watts[4]
+
+
+def test_a_power_presets_negative_price_is_refused_by_name():
+    from llmsim_nb.power.presets import GPUPower, NPUPower
+    with pytest.raises(ValueError, match=r"'npu-x': price_per_hour=-1.0 must be"):
+        NPUPower("npu-x", 1e-12, 1e-12, 1e-12, 10.0, price_per_hour=-1.0)
+    with pytest.raises(ValueError, match=r"'gpu-x': price_per_hour=inf must be"):
+        GPUPower("gpu-x", 700.0, 100.0, 0.5, 0.3, price_per_hour=math.inf)
+    assert math.isnan(NPUPower("npu-x", 1e-12, 1e-12, 1e-12, 10.0).price_per_hour)

@@ -140,6 +140,24 @@ class Engine(ABC):
         return f"{type(self).__name__}({self.spec!r})"
 
 
+class WrappedEngine(Engine):
+    """An engine that times through ``inner`` and changes its timings.
+
+    It keeps the wrapped engine's name, spec and contract flags (``expensive``,
+    ``pure``, ``independent_instances``), so it sits under the reuse cache like
+    the engine it wraps; subclasses implement :meth:`Engine.time_op` on
+    ``self.inner.time_op``.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine.spec)
+        self.inner = engine
+        self.name = engine.name
+        self.expensive = engine.expensive
+        self.pure = engine.pure
+        self.independent_instances = engine.independent_instances
+
+
 def check_engine_argument(engine: object, caller: str = "Simulator") -> None:
     """Refuse anything but an :class:`Engine` instance (or None) as ``caller``'s
     ``engine`` argument.

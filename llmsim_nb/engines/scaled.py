@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from ..models.ops import Op, OpKind
-from .base import Engine, OpTiming
+from .base import Engine, OpTiming, WrappedEngine
 
 #: The op kinds residuals are kept for, as :attr:`Measurement.kind` names them.
 RESIDUAL_KINDS = ("gemm", "attention", "norm", "activation", "elementwise", "embedding")
@@ -36,7 +36,7 @@ def residual_kind(kind: OpKind) -> str:
     return "attention" if kind.is_attention else kind.value
 
 
-class ScaledEngine(Engine):
+class ScaledEngine(WrappedEngine):
     """``engine``'s timings with each op kind's latency multiplied by ``factors[kind]``.
 
     Parameters
@@ -62,12 +62,7 @@ class ScaledEngine(Engine):
                     or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"ScaledEngine: factor of {kind} must be a finite number "
                                  f"> 0, got {value!r}")
-        super().__init__(engine.spec)
-        self.inner = engine
-        self.name = engine.name
-        self.expensive = engine.expensive
-        self.pure = engine.pure
-        self.independent_instances = engine.independent_instances
+        super().__init__(engine)
         self.factors = {k: float(factors.get(k, 1.0)) for k in RESIDUAL_KINDS}
 
     def factor(self, kind: OpKind) -> float:

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ..engines.base import Engine, OpTiming
+from ..engines.base import Engine, OpTiming, WrappedEngine
 from ..models.ops import Op
 from .presets import GPUPower, power_of
 
@@ -52,7 +52,7 @@ def clock_fraction(power: GPUPower, cap_w: float | None, flag: str = "power_cap_
     return f
 
 
-class ClockedEngine(Engine):
+class ClockedEngine(WrappedEngine):
     """``engine``'s timings at clock fraction ``clock`` (compute stretched by 1/clock).
 
     Keeps the wrapped engine's name, spec and contract flags (as
@@ -63,12 +63,7 @@ class ClockedEngine(Engine):
     def __init__(self, engine: Engine, clock: float) -> None:
         if not (isinstance(clock, float) and math.isfinite(clock) and 0 < clock <= 1):
             raise ValueError(f"ClockedEngine: clock must be a float in (0, 1], got {clock!r}")
-        super().__init__(engine.spec)
-        self.inner = engine
-        self.name = engine.name
-        self.expensive = engine.expensive
-        self.pure = engine.pure
-        self.independent_instances = engine.independent_instances
+        super().__init__(engine)
         self.clock = clock
 
     def time_op(self, op: Op) -> OpTiming:

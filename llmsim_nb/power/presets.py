@@ -28,6 +28,20 @@ def _check(owner: str, name: str, value: float, *, positive: bool = False,
                          f"{bound}" + (f" and <= {at_most}" if at_most is not None else ""))
 
 
+def _check_preset(preset, names) -> None:
+    """``names`` of ``preset`` finite and >= 0, and its price NaN (none) or so too."""
+    for name in names:
+        _check(preset.name, name, getattr(preset, name))
+    price = preset.price_per_hour
+    if not (isinstance(price, float) and math.isnan(price)):
+        _check(preset.name, "price_per_hour", price)
+
+
+def _energies(preset) -> tuple[str, ...]:
+    """The energy and power fields of a preset: all but its name and price."""
+    return tuple(f.name for f in fields(preset) if f.name not in ("name", "price_per_hour"))
+
+
 @dataclass(frozen=True, slots=True)
 class GPUPower:
     """A GPU: idle power, TDP and how memory traffic weighs in (W, 1)."""
@@ -46,6 +60,7 @@ class GPUPower:
         _check(self.name, "memory_weight", self.memory_weight, at_most=1.0)
         _check(self.name, "min_clock_fraction", self.min_clock_fraction, positive=True,
                at_most=1.0)
+        _check_preset(self, ())
 
     @property
     def static_w(self) -> float:
@@ -65,8 +80,7 @@ class NPUPower:
     kind = "npu"
 
     def __post_init__(self) -> None:
-        for f in ("mac_j", "sram_j_per_byte", "dram_j_per_byte", "static_w"):
-            _check(self.name, f, getattr(self, f))
+        _check_preset(self, _energies(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +98,7 @@ class PIMPower:
     kind = "pim"
 
     def __post_init__(self) -> None:
-        for f in ("act_j", "pre_j", "column_j_per_bit", "io_j_per_bit", "mac_j",
-                  "background_w_per_channel"):
-            _check(self.name, f, getattr(self, f))
+        _check_preset(self, _energies(self))
 
 
 @dataclass(frozen=True, slots=True)
