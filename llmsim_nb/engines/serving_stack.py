@@ -37,6 +37,7 @@ device's time (the original's behaviour, the default on NPU presets).
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -163,7 +164,9 @@ class ServingStack:
             return device_latency
         kernels = 0
         if self.launch_latency and self.graph_size(batch) is None:
-            kernels = num_kernels(stack.sharded, stack.layout.pp)
+            kernels = _KERNELS.get(stack)
+            if kernels is None:  # a constant of the stack: counted once, not every step
+                kernels = _KERNELS[stack] = num_kernels(stack.sharded, stack.layout.pp)
         return self.iteration_latency(device_latency, batch, kernels)
 
     def finish(self, table, finished: list) -> list:
@@ -186,6 +189,10 @@ class ServingStack:
                 f"us/token, launch {self.launch_latency * 1e6:g} us, {graphs}, "
                 f"{'overlapped' if self.overlap else 'serial'}, request +"
                 f"{self.arrival_latency * 1e3:g}/+{self.completion_latency * 1e3:g} ms")
+
+
+#: Kernels per eager step of each execution stack in use (see :meth:`ServingStack.step`).
+_KERNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def num_kernels(template, pipeline_stages: int = 1) -> int:
