@@ -74,6 +74,11 @@ class SchedulerConfig:
         "long_prefill_token_threshold); 0 = no cap", "token",
         flag="long_prefill_token_threshold", range=LONG_PREFILL_TOKEN_THRESHOLD_RANGE,
         note="tokens per request per iteration; 0 = no cap", integer=True))
+    scheduler_reserve_full_isl: bool = field(default=False, metadata=_meta(
+        "vllm-v1: admit a waiting request only if the KV blocks of its whole prompt "
+        "(plus its outputs after a preemption) are free, not just of its first chunk "
+        "(vLLM's scheduler_reserve_full_isl, on by default in vLLM 0.19; off here, as "
+        "vLLM V1 before it)", flag="scheduler_reserve_full_isl"))
     scheduling_policy: str = field(default="fcfs", metadata=_meta(
         "vllm-v1: order of admission and preemption, fcfs or priority (lower value "
         "first, then arrival; vLLM's scheduling_policy)", flag="scheduling_policy"))
@@ -88,6 +93,7 @@ class SchedulerConfig:
         _check_choice("kv_manage", self.kv_manage, KV_MANAGE)
         _check_bool("gen", self.gen)
         _check_bool("enable_chunked_prefill", self.enable_chunked_prefill)
+        _check_bool("scheduler_reserve_full_isl", self.scheduler_reserve_full_isl)
         if self.enable_prefix_caching is not None:
             _check_bool("enable_prefix_caching", self.enable_prefix_caching)
         _check_choice("scheduling_policy", self.scheduling_policy, REQUEST_ORDERS)
@@ -101,6 +107,8 @@ class SchedulerConfig:
              "prefixes)", self.enable_prefix_caching and not v1),
             ("enable_chunked_prefill=False needs scheduling='vllm-v1' (orca and vllm never "
              "chunk; chunked always does)", not self.enable_chunked_prefill and not v1),
+            ("scheduler_reserve_full_isl=True needs scheduling='vllm-v1'",
+             self.scheduler_reserve_full_isl and not v1),
             (f"long_prefill_token_threshold={self.long_prefill_token_threshold} needs "
              f"scheduling='vllm-v1'", self.long_prefill_token_threshold and not v1),
             ("scheduling_policy='priority' needs scheduling='vllm-v1'",

@@ -268,7 +268,8 @@ def check_kv_offload(scheduler: SchedulerConfig, memory: MemoryConfig) -> None:
 
 
 #: Switches given as on / off on the command line (or True / False).
-_ON_OFF_FLAGS = ("reuse", "enable_prefix_caching", "enable_chunked_prefill", "power")
+_ON_OFF_FLAGS = ("reuse", "enable_prefix_caching", "enable_chunked_prefill",
+                 "scheduler_reserve_full_isl", "power")
 
 
 def _build_from_flags(cls: type[SimConfig], values: dict[str, Any]) -> SimConfig:

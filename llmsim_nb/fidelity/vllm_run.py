@@ -95,6 +95,8 @@ def _flags(meta: dict, path: Path) -> dict:
         flags["enable_prefix_caching"] = None if caching is None else bool(caching)
         chunked = scheduler.get("enable_chunked_prefill")
         flags["enable_chunked_prefill"] = None if chunked is None else bool(chunked)
+        reserve = scheduler.get("scheduler_reserve_full_isl")
+        flags["scheduler_reserve_full_isl"] = None if reserve is None else bool(reserve)
     return {k: v for k, v in flags.items() if v is not None}
 
 

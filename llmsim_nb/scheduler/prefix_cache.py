@@ -165,6 +165,15 @@ class PrefixCachingKVManager(PagedBlocks):
         return max(0, self.blocks_for(num_tokens) - self.num_blocks_held(request_id)
                    - num_hit_blocks)
 
+    def can_hold(self, request_id: int, num_tokens: int,
+                 hit_blocks: list[int] | tuple[int, ...] = ()) -> bool:
+        """Whether :meth:`allocate_slots` of ``num_tokens`` with these hits would
+        succeed now (nothing changes). Hits with no reference sit in the free
+        queue, so they do not count as free for the new blocks."""
+        need = self.num_new_blocks(request_id, num_tokens, len(hit_blocks))
+        free_hits = len(hit_blocks) - sum(map(self._ref.__contains__, hit_blocks))
+        return need <= self.num_free_blocks - free_hits
+
     def allocate_slots(self, request_id: int, num_tokens: int,
                        hit_blocks: list[int] | tuple[int, ...] = (),
                        host_hashes: list[int] | tuple[int, ...] = ()) -> bool:
@@ -176,11 +185,10 @@ class PrefixCachingKVManager(PagedBlocks):
         ``host_hashes`` are the host-tier hits that follow the device hits
         (:meth:`find_host_prefix`): new blocks are loaded from them.
         """
+        if not self.can_hold(request_id, num_tokens, hit_blocks):
+            return False
         need = self.num_new_blocks(request_id, num_tokens, len(hit_blocks))
         ref = self._ref
-        free_hits = len(hit_blocks) - sum(map(ref.__contains__, hit_blocks))
-        if need > self.num_free_blocks - free_hits:
-            return False
         table = self._tables.setdefault(request_id, [])
         for b in hit_blocks:  # touch
             n = ref.get(b, 0)

@@ -24,7 +24,11 @@ One iteration:
    is taken from the cache (:mod:`.prefix_cache`), the rest is scheduled
    (chunked when over the budget; with ``enable_chunked_prefill=False`` the
    queue waits instead), and admission stops at the first request whose
-   blocks do not fit.
+   blocks do not fit. With ``scheduler_reserve_full_isl`` (vLLM's
+   ``full_sequence_must_fit`` admission check, on by default in vLLM 0.19),
+   "fit" means the blocks of everything it knows (its prompt, plus its outputs
+   after a preemption), not just of this iteration's chunk, so a long prompt
+   is not admitted only to be preempted a few chunks later.
 
 A preempted request frees its blocks (they stay cached), forgets its computed
 tokens and goes back to the front of the waiting queue (by its key under
@@ -298,6 +302,7 @@ class V1Scheduler:
     def _admit_waiting(self, now: float, budget: int) -> tuple[list[int], list[int], int, int]:
         table, kv, config = self.table, self.kv, self.config
         max_seqs, chunked = config.max_batch, config.enable_chunked_prefill
+        reserve_full = config.scheduler_reserve_full_isl
         ids: list[int] = []
         tokens: list[int] = []
         queried = cached = 0
@@ -325,6 +330,8 @@ class V1Scheduler:
                 break
             n = min(n, budget)
             host_hashes = hasher.hashes[len(hits) + 1: len(hits) + host + 1]
+            if reserve_full and not kv.can_hold(i, known, hits):
+                break  # vLLM's full_sequence_must_fit: the whole prompt's blocks first
             if not kv.allocate_slots(i, num_cached + n, hits, host_hashes):
                 break  # FCFS: the head of the queue waits for memory
             self._host_hits += host
