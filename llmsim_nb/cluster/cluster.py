@@ -324,13 +324,20 @@ class Cluster:
         if self.disaggregation is not None:
             self._advance_in_order()
             return
+        # Each instance's next event, asked again only when the instance changed
+        # (it advanced, or a request was routed to it): nothing else touches an
+        # instance here, so the cached time is the one it would report.
+        instances = self.instances
+        next_at = [inst.next_event_at for inst in instances]
         while self._pending:
             at = self._pending[0][1].arrival_at
-            for k, inst in enumerate(self.instances):
-                next_at = inst.next_event_at  # cheap: most instances have nothing before `at`
-                if next_at is not None and next_at < at:
+            for k, t in enumerate(next_at):
+                if t is not None and t < at:
+                    inst = instances[k]
                     inst.advance(until=at, progress=lambda _n, k=k: self._record(k))
-            self._route()
+                    next_at[k] = inst.next_event_at
+            k = self._route()
+            next_at[k] = instances[k].next_event_at
         for k, inst in enumerate(self.instances):
             inst.advance(progress=lambda _n, k=k: self._record(k))
         self.now = max([self.now] + [inst.now for inst in self.instances])

@@ -35,6 +35,10 @@ from ..parallel.layout import ParallelLayout, subset
 from ..parallel.sharding import shard_template
 from .base import Engine
 
+#: ``np.add.reduce``: what ``ndarray.sum()`` computes for a 1-d array, without
+#: the method's Python-level wrapper (this runs every iteration).
+_reduce = np.add.reduce
+
 
 @dataclass(frozen=True, slots=True)
 class MicroBatchTiming:
@@ -204,7 +208,7 @@ class ExecutionStack:
             if self._has_experts:
                 mb = self._route(mb)
             emb = engine.op_totals(sharded.embedding, mb, dt)
-            logit_rows = int(mb.num_logit_tokens.sum())
+            logit_rows = int(_reduce(mb.num_logit_tokens))
             head = (engine.op_totals(sharded.head, mb, dt, logit_rows)
                     if logit_rows and sharded.head else _NO_OPS)
             timing, blk_latency = self._time_layer(mb, emb, head)
@@ -223,7 +227,7 @@ class ExecutionStack:
             for timing in timings:
                 self._check_timing(timing)
         trace = IterationTrace(tuple(timings), layout, sharded, op_latency,
-                               float(op_latency.sum()))
+                               float(_reduce(op_latency)))
         if not (trace.compute_latency < math.inf and _min(op_latency) >= 0.0):
             self.check(trace)
         return trace

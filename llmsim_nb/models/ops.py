@@ -96,6 +96,22 @@ class BatchShape:
         object.__setattr__(self, "num_tokens", int(self.num_query_tokens.sum()))
 
     @classmethod
+    def trusted(cls, request_ids: np.ndarray, num_query_tokens: np.ndarray,
+                num_context_tokens: np.ndarray, num_logit_tokens: np.ndarray,
+                num_tokens: int) -> "BatchShape":
+        """A BatchShape of arrays a scheduler built itself, without
+        ``__post_init__``'s checks: equal lengths, query tokens ``>= 1`` and
+        context tokens ``>= 0`` hold by construction there, and ``num_tokens``
+        is the sum it already has. One is built every iteration; a caller with
+        arrays from anywhere else uses the constructor, which checks."""
+        shape = object.__new__(cls)
+        for slot, value in zip(_BATCH_SLOTS, (request_ids, num_query_tokens,
+                                              num_context_tokens, num_logit_tokens, None,
+                                              num_tokens)):
+            slot.__set__(shape, value)
+        return shape
+
+    @classmethod
     def from_lists(cls, num_query_tokens, num_context_tokens, request_ids=None,
                    num_logit_tokens=None) -> "BatchShape":
         """Convenience constructor for notebooks and tests."""
@@ -110,6 +126,12 @@ class BatchShape:
     @property
     def num_requests(self) -> int:
         return len(self.request_ids)
+
+
+#: BatchShape's slot descriptors, in field order (for :meth:`BatchShape.trusted`).
+_BATCH_SLOTS = tuple(getattr(BatchShape, name) for name in (
+    "request_ids", "num_query_tokens", "num_context_tokens", "num_logit_tokens",
+    "expert_tokens", "num_tokens"))
 
 
 @dataclass(frozen=True, slots=True)

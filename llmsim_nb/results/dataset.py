@@ -215,7 +215,7 @@ class IterationRecord:
         prefill = plan.num_prefill_tokens
         return (self.t_start, self.t_end, self.t_end - self.t_start, self.compute_latency,
                 self.host_transfer_latency, len(batch.request_ids), prefill,
-                batch.num_tokens - prefill, int(batch.num_logit_tokens.sum()), plan.kv_usage,
+                batch.num_tokens - prefill, int(np.add.reduce(batch.num_logit_tokens)), plan.kv_usage,
                 plan.num_used_blocks, len(plan.evicted_request_ids),
                 len(plan.reloaded_request_ids), plan.evicted_bytes, plan.reloaded_bytes,
                 len(self.finished), plan.computed_prompt_tokens, plan.num_prefix_query_tokens,

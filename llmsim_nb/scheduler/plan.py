@@ -14,6 +14,10 @@ import numpy as np
 
 from ..models.ops import BatchShape
 
+#: ``np.add.reduce``: what ``ndarray.sum()`` computes for a 1-d array, without
+#: the method's Python-level wrapper (this runs every iteration).
+_reduce = np.add.reduce
+
 
 @dataclass(frozen=True, slots=True)
 class IterationPlan:
@@ -86,7 +90,7 @@ class IterationPlan:
 
     @property
     def num_prefill_tokens(self) -> int:
-        return int(self.num_prompt_tokens.sum())
+        return int(_reduce(self.num_prompt_tokens))
 
     @property
     def num_decode_tokens(self) -> int:

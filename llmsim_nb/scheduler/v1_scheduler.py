@@ -54,15 +54,19 @@ from collections import deque
 import numpy as np
 
 from ..config import SchedulerConfig
-from ..models.ops import BatchShape
 from ..workload.content import RequestContent
 from .block_hasher import BlockHasher
 from .kv_transfer import KVTransfers
 from .plan import IterationPlan, check_update
+from .v1_plan import v1_plan
 from .preemption import Preemption
 from .prefix_cache import PrefixCachingKVManager
 from .waiting_queue import WaitingQueue
 from .request_state import RUNNING, WAITING, RequestState, RequestTable, max_kv_tokens
+
+#: ``np.add.reduce``: what ``ndarray.sum()`` computes for a 1-d array, without
+#: the method's Python-level wrapper (this runs every iteration).
+_reduce = np.add.reduce
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
 
@@ -201,9 +205,7 @@ class V1Scheduler:
             if ids or not preempted:
                 break
         self._stored_blocks = self.kv.num_stored_blocks - stored
-        plan = self._make_plan(now, np.array(ids, dtype=np.int64),
-                               np.array(num_tokens, dtype=np.int64), queried, cached,
-                               tuple(preempted_all))
+        plan = self._make_plan(now, ids, num_tokens, queried, cached, tuple(preempted_all))
         self._open_plan = plan
         return plan
 
@@ -250,14 +252,14 @@ class V1Scheduler:
         held = -(-computed[:count] // B)
         grow = -(-hold // B) - held
         short = np.flatnonzero(grow)
-        if self._priority or int(grow.sum()) > kv.num_free_blocks:
+        if self._priority or int(_reduce(grow)) > kv.num_free_blocks:
             return self._schedule_running_slowly(budget)
         for k in short.tolist():
             kv.grow(run[k], int(grow[k]))
         crossed = np.flatnonzero(hold // B > computed[:count] // B)
         for k in crossed.tolist():
             kv.cache_full_blocks(run[k], self.hasher(run[k]), int(hold[k]))
-        budget -= int(num_tokens.sum())
+        budget -= int(_reduce(num_tokens))
         return run[:count], num_tokens.tolist(), budget, []
 
     def _schedule_running_slowly(self, budget: int) -> tuple[list[int], list[int], int,
@@ -355,33 +357,21 @@ class V1Scheduler:
             budget -= n
         return ids, tokens, queried, cached
 
-    def _make_plan(self, now: float, ids: np.ndarray, num_tokens: np.ndarray, queried: int,
+    def _make_plan(self, now: float, ids: list[int], num_tokens: list[int], queried: int,
                    cached: int, preempted: tuple[int, ...]) -> IterationPlan:
-        table = self.table
-        computed = table.num_computed_tokens[ids]
-        prompt = table.num_prompt_tokens[ids]
-        generated = table.num_generated_tokens[ids]
-        known = prompt + generated
-        emits = (computed + num_tokens == known) & (generated < table.num_output_tokens[ids])
-        # Prompt tokens, and generated ones being recomputed after a preemption
-        # (all but the last, which is fed as a decode), count as prefill tokens.
-        boundary = np.where(generated > 0, known - 1, prompt)
-        block_bytes = self.kv.block_size * self.kv_bytes_per_token
-        prefill = np.clip(boundary - computed, 0, num_tokens)
-        return IterationPlan(
-            iteration=self._iteration, scheduled_at=now,
-            batch=BatchShape(ids, num_tokens, computed, emits.astype(np.int64)),
-            num_prompt_tokens=prefill,
-            evicted_request_ids=tuple(self._preemption.swapped_out),
-            reloaded_request_ids=tuple(self._preemption.swapped_in),
-            evicted_bytes=float(self._stored_blocks * block_bytes) + self._preemption.bytes_out,
-            reloaded_bytes=float(self._host_hits * block_bytes) + self._preemption.bytes_in,
-            num_used_blocks=self.kv.num_used_blocks, num_blocks=self.kv.num_blocks,
+        swap, kv = self._preemption, self.kv
+        block_bytes = kv.block_size * self.kv_bytes_per_token
+        return v1_plan(
+            self.table, self._iteration, now, ids, num_tokens,
+            evicted_request_ids=tuple(swap.swapped_out),
+            reloaded_request_ids=tuple(swap.swapped_in),
+            evicted_bytes=float(self._stored_blocks * block_bytes) + swap.bytes_out,
+            reloaded_bytes=float(self._host_hits * block_bytes) + swap.bytes_in,
+            num_used_blocks=kv.num_used_blocks, num_blocks=kv.num_blocks,
             num_prefix_query_tokens=queried, num_cached_tokens=cached,
             preempted_request_ids=preempted,
-            num_host_cached_tokens=self._host_hits * self.kv.block_size,
-            num_recompute_cached_tokens=self._recompute_cached,
-            num_computed_prompt_tokens=int(np.clip(prompt - computed, 0, num_tokens).sum()))
+            num_host_cached_tokens=self._host_hits * kv.block_size,
+            num_recompute_cached_tokens=self._recompute_cached)
 
     # -------------------------------------------------------------- update
     def update(self, plan: IterationPlan, finished_at: float) -> list[RequestState]:

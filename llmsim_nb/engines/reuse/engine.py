@@ -64,6 +64,10 @@ from .keys import (
     rows_key,
 )
 
+#: ``np.add.reduce``: what ``ndarray.sum()`` computes for a 1-d array, without
+#: the method's Python-level wrapper (this runs every iteration).
+_reduce = np.add.reduce
+
 __all__ = ["CACHE_FORMAT", "DECODE", "PROMPT", "ROW_CHUNK", "ReuseCache", "ReuseEngine",
            "TableKey", "cache_path", "engine_hash"]
 
@@ -159,7 +163,7 @@ class ReuseEngine(Engine):
                 latency = self._attention_latency(templates, entry[2], batch, dtype_bytes)
                 for j, i in enumerate(entry[2]):
                     # Row by row: a 1-d sum (numpy's 2-d axis sums add in another order).
-                    totals[i] = float(latency[j].sum())
+                    totals[i] = float(_reduce(latency[j]))
         return totals
 
     def _expert_latency(self, template: OpTemplate, dtype_bytes: int, batch: BatchShape) -> float:
