@@ -48,6 +48,7 @@ from ..scheduler.block_hasher import BlockHasher
 from ..system import build_instance
 from ..workload.request import Request
 from .disaggregation import Disaggregation
+from .next_events import NextEvents
 from .results import cluster_dataset
 from .router import get_router
 from .spec import ClusterConfig
@@ -124,6 +125,9 @@ class Cluster:
         # Instances that tried and could start nothing: their own next event
         # (None: none until something is delivered to them).
         self._idle_until: dict[int, float | None] = {}
+        # Every instance's next event while step() or advance() handles events
+        # in time order (None otherwise; see .next_events).
+        self._next: NextEvents | None = None
 
     # -------------------------------------------------------------- requests
     def submit(self, request: Request) -> int:
@@ -182,27 +186,14 @@ class Cluster:
         """Every submitted request routed and finished."""
         return not self._pending and all(inst.is_finished for inst in self.instances)
 
-    def _earliest_instance(self) -> tuple[int, float] | tuple[None, None]:
-        best, best_at = None, None
-        for k, inst in enumerate(self.instances):
-            at = inst.next_event_at
-            if at is not None and k in self._idle_until:
-                # It tried at `at` and could start nothing: its own next event.
-                idle = self._idle_until[k]
-                if idle is None:
-                    continue
-                at = max(at, idle)
-            if at is not None and (best_at is None or at < best_at):
-                best, best_at = k, at
-        return best, best_at
-
     # ----------------------------------------------------------------- route
     def states(self, pool: list[int], request: Request, at: float, router=None) -> list:
         """The states of the instances in ``pool`` a router deciding at ``at`` sees."""
         observed = at - self.config.router_staleness
-        wants = (router or self.router).uses_prefix_cache
-        return [self._logs[k].state_at(observed, self._cached_prefix(k, request) if wants
-                                       else 0) for k in pool]
+        logs = self._logs
+        if not (router or self.router).uses_prefix_cache:
+            return [logs[k].state_at(observed) for k in pool]
+        return [logs[k].state_at(observed, self._cached_prefix(k, request)) for k in pool]
 
     def submit_to(self, k: int, index: int, request: Request, at: float, **transfer) -> int:
         """Submit cluster request ``index`` (as ``request``) to instance ``k`` at ``at``."""
@@ -239,6 +230,8 @@ class Cluster:
         """Instance ``k`` got something (a request, a release time): it may
         have work again at its own clock."""
         self._idle_until.pop(k, None)
+        if self._next is not None:
+            self._next.refresh(k)
 
     def _record(self, k: int, ran: bool = True) -> None:
         """After instance ``k`` ran an iteration (``ran``), or only scheduled
@@ -303,20 +296,25 @@ class Cluster:
         SimulationFinished
             When every submitted request has finished.
         """
-        while True:
-            k, at = self._earliest_instance()
-            if self._deliver_due(at):
-                continue
-            if k is None:
-                raise SimulationFinished(f"all {len(self.requests)} requests have finished")
-            ds = self.instances[k].step(until=self._until(at))
-            self._record(k, ran=ds is not None)
-            if ds is None:
-                continue
-            self.now = max(self.now, self.instances[k].now)
-            ds.attrs["instance"] = self.names[k]
-            return ds.assign(iteration_instance=variable("iteration_instance", ("iteration",),
-                                                         np.array([k], dtype=np.int64)))
+        events = self._next = NextEvents(self.instances, self._idle_until)
+        try:
+            while True:
+                k, at = events.earliest()
+                if self._deliver_due(at):
+                    continue
+                if k is None:
+                    raise SimulationFinished(f"all {len(self.requests)} requests have finished")
+                ds = self.instances[k].step(until=self._until(at))
+                self._record(k, ran=ds is not None)
+                events.refresh(k)
+                if ds is not None:
+                    break
+        finally:
+            self._next = None
+        self.now = max(self.now, self.instances[k].now)
+        ds.attrs["instance"] = self.names[k]
+        return ds.assign(iteration_instance=variable("iteration_instance", ("iteration",),
+                                                     np.array([k], dtype=np.int64)))
 
     def advance(self) -> None:
         """Run until every submitted request has finished (the same iterations
@@ -344,20 +342,25 @@ class Cluster:
 
     def _advance_in_order(self) -> None:
         """Every event in time order, an iteration at a time (no graphs)."""
-        while True:
-            k, at = self._earliest_instance()
-            if self._deliver_due(at):
-                continue
-            if k is None:
-                if not self.is_finished:
-                    raise RuntimeError(f"the cluster stopped with requests unfinished and no "
-                                       f"event left (instances idle: {sorted(self._idle_until)})"
-                                       f"; this is a bug, please report it with the config")
-                break
-            inst = self.instances[k]
-            ran = inst.advance(until=self._until(at))
-            self._record(k, ran=bool(ran))
-            self.now = max(self.now, inst.now)
+        events = self._next = NextEvents(self.instances, self._idle_until)
+        try:
+            while True:
+                k, at = events.earliest()
+                if self._deliver_due(at):
+                    continue
+                if k is None:
+                    break
+                inst = self.instances[k]
+                ran = inst.advance(until=self._until(at))
+                self._record(k, ran=bool(ran))
+                events.refresh(k)
+                self.now = max(self.now, inst.now)
+        finally:
+            self._next = None
+        if not self.is_finished:
+            raise RuntimeError(f"the cluster stopped with requests unfinished and no event left "
+                               f"(instances idle: {sorted(self._idle_until)}); this is a bug, "
+                               f"please report it with the config")
 
     def run(self):
         """:meth:`advance`, then :meth:`results`."""

@@ -123,13 +123,27 @@ class InstanceState:
         within bounds, a float time), without ``__post_init__``'s checks: the
         cluster builds one per instance for every request it routes."""
         state = object.__new__(cls)
-        for name, value in zip(_FIELDS, (index, observed_at, num_waiting, num_running,
-                                         num_outstanding, num_used_blocks, num_blocks,
-                                         cached_prefix_tokens)):
-            object.__setattr__(state, name, value)
+        # Straight into the slots (see _SLOT_SETTERS): the frozen dataclass's
+        # __setattr__ refuses, and object.__setattr__ costs twice as much.
+        _set_index(state, index)
+        _set_observed_at(state, observed_at)
+        _set_num_waiting(state, num_waiting)
+        _set_num_running(state, num_running)
+        _set_num_outstanding(state, num_outstanding)
+        _set_num_used_blocks(state, num_used_blocks)
+        _set_num_blocks(state, num_blocks)
+        _set_cached_prefix_tokens(state, cached_prefix_tokens)
         return state
 
     @property
     def kv_usage(self) -> float:
         """Fraction of the KV-cache blocks in use, ``num_used_blocks / num_blocks`` (0..1)."""
         return self.num_used_blocks / self.num_blocks
+
+
+#: The setters of InstanceState's slots (``__slots__`` member descriptors), in
+#: :data:`_FIELDS` order, for :meth:`InstanceState.trusted`. A subclass without
+#: slots of its own shares these slots, so the setters fit it too.
+_SLOT_SETTERS = tuple(getattr(InstanceState, name).__set__ for name in _FIELDS)
+(_set_index, _set_observed_at, _set_num_waiting, _set_num_running, _set_num_outstanding,
+ _set_num_used_blocks, _set_num_blocks, _set_cached_prefix_tokens) = _SLOT_SETTERS

@@ -96,11 +96,16 @@ class Router:
         if len(states) == 0:
             raise ValueError(f"router {self.name!r}: states is empty; a request needs at least "
                              f"one instance to go to")
-        for i, s in enumerate(states):
+        for s in states:
             if not isinstance(s, InstanceState):
+                i = next(j for j, x in enumerate(states) if not isinstance(x, InstanceState))
                 raise TypeError(f"router {self.name!r}: states[{i}] is a {type(s).__name__}; "
                                 f"each must be an InstanceState")
         chosen = self._route(request, states)
+        if type(chosen) is int:  # the usual answer, accepted without the checks below
+            for s in states:
+                if s.index == chosen:
+                    return chosen
         allowed = [s.index for s in states]
         if not _is_int(chosen) or int(chosen) not in allowed:
             lo, hi = min(allowed), max(allowed)
@@ -285,7 +290,14 @@ class LeastOutstandingRouter(Router):
     name = "least_outstanding"
 
     def _route(self, request: Request, states: Sequence[InstanceState]) -> int:
-        return min(states, key=lambda s: (s.num_outstanding, s.index)).index
+        # min(states, key=lambda s: (s.num_outstanding, s.index)), the first
+        # smallest key, compared field by field (no key tuple per state).
+        best = states[0]
+        for s in states:
+            if s.num_outstanding < best.num_outstanding or (
+                    s.num_outstanding == best.num_outstanding and s.index < best.index):
+                best = s
+        return best.index
 
 
 @register_router

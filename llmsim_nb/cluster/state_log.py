@@ -25,6 +25,9 @@ from collections import deque
 
 from .instance_state import InstanceState
 
+# Bound once: state_at runs once per instance for every request routed.
+_trusted = InstanceState.trusted
+
 
 class StateLog:
     """Per-iteration snapshots of one instance (see the module docstring).
@@ -61,11 +64,13 @@ class StateLog:
         snaps = self._snaps
         while len(snaps) > 1 and snaps[1][0] <= at:
             snaps.popleft()
-        t, waiting, running, finished, used = snaps[0]
-        arrived = bisect_right(self._routed, at)
-        return InstanceState.trusted(self.index, max(at, 0.0), waiting, running,
-                                     max(arrived - finished, 0), used, self.num_blocks,
-                                     cached_prefix_tokens)
+        _, waiting, running, finished, used = snaps[0]
+        outstanding = bisect_right(self._routed, at) - finished
+        # The conditionals are max(at, 0.0) and max(outstanding, 0), operand
+        # for operand (-0.0 and NaN included), without two calls per state.
+        return _trusted(self.index, 0.0 if 0.0 > at else at, waiting, running,
+                        0 if 0 > outstanding else outstanding, used, self.num_blocks,
+                        cached_prefix_tokens)
 
 
 __all__ = ["StateLog"]

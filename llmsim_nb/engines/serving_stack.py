@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from bisect import bisect_left
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -112,7 +113,10 @@ class ServingStack:
     @property
     def is_none(self) -> bool:
         """Whether every term is 0 and no step is graphed (results are the device's)."""
-        return not self.cuda_graph_sizes and not any(getattr(self, n) for n in _LATENCIES)
+        # The terms of _LATENCIES spelled out: this runs twice a step.
+        return not (self.cuda_graph_sizes or self.step_latency or self.request_latency
+                    or self.token_latency or self.launch_latency or self.arrival_latency
+                    or self.completion_latency)
 
     # ------------------------------------------------------------- the terms
     def host_latency(self, num_requests: int, num_tokens: int) -> float:
@@ -127,19 +131,32 @@ class ServingStack:
             return None
         if batch.num_tokens != n:  # a prompt or a chunk: not a uniform decode step
             return None
-        return next(s for s in self.cuda_graph_sizes if s >= n)
+        # The smallest captured size >= n (the sizes increase strictly).
+        return self.cuda_graph_sizes[bisect_left(self.cuda_graph_sizes, n)]
 
     def device_batch(self, batch: BatchShape) -> BatchShape:
         """``batch`` as the device computes it: padded to its captured size."""
+        last = _LAST_DEVICE_BATCH[0]  # one tuple, read once (threads may share the stack)
+        if last[1] is batch and last[0] is self:
+            # Asked again for the same batch (the instance, then its power
+            # record): both objects are immutable, so the padding holds.
+            return last[2]
         size = self.graph_size(batch)
         pad = 0 if size is None else size - len(batch.request_ids)
         if not pad:
             return batch
+        ids, ones, zeros = _padding(pad)
         cat = np.concatenate
-        return BatchShape(cat([batch.request_ids, -1 - np.arange(pad, dtype=np.int64)]),
-                          cat([batch.num_query_tokens, np.ones(pad, dtype=np.int64)]),
-                          cat([batch.num_context_tokens, np.zeros(pad, dtype=np.int64)]),
-                          cat([batch.num_logit_tokens, np.zeros(pad, dtype=np.int64)]))
+        # The padded rows are valid by construction (one query token, no
+        # context), so the batch is built without the constructor's checks;
+        # its token count is the scheduled one plus a token per padded row.
+        padded = BatchShape.trusted(cat([batch.request_ids, ids]),
+                                    cat([batch.num_query_tokens, ones]),
+                                    cat([batch.num_context_tokens, zeros]),
+                                    cat([batch.num_logit_tokens, zeros]),
+                                    batch.num_tokens + int(pad))
+        _LAST_DEVICE_BATCH[0] = (self, batch, padded)
+        return padded
 
     def iteration_latency(self, device_latency: float, batch: BatchShape,
                           num_kernels: int) -> float:
@@ -150,8 +167,11 @@ class ServingStack:
         """
         if self.is_none:
             return device_latency
-        device = device_latency
-        if self.graph_size(batch) is None:
+        return self._latency(device_latency, batch, num_kernels, self.graph_size(batch) is None)
+
+    def _latency(self, device: float, batch: BatchShape, num_kernels: int, eager: bool) -> float:
+        """:meth:`iteration_latency` of a stack with host terms, the step eager or not."""
+        if eager:
             device = max(device, num_kernels * self.launch_latency)
         host = self.host_latency(len(batch.request_ids), batch.num_tokens)
         return max(host, device) if self.overlap else host + device
@@ -162,12 +182,13 @@ class ServingStack:
         and pipeline stages give the kernels launched)."""
         if self.is_none:
             return device_latency
+        eager = self.graph_size(batch) is None  # asked once a step, not twice
         kernels = 0
-        if self.launch_latency and self.graph_size(batch) is None:
+        if self.launch_latency and eager:
             kernels = _KERNELS.get(stack)
             if kernels is None:  # a constant of the stack: counted once, not every step
                 kernels = _KERNELS[stack] = num_kernels(stack.sharded, stack.layout.pp)
-        return self.iteration_latency(device_latency, batch, kernels)
+        return self._latency(device_latency, batch, kernels, eager)
 
     def finish(self, table, finished: list) -> list:
         """Add ``completion_latency`` to the ``finished_at`` of the requests just
@@ -190,6 +211,28 @@ class ServingStack:
                 f"{'overlapped' if self.overlap else 'serial'}, request +"
                 f"{self.arrival_latency * 1e3:g}/+{self.completion_latency * 1e3:g} ms")
 
+
+def _padding(pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The padded rows' ids (``-1, -2, ...``), ones and zeros, ``pad`` of each:
+    read-only views of arrays kept at the longest padding asked for (at most
+    ``MAX_GRAPH_SIZE``), so a step copies them instead of building them."""
+    if pad > len(_PAD[0]):
+        n = max(pad, min(2 * len(_PAD[0]), MAX_GRAPH_SIZE))
+        _PAD[:] = (-1 - np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64),
+                   np.zeros(n, dtype=np.int64))
+        for arr in _PAD:
+            arr.setflags(write=False)
+    ids, ones, zeros = _PAD
+    return ids[:pad], ones[:pad], zeros[:pad]
+
+
+#: The last padded batch, ``[(stack, scheduled batch, padded batch)]``, held
+#: (strong references, compared by identity) so that a second ask for the same
+#: batch gets the same object instead of a rebuilt one.
+_LAST_DEVICE_BATCH: list = [(None, None, None)]
+
+#: The arrays of :func:`_padding` (ids, ones, zeros), never written.
+_PAD: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * 3
 
 #: Kernels per eager step of each execution stack in use (see :meth:`ServingStack.step`).
 _KERNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -193,30 +193,34 @@ class ExecutionStack:
 
     def simulate(self, batch: BatchShape) -> IterationTrace:
         """Time every micro-batch of ``batch``."""
-        layout, engine, sharded = self.layout, self.engine, self.sharded
-        dt = sharded.dtype_bytes
+        layout, sharded = self.layout, self.sharded
         counts = self._layer_counts
         if not sharded.layer_kinds:  # one kind of layer: an int factor, as ever
             counts = sum(layout.stage_layers)
-        n_emb, n_blk = len(sharded.embedding), len(sharded.block)
-        op_latency = np.zeros(n_emb + n_blk + len(sharded.head))
+        n_emb, n_blk, n_head = len(sharded.embedding), len(sharded.block), len(sharded.head)
         timings = []
         # The iteration's routing, summed over micro-batches (results record it).
         self.iteration_expert_tokens = None
         self.iteration_rank_tokens = None
-        for mb in layout.split(batch):
-            if self._has_experts:
-                mb = self._route(mb)
-            emb = engine.op_totals(sharded.embedding, mb, dt)
-            logit_rows = int(_reduce(mb.num_logit_tokens))
-            head = (engine.op_totals(sharded.head, mb, dt, logit_rows)
-                    if logit_rows and sharded.head else _NO_OPS)
-            timing, blk_latency = self._time_layer(mb, emb, head)
-            op_latency[:n_emb] += emb
-            op_latency[n_emb:n_emb + n_blk] += blk_latency * counts
-            if len(head):
-                op_latency[n_emb + n_blk:] += head
+        micro_batches = layout.split(batch)
+        if len(micro_batches) == 1:
+            # One micro-batch (most iterations): the per-op totals in one
+            # concatenation. ``+= 0.0`` is the accumulation into zeros below
+            # (0.0 + x is x for every x but -0.0), so the floats are the same.
+            timing, emb, blk_latency, head = self._time_micro_batch(micro_batches[0])
+            op_latency = np.concatenate((emb, blk_latency * counts,
+                                         head if len(head) else np.zeros(n_head)))
+            op_latency += 0.0
             timings.append(timing)
+        else:
+            op_latency = np.zeros(n_emb + n_blk + n_head)
+            for mb in micro_batches:
+                timing, emb, blk_latency, head = self._time_micro_batch(mb)
+                op_latency[:n_emb] += emb
+                op_latency[n_emb:n_emb + n_blk] += blk_latency * counts
+                if len(head):
+                    op_latency[n_emb + n_blk:] += head
+                timings.append(timing)
         # No op may take NaN, infinite or negative seconds: NaN fails ``>=``,
         # and an infinite one makes the total infinite, so the common case
         # costs one reduction. With one micro-batch op_latency holds the
@@ -231,6 +235,21 @@ class ExecutionStack:
         if not (trace.compute_latency < math.inf and _min(op_latency) >= 0.0):
             self.check(trace)
         return trace
+
+    def _time_micro_batch(self, mb: BatchShape
+                          ) -> tuple[MicroBatchTiming, np.ndarray, np.ndarray, np.ndarray]:
+        """One micro-batch's timing and its per-op seconds of the embedding,
+        of one layer (for the per-op accounting) and of the head."""
+        engine, sharded = self.engine, self.sharded
+        dt = sharded.dtype_bytes
+        if self._has_experts:
+            mb = self._route(mb)
+        emb = engine.op_totals(sharded.embedding, mb, dt)
+        logit_rows = int(_reduce(mb.num_logit_tokens))
+        head = (engine.op_totals(sharded.head, mb, dt, logit_rows)
+                if logit_rows and sharded.head else _NO_OPS)
+        timing, blk_latency = self._time_layer(mb, emb, head)
+        return timing, emb, blk_latency, head
 
     def _route(self, mb: BatchShape) -> BatchShape:
         """``mb`` with the routing model's tokens per expert (one draw)."""
@@ -284,7 +303,7 @@ class ExecutionStack:
             layer = self._slowest_expert_rank(mb, layer)
         by_rank: tuple[float | None, ...] = ()
         blk_latency = layer
-        if self.layout.attention == "requests" and self.layout.tp > 1:
+        if self._per_rank:  # requests placement over several ranks
             by_rank, per_rank = self._attention_by_rank(mb)
             # An average rank's share of attention, for the per-op accounting.
             blk_latency = layer.copy()

@@ -75,6 +75,40 @@ class ChainShortcut:
                 transfer = max(transfer, network.host_time(size))
                 host_bytes += size * tp
         links: dict[str, float] = {"host": host_bytes} if host_bytes else {}
+        mb = trace.micro_batches[0]
+        embedding = mb.embedding_latency
+        head = mb.head_latency if mb.has_head else None
+        t = transfer + embedding
+        busy = 0.0 + embedding
+        # Segment durations as the converter takes them: differences of the
+        # running sum of one layer's op latencies (from 0.0).
+        template = conv.template
+        num_layers = layout.stage_layers[0]
+        if tp == 1 and not template.layer_kinds:  # one segment, no collectives
+            a, b, _ = conv.segments[0]
+            cum = [0.0, *mb.layer_op_latency.cumsum().tolist()]
+            duration = cum[b] - cum[a]
+            if not transfer:
+                # Without a transfer t and busy start equal (0.0 + embedding;
+                # transfer is never -0.0) and take the same additions, so
+                # they stay equal: add once.
+                for _ in range(num_layers):
+                    t += duration
+                if head is not None:
+                    t += head
+                busy = t
+            else:
+                for _ in range(num_layers):
+                    t += duration
+                    busy += duration
+                if head is not None:
+                    t += head
+                    busy += head
+            usage.device_busy[0] += busy
+            if links:
+                usage.add_link_bytes(links)
+            return t, transfer
+        reduce_size = mb.batch.num_tokens * conv.hidden * conv.dtype  # every all-reduce's
         group = range(tp)  # stage 0's devices
 
         def collective(kind, size) -> float:
@@ -83,16 +117,9 @@ class ChainShortcut:
                 links[link] = links.get(link, 0.0) + moved
             return cost.duration
 
-        mb = trace.micro_batches[0]
-        reduce_size = mb.batch.num_tokens * conv.hidden * conv.dtype  # every all-reduce's
-        t = transfer + mb.embedding_latency
-        busy = 0.0 + mb.embedding_latency
         if tp > 1:
             t += collective(CollectiveType.ALL_REDUCE, reduce_size)
-        # Segment durations as the converter takes them: differences of the
-        # running sum of one layer's op latencies (from 0.0).
-        template = conv.template
-        cum = [0.0, *np.cumsum(mb.layer_op_latency).tolist()]
+        cum = [0.0, *mb.layer_op_latency.cumsum().tolist()]
         segments = [(cum[b] - cum[a], reduce_after) for a, b, reduce_after in conv.segments]
         if template.layer_kinds:  # layers of several kinds: each its own segments
             by_kind = []
@@ -101,27 +128,22 @@ class ChainShortcut:
                 kcum = [0.0, *np.cumsum(latency).tolist()]
                 by_kind.append([(kcum[b] - kcum[a], reduce_after and runs[b - 1])
                                 for a, b, reduce_after in conv.segments])
-            for layer in range(layout.stage_layers[0]):
+            for layer in range(num_layers):
                 for duration, reduce_after in by_kind[template.kind_of(layer)]:
                     t += duration
                     busy += duration
                     if reduce_after:
                         t += collective(CollectiveType.ALL_REDUCE, reduce_size)
-        elif tp == 1:  # one segment, no collectives
-            duration = segments[0][0]
-            for _ in range(layout.stage_layers[0]):
-                t += duration
-                busy += duration
         else:
-            for _ in range(layout.stage_layers[0]):
+            for _ in range(num_layers):
                 for duration, reduce_after in segments:
                     t += duration
                     busy += duration
                     if reduce_after:
                         t += collective(CollectiveType.ALL_REDUCE, reduce_size)
-        if mb.has_head:
-            t += mb.head_latency
-            busy += mb.head_latency
+        if head is not None:
+            t += head
+            busy += head
             if tp > 1:
                 rows = int(_reduce(mb.batch.num_logit_tokens))
                 t += collective(CollectiveType.ALL_GATHER, rows * conv.vocab * conv.dtype)

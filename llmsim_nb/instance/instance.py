@@ -39,13 +39,13 @@ from ..results.dataset import (COMPONENTS, ArrayResults, IterationRecord,
                                iteration_dataset, request_arrays)
 from ..system.builder import InstanceParts
 from ..workload.request import Request
-from ..workload.trace import MAX_ARRIVAL_S
 from .chain import ChainShortcut
 from .data_parallel_chain import DataParallelChain
 from .checks import (STALL_LIMIT, bad_makespan, check_lengths, check_parts, check_run,
-                     check_submit, check_transfer, stuck_error)
+                     stuck_error)
 from .fast_run import FastRunFile
 from .run_dataset import instance_attrs, make_recorder, run_dataset
+from .submission import submission_time
 from .token_times import TokenTimes
 from .usage import Usage, host_transfer_latency
 
@@ -150,21 +150,7 @@ class Instance:
             The request is longer than ``max_model_len``, could never fit in
             the KV cache, or arrives before the previous one.
         """
-        check_transfer(self.scheduler, transfer)
-        check_submit(request, at)
-        arrival = request.arrival_at if at is None else float(at)
-        if not np.isfinite(arrival) or not 0 <= arrival < MAX_ARRIVAL_S:
-            raise ValueError(f"submit(at={arrival!r}): the time must be finite, >= 0 and below "
-                             f"{MAX_ARRIVAL_S:g} s (a trace's limit)")
-        table = self.scheduler.table
-        if len(table) and arrival < table.arrival_at[len(table) - 1]:
-            raise ValueError(f"request {request.request_id} reaches the instance at {arrival} s, "
-                             f"before the previous request ({self.request_ids[-1]}, at "
-                             f"{float(table.arrival_at[len(table) - 1])} s); submit requests in "
-                             f"arrival order")
-        self.check_lengths(np.array([request.num_prompt_tokens]),
-                           np.array([request.num_output_tokens]),
-                           ids=np.array([request.request_id]))
+        arrival = submission_time(self, request, at, transfer)
         index = len(self.scheduler.table)
         self.scheduler.add(index, arrival, request.num_prompt_tokens, request.num_output_tokens,
                            request.content, request.priority, **transfer)
@@ -215,9 +201,9 @@ class Instance:
         running, waiting, evicted or already schedulable; else when the next
         submitted request becomes schedulable (its arrival plus
         ``batch_delay``); None when every submitted request has finished."""
-        if self.is_finished:
-            return None
         sched = self.scheduler
+        if not sched.has_unfinished:  # is_finished, without a second property
+            return None
         if sched.num_active:
             return self.now
         next_at = sched.next_event_at()
@@ -366,9 +352,11 @@ class Instance:
         until = check_run(until, progress)
         start = self.num_iterations
         self._fast_run.before_run()
-        while not self.is_finished and (until is None or self.now < until):
-            if until is not None:
-                next_at = self.next_event_at
+        sched = self.scheduler
+        while sched.has_unfinished and (until is None or self.now < until):
+            # Is next_event_at >= until? It is `now` (< until) with requests active.
+            if until is not None and not sched.num_active:
+                next_at = sched.next_event_at()
                 if next_at is not None and next_at >= until:
                     break  # idle until after `until`: do not jump the clock there
             try:
@@ -377,7 +365,7 @@ class Instance:
             except SimulationFinished:
                 break
             if progress is not None:
-                progress(self.scheduler.num_finished)
+                progress(sched.num_finished)
         self._fast_run.after_run()
         return self.num_iterations - start
 

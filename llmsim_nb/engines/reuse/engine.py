@@ -38,7 +38,8 @@ whole runs).
 
 The pieces live in their own modules, and every name is importable from
 here: the keys in :mod:`.keys`, the bounded cache in
-:mod:`.cache`, and its file in :mod:`.file`. A cache can be saved
+:mod:`.cache`, its file in :mod:`.file`, and the attention tables in
+:mod:`.attention`. A cache can be saved
 and loaded; its file is data only (no pickle), records a hash of the wrapped
 engine's name and spec, and is checked before use: a file for another
 configuration, of another format, or with anything wrong in it is refused
@@ -52,27 +53,16 @@ import numpy as np
 from ...models.ops import BatchShape, Op
 from ...models.template import OpTemplate
 from ..base import Engine, OpTiming
+from .attention import AttentionTables
 from .cache import ReuseCache
 from .file import CACHE_FORMAT, cache_path, engine_hash
-from .keys import (
-    DECODE,
-    PROMPT,
-    ROW_CHUNK,
-    TableKey,
-    attention_key,
-    instance_key,
-    rows_key,
-)
-
-#: ``np.add.reduce``: what ``ndarray.sum()`` computes for a 1-d array, without
-#: the method's Python-level wrapper (this runs every iteration).
-_reduce = np.add.reduce
+from .keys import DECODE, PROMPT, ROW_CHUNK, TableKey, instance_key, rows_key
 
 __all__ = ["CACHE_FORMAT", "DECODE", "PROMPT", "ROW_CHUNK", "ReuseCache", "ReuseEngine",
            "TableKey", "cache_path", "engine_hash"]
 
 
-class ReuseEngine(Engine):
+class ReuseEngine(AttentionTables, Engine):
     """Wraps ``engine`` with a :class:`ReuseCache` (see the module docstring).
 
     ``name`` and ``spec`` are the wrapped engine's, so results and cache
@@ -144,11 +134,13 @@ class ReuseEngine(Engine):
                     totals[i] = self._row_latency(t, dtype_bytes, rows)
                 else:
                     totals[i] = self.time_op(t.instantiate(batch, dtype_bytes, num_rows)).total
-            entry = (templates, totals, tuple(attention), tuple(experts))
+            # The last item: the hits a later lookup of this entry counts.
+            entry = (templates, totals, tuple(attention), tuple(experts),
+                     len(templates) - len(attention) - len(experts))
             self.cache.remember(key, entry)
         else:
             memo.move_to_end(key)
-            self.cache.hits += len(templates) - len(entry[2]) - len(entry[3])
+            self.cache.hits += entry[4]
         totals = entry[1]
         if entry[3]:
             totals = totals.copy()
@@ -160,10 +152,9 @@ class ReuseEngine(Engine):
                 for i in entry[2]:
                     totals[i] = self.time_op(templates[i].instantiate(batch, dtype_bytes)).total
             else:
-                latency = self._attention_latency(templates, entry[2], batch, dtype_bytes)
-                for j, i in enumerate(entry[2]):
-                    # Row by row: a 1-d sum (numpy's 2-d axis sums add in another order).
-                    totals[i] = float(_reduce(latency[j]))
+                sums = self._attention_totals(templates, entry[2], batch, dtype_bytes)
+                for i, seconds in zip(entry[2], sums):
+                    totals[i] = float(seconds)
         return totals
 
     def _expert_latency(self, template: OpTemplate, dtype_bytes: int, batch: BatchShape) -> float:
@@ -206,118 +197,6 @@ class ReuseEngine(Engine):
         else:
             self.cache.hits += 1
         return float(table[rows - chunk * ROW_CHUNK])
-
-    def _attention_latency(self, templates: tuple[OpTemplate, ...], positions: tuple[int, ...],
-                           batch: BatchShape, dtype_bytes: int) -> np.ndarray:
-        """Per attention op (rows) and batch entry (columns), seconds."""
-        query, context = batch.num_query_tokens, batch.num_context_tokens
-        decode = query == 1
-        if decode.all():
-            return self._shape_table(templates, positions, dtype_bytes, DECODE, context)
-        prompt = ~decode & (context == 0)
-        if prompt.all():
-            return self._shape_table(templates, positions, dtype_bytes, PROMPT, query)
-        latency = np.empty((len(positions), len(query)))
-        if decode.any():
-            latency[:, decode] = self._shape_table(templates, positions, dtype_bytes, DECODE,
-                                                   context[decode])
-        if prompt.any():
-            latency[:, prompt] = self._shape_table(templates, positions, dtype_bytes, PROMPT,
-                                                   query[prompt])
-        rest = ~(decode | prompt)
-        if rest.any():
-            for j, i in enumerate(positions):
-                latency[j, rest] = self._pair_latency(templates[i], dtype_bytes, batch, rest)
-        return latency
-
-    def _pair_latency(self, template: OpTemplate, dtype_bytes: int, batch: BatchShape,
-                      rest: np.ndarray) -> np.ndarray:
-        """Latency of attention ``template`` for the batch entries ``rest`` (query
-        tokens after a non-empty cache: prompt chunks, prefix-cache hits), each
-        ``(query, context)`` pair remembered. The misses are timed together;
-        instances are timed independently (the engine contract), so each
-        float is the one the engine gives inside any batch."""
-        memo, pairs = self.cache.memo, {}
-        queries = batch.num_query_tokens[rest].tolist()
-        contexts = batch.num_context_tokens[rest].tolist()
-        out = np.empty(len(queries))
-        missing: list[int] = []
-        for k, pair in enumerate(zip(queries, contexts)):
-            entry = memo.get(("pair", id(template), dtype_bytes, pair))
-            if entry is not None and entry[0] is template:
-                out[k] = entry[1]
-                self.cache.hits += 1
-            elif pair in pairs:
-                missing.append(k)  # timed with its first occurrence below
-            else:
-                pairs[pair] = len(pairs)
-                missing.append(k)
-        if missing:
-            order = list(pairs)
-            part = BatchShape(np.arange(len(order), dtype=np.int64),
-                              np.array([q for q, _ in order], dtype=np.int64),
-                              np.array([c for _, c in order], dtype=np.int64),
-                              np.zeros(len(order), dtype=np.int64))
-            timed = self.inner.time_op(template.instantiate(part, dtype_bytes)).latency
-            self.cache.misses += len(order)
-            for pair, value in zip(order, timed.tolist()):
-                self.cache.remember(("pair", id(template), dtype_bytes, pair), (template, value))
-            for k in missing:
-                out[k] = timed[pairs[(queries[k], contexts[k])]]
-        return out
-
-    def _shape_table(self, templates: tuple[OpTemplate, ...], positions: tuple[int, ...],
-                     dtype_bytes: int, shape: int, lengths: np.ndarray) -> np.ndarray:
-        """Latency of the attention ops at ``positions`` for instances of one
-        ``shape`` (``DECODE``: one query token after ``lengths`` cached ones;
-        ``PROMPT``: ``lengths`` query tokens, nothing cached), ops by rows.
-
-        The table holds NaN where a length was never timed. A pure engine
-        fills the whole span the table has grown to in one call per op
-        (lengths creep up a token per iteration); another engine times only
-        the lengths asked for (it may count what it times, as the profiled
-        engine counts its fallbacks).
-        """
-        # The table's stable key (equal templates give equal keys, whichever
-        # objects hold them) is built once per templates object; it carries its
-        # hash, so the lookup that keeps the cache's LRU order is cheap.
-        cache = self.cache
-        hot = ("key", id(templates), dtype_bytes, shape)
-        entry = cache.memo.get(hot)
-        if entry is not None and entry[0] is templates:
-            key = entry[1]
-        else:
-            key = attention_key(shape, dtype_bytes, tuple(templates[i] for i in positions))
-            cache.remember(hot, (templates, key))
-        table = cache.get_table(key)
-        if table is None:
-            table = np.empty((len(positions), 0))
-        size = int(lengths.max()) + 1
-        if table.shape[1] < size:
-            grown = np.full((len(positions), max(size, 2 * table.shape[1], 256)), np.nan)
-            grown[:, :table.shape[1]] = table
-            table = grown
-            cache.put_table(key, table)
-        latency = table[:, lengths]
-        missing = np.isnan(latency[0])
-        if not missing.any():
-            self.cache.hits += len(positions) * len(lengths)
-            return latency
-        fresh = (np.flatnonzero(np.isnan(table[0])) if self.inner.pure
-                 else np.unique(lengths[missing]))
-        if shape == DECODE:
-            fresh = fresh[fresh >= 0]
-            part = BatchShape(fresh, np.ones_like(fresh), fresh, np.ones_like(fresh))
-        else:  # a prompt has at least one token
-            fresh = fresh[fresh >= 1]
-            part = BatchShape(fresh, fresh, np.zeros_like(fresh), np.ones_like(fresh))
-        for j, i in enumerate(positions):
-            table[j, fresh] = self.inner.time_op(
-                templates[i].instantiate(part, dtype_bytes)).latency
-        num_fresh = int(np.count_nonzero(np.isin(lengths, fresh)))
-        self.cache.misses += len(positions) * len(fresh)
-        self.cache.hits += len(positions) * (len(lengths) - num_fresh)
-        return table[:, lengths]
 
     def _time_instances(self, op: Op) -> OpTiming:
         kind, batch = op.kind, op.batch
