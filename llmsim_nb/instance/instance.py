@@ -44,6 +44,7 @@ from .data_parallel_chain import DataParallelChain
 from .checks import (STALL_LIMIT, bad_makespan, check_lengths, check_parts, check_run,
                      stuck_error)
 from .fast_run import FastRunFile
+from .iteration_record import iteration_record
 from .run_dataset import instance_attrs, make_recorder, run_dataset
 from .submission import submission_time
 from .token_times import TokenTimes
@@ -253,8 +254,9 @@ class Instance:
         t1 = time.perf_counter()
         cache = self.reuse_cache
         hits, misses = (cache.hits, cache.misses) if cache is not None else (0, 0)
+        serving = self.parts.serving_stack
         try:
-            trace = self.stack.simulate(self.parts.serving_stack.device_batch(plan.batch))
+            trace = self.stack.simulate(serving.device_batch(plan.batch))
         except LatencyError as exc:
             self._failed = exc
             raise
@@ -271,22 +273,22 @@ class Instance:
             makespan, transfer = self._chain.run(trace, plan, self._usage)
             self.last_graph = self.last_schedule = None
         t4 = time.perf_counter()
-        makespan = self.parts.serving_stack.step(makespan, plan.batch, self.stack)
+        makespan = serving.step(makespan, plan.batch, self.stack)
         t_start, t_end = self.now, self.now + makespan
         if not t_start < t_end < math.inf:  # NaN, inf, <= 0 or lost in rounding
             self._failed = bad_makespan(makespan, t_start, self.num_iterations, plan,
                                         self.engine.name, trace.compute_latency)
             raise self._failed
-        finished = self.parts.serving_stack.finish(sched.table, sched.update(plan, t_end))
+        finished = serving.finish(sched.table, sched.update(plan, t_end))
         self._token_times.record(sched.table, plan, t_end)
         self.now = t_end
-        record = IterationRecord(plan, t_start, t_end, trace.compute_latency, transfer,
-                                 trace.op_latency, tuple(s.request_id for s in finished),
-                                 cache.hits - hits if cache is not None else 0,
-                                 cache.misses - misses if cache is not None else 0,
-                                 self.stack.iteration_expert_tokens,
-                                 self.stack.iteration_rank_tokens,
-                                 self.stack.iteration_dispatch_bytes)
+        stack = self.stack
+        record = iteration_record(plan, t_start, t_end, trace.compute_latency, transfer,
+                                  trace.op_latency, tuple(s.request_id for s in finished),
+                                  cache.hits - hits if cache is not None else 0,
+                                  cache.misses - misses if cache is not None else 0,
+                                  stack.iteration_expert_tokens, stack.iteration_rank_tokens,
+                                  stack.iteration_dispatch_bytes)
         self._recorder.append(record)
         self.last_finished = record.finished  # scheduler indices (a cluster hands them on)
         t5 = time.perf_counter()

@@ -85,15 +85,19 @@ class BatchShape:
 
     def __post_init__(self) -> None:
         n = len(self.request_ids)
-        for name in ("num_query_tokens", "num_context_tokens", "num_logit_tokens"):
-            arr = getattr(self, name)
+        query, context = self.num_query_tokens, self.num_context_tokens
+        for name, arr in (("num_query_tokens", query), ("num_context_tokens", context),
+                          ("num_logit_tokens", self.num_logit_tokens)):
             if len(arr) != n:
                 raise ValueError(f"BatchShape.{name} has {len(arr)} entries, expected {n}")
-        if n and self.num_query_tokens.min() < 1:
+        # The ufuncs' reduce with axis=None is what ndarray.min() / .sum() call,
+        # without the methods' Python-level wrappers (a batch is built several
+        # times per iteration).
+        if n and _min_of(query, axis=None) < 1:
             raise ValueError("BatchShape.num_query_tokens must all be >= 1")
-        if n and self.num_context_tokens.min() < 0:
+        if n and _min_of(context, axis=None) < 0:
             raise ValueError("BatchShape.num_context_tokens must all be >= 0")
-        object.__setattr__(self, "num_tokens", int(self.num_query_tokens.sum()))
+        _set_num_tokens(self, int(_sum_of(query, axis=None)))
 
     @classmethod
     def trusted(cls, request_ids: np.ndarray, num_query_tokens: np.ndarray,
@@ -104,11 +108,13 @@ class BatchShape:
         context tokens ``>= 0`` hold by construction there, and ``num_tokens``
         is the sum it already has. One is built every iteration; a caller with
         arrays from anywhere else uses the constructor, which checks."""
-        shape = object.__new__(cls)
-        for slot, value in zip(_BATCH_SLOTS, (request_ids, num_query_tokens,
-                                              num_context_tokens, num_logit_tokens, None,
-                                              num_tokens)):
-            slot.__set__(shape, value)
+        shape = _new(cls)
+        _set_request_ids(shape, request_ids)
+        _set_num_query_tokens(shape, num_query_tokens)
+        _set_num_context_tokens(shape, num_context_tokens)
+        _set_num_logit_tokens(shape, num_logit_tokens)
+        _set_expert_tokens(shape, None)
+        _set_num_tokens(shape, num_tokens)
         return shape
 
     @classmethod
@@ -128,10 +134,14 @@ class BatchShape:
         return len(self.request_ids)
 
 
-#: BatchShape's slot descriptors, in field order (for :meth:`BatchShape.trusted`).
-_BATCH_SLOTS = tuple(getattr(BatchShape, name) for name in (
+#: Setters of BatchShape's slots, one per field (a frozen dataclass refuses
+#: plain assignment): for __post_init__'s num_tokens and :meth:`BatchShape.trusted`.
+(_set_request_ids, _set_num_query_tokens, _set_num_context_tokens, _set_num_logit_tokens,
+ _set_expert_tokens, _set_num_tokens) = (getattr(BatchShape, name).__set__ for name in (
     "request_ids", "num_query_tokens", "num_context_tokens", "num_logit_tokens",
     "expert_tokens", "num_tokens"))
+_new = object.__new__
+_min_of, _sum_of = np.minimum.reduce, np.add.reduce
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,18 @@ from .block_hasher import BlockHasher
 from .kv_cache import PagedBlocks
 
 
+def _fresh(ref: dict[int, int], table: list[int], first: int, n: int) -> None:
+    """Give ``table`` the never-used blocks ``first .. first + n - 1``, one reference
+    each (one block, a decode's growth, without building a range)."""
+    if n == 1:
+        ref[first] = 1
+        table.append(first)
+    else:
+        new = range(first, first + n)
+        ref.update(dict.fromkeys(new, 1))
+        table.extend(new)
+
+
 class PrefixCachingKVManager(PagedBlocks):
     """Allocates KV blocks to requests and caches full blocks by content.
 
@@ -212,16 +224,36 @@ class PrefixCachingKVManager(PagedBlocks):
                                f"{self.num_free_blocks} are free")
         self._take(self._tables[request_id], num_new_blocks)
 
+    def grow_many(self, request_ids: list[int], num_new_blocks: list[int]) -> None:
+        """:meth:`grow` each request in turn by its number of blocks, as one take
+        from the free queue: the same blocks go to the same requests, with the
+        same evictions in the same order, as one :meth:`grow` call each."""
+        total = sum(num_new_blocks)
+        if total > self.num_free_blocks:
+            raise RuntimeError(f"{len(request_ids)} requests need {total} blocks but only "
+                               f"{self.num_free_blocks} are free")
+        tables, ref, at = self._tables, self._ref, self._next_unused
+        if at + total <= self.num_blocks:  # never-used blocks only: the next ids in turn
+            for request_id, n in zip(request_ids, num_new_blocks):
+                _fresh(ref, tables[request_id], at, n)
+                at += n
+            self._next_unused = at
+            return
+        new: list[int] = []
+        self._take(new, total)
+        at = 0
+        for request_id, n in zip(request_ids, num_new_blocks):
+            tables[request_id] += new[at:at + n]
+            at += n
+
     def _take(self, table: list[int], need: int) -> None:
         """Append ``need`` new blocks to ``table``: never-used ones first, then
         the least recently freed (evicting their hashes)."""
-        ref = self._ref
-        fresh = min(need, self.num_blocks - self._next_unused)
+        ref, at = self._ref, self._next_unused
+        fresh = min(need, self.num_blocks - at)
         if fresh:  # never-used blocks first, in id order
-            new = range(self._next_unused, self._next_unused + fresh)
-            self._next_unused += fresh
-            ref.update(dict.fromkeys(new, 1))
-            table.extend(new)
+            self._next_unused = at + fresh
+            _fresh(ref, table, at, fresh)
         for _ in range(need - fresh):
             b = self._pop_free()
             ref[b] = 1
@@ -266,11 +298,15 @@ class PrefixCachingKVManager(PagedBlocks):
         if not self.enable_caching:
             return
         table = self._tables[request_id]
-        start = self._num_registered.get(request_id, 0)
+        registered = self._num_registered
+        start = registered.get(request_id, 0)
         stop = min(num_tokens // self.block_size, len(table))
-        if stop > start:
+        if stop <= start:
+            return  # no block became full
+        hashes = hasher.hashes
+        if len(hashes) <= stop:  # hashes[k + 1] names block k
             hasher.hash_of(stop - 1)
-        hashes, hash_of, cached = hasher.hashes, self._hash_of, self._cached
+        hash_of, cached = self._hash_of, self._cached
         for k in range(start, stop):
             b = table[k]
             if b in hash_of:  # already registered (a block reached by a hit)
@@ -281,8 +317,7 @@ class PrefixCachingKVManager(PagedBlocks):
                 self._dups.setdefault(h, []).append(b)
             else:
                 cached[h] = b
-        if stop > start:
-            self._num_registered[request_id] = stop
+        registered[request_id] = stop
 
     def free(self, request_id: int) -> list[int]:
         """Drop the request's references; blocks left unreferenced join the back

@@ -144,8 +144,9 @@ class RequestTable:
         self.first_token_at[ids[emits & (generated == 1)]] = finished_at
         done_ids = ids[(computed >= self.num_prompt_tokens[ids])
                        & (generated >= self.num_output_tokens[ids])]
-        self.status[done_ids] = FINISHED
-        self.finished_at[done_ids] = finished_at
+        if len(done_ids):  # most iterations finish no request
+            self.status[done_ids] = FINISHED
+            self.finished_at[done_ids] = finished_at
         return done_ids
 
     def column(self, name: str) -> np.ndarray:

@@ -55,10 +55,11 @@ import numpy as np
 
 from ..config import SchedulerConfig
 from ..workload.content import RequestContent
+from .admission import admit_waiting
 from .block_hasher import BlockHasher
 from .kv_transfer import KVTransfers
 from .plan import IterationPlan, check_update
-from .v1_plan import v1_plan
+from .v1_plan import BatchRows, gather_rows, plan_of_rows
 from .preemption import Preemption
 from .prefix_cache import PrefixCachingKVManager
 from .waiting_queue import WaitingQueue
@@ -67,8 +68,6 @@ from .request_state import RUNNING, WAITING, RequestState, RequestTable, max_kv_
 #: ``np.add.reduce``: what ``ndarray.sum()`` computes for a 1-d array, without
 #: the method's Python-level wrapper (this runs every iteration).
 _reduce = np.add.reduce
-
-_NO_IDS = np.zeros(0, dtype=np.int64)
 
 
 class V1Scheduler:
@@ -192,20 +191,25 @@ class V1Scheduler:
         swap.reset()
         swap.swap_in(self)
         while True:
-            ids, num_tokens, budget, preempted = self._schedule_running(
+            ids, num_tokens, budget, preempted, rows = self._schedule_running(
                 self.config.max_num_batched_tokens)
             preempted_all += preempted
             queried = cached = 0
             if not preempted and not swap.swapped:  # swapped requests come back first
-                new_ids, new_tokens, queried, cached = self._admit_waiting(now, budget)
-                ids, num_tokens = ids + new_ids, num_tokens + new_tokens
+                new_ids, new_tokens, queried, cached = admit_waiting(self, now, budget)
+                if new_ids:  # the rows are gathered again, with the admitted ones
+                    if rows is not None:
+                        num_tokens = rows.num_tokens.tolist()
+                    ids, num_tokens, rows = ids + new_ids, num_tokens + new_tokens, None
             # A request that preempted itself (the lowest priority) leaves an empty
             # batch although the state changed: vLLM's next step, at the same time,
             # schedules again (it terminates: the preemptions freed blocks).
             if ids or not preempted:
                 break
         self._stored_blocks = self.kv.num_stored_blocks - stored
-        plan = self._make_plan(now, ids, num_tokens, queried, cached, tuple(preempted_all))
+        if rows is None:
+            rows = gather_rows(self.table, ids, num_tokens)
+        plan = self._make_plan(now, rows, queried, cached, tuple(preempted_all))
         self._open_plan = plan
         return plan
 
@@ -227,43 +231,63 @@ class V1Scheduler:
         threshold = self.config.long_prefill_token_threshold
         return min(want, threshold) if 0 < threshold < want else want
 
-    def _schedule_running(self, budget: int) -> tuple[list[int], list[int], int, list[int]]:
+    def _schedule_running(self, budget: int) -> tuple[list[int], list[int] | None, int,
+                                                     list[int], BatchRows | None]:
         """Tokens for the running requests in order; preempts when blocks run out.
 
-        The common case (every running request's new blocks fit) is planned
-        with array operations; otherwise the loop below does it one by one.
+        Returns the scheduled ids, their tokens, the budget left, the preempted
+        requests and, in the common case, the scheduled :class:`BatchRows` (the
+        tokens are then ``rows.num_tokens``, not a list). The common case (every
+        running request's new blocks fit, FCFS) is planned with array
+        operations; otherwise the loop below does it one by one.
         """
         run = self._running
         if not run:
-            return [], [], budget, []
+            return [], [], budget, [], None
+        if self._priority:  # a victim by priority: one by one
+            return self._schedule_running_slowly(budget)
         table, kv, B = self.table, self.kv, self.kv.block_size
         ids = np.array(run, dtype=np.int64)
         computed = table.num_computed_tokens[ids]
-        want = table.num_prompt_tokens[ids] + table.num_generated_tokens[ids] - computed
+        generated = table.num_generated_tokens[ids]
+        rest = table.num_prompt_tokens[ids] + generated - computed
         threshold = self.config.long_prefill_token_threshold
-        if threshold > 0:
-            want = np.minimum(want, threshold)
-        avail = budget - (np.cumsum(want) - want)
-        count = int(np.count_nonzero(avail > 0))  # avail only decreases
-        num_tokens = np.minimum(want[:count], avail[:count])
-        hold = computed[:count] + num_tokens
+        want = np.minimum(rest, threshold) if threshold > 0 else rest
+        total = int(_reduce(want))
+        count = len(run)
+        if total < budget:  # the common case (decodes): every request gets all it wants
+            num_tokens = want
+        else:  # the budget ends inside running: cut there
+            avail = budget - (np.cumsum(want) - want)
+            count = int(np.count_nonzero(avail > 0))  # avail only decreases
+            num_tokens = np.minimum(want[:count], avail[:count])
+            ids, computed = ids[:count], computed[:count]
+            generated, rest = generated[:count], rest[:count]
+            total = int(_reduce(num_tokens))
         # A running request holds exactly the blocks of its computed tokens: it
         # was given blocks for the tokens of its last iteration, all computed.
-        held = -(-computed[:count] // B)
-        grow = -(-hold // B) - held
-        short = np.flatnonzero(grow)
-        if self._priority or int(_reduce(grow)) > kv.num_free_blocks:
+        # ceil(x / B) == (x - 1) // B + 1, so the new blocks are
+        # ceil(hold / B) - ceil(computed / B) with one floor division each.
+        before = computed - 1
+        grow = (before + num_tokens) // B - before // B
+        if int(_reduce(grow)) > kv.num_free_blocks:
             return self._schedule_running_slowly(budget)
-        for k in short.tolist():
-            kv.grow(run[k], int(grow[k]))
-        crossed = np.flatnonzero(hold // B > computed[:count] // B)
-        for k in crossed.tolist():
-            kv.cache_full_blocks(run[k], self.hasher(run[k]), int(hold[k]))
-        budget -= int(_reduce(num_tokens))
-        return run[:count], num_tokens.tolist(), budget, []
+        short = grow.nonzero()[0].tolist()
+        if short:
+            kv.grow_many([run[k] for k in short], grow[short].tolist())
+        if kv.enable_caching:  # register the blocks the iteration fills (else a no-op)
+            hold = computed + num_tokens
+            crossed = (hold // B > computed // B).nonzero()[0].tolist()
+            if crossed:
+                hasher = self.hasher
+                for k, h in zip(crossed, hold[crossed].tolist()):
+                    i = run[k]
+                    kv.cache_full_blocks(i, hasher(i), h)
+        rows = BatchRows(ids, num_tokens, computed, generated, rest, total)
+        return run[:count], None, budget - total, [], rows
 
     def _schedule_running_slowly(self, budget: int) -> tuple[list[int], list[int], int,
-                                                             list[int]]:
+                                                             list[int], None]:
         table, kv, run = self.table, self.kv, self._running
         scheduled: dict[int, int] = {}  # request -> tokens, in scheduling order
         preempted: list[int] = []
@@ -292,7 +316,7 @@ class V1Scheduler:
                 k += 1
                 continue
             break  # the request preempted itself; the rest of running waits
-        return list(scheduled), list(scheduled.values()), budget, preempted
+        return list(scheduled), list(scheduled.values()), budget, preempted, None
 
     def _victim(self) -> int:
         if not self._priority:
@@ -301,68 +325,12 @@ class V1Scheduler:
         return max(self._running, key=lambda i: (table.priority.item(i),
                                                  table.arrival_at.item(i), i))
 
-    def _admit_waiting(self, now: float, budget: int) -> tuple[list[int], list[int], int, int]:
-        table, kv, config = self.table, self.kv, self.config
-        max_seqs, chunked = config.max_batch, config.enable_chunked_prefill
-        reserve_full = config.scheduler_reserve_full_isl
-        ids: list[int] = []
-        tokens: list[int] = []
-        queried = cached = 0
-        while budget > 0:
-            if 0 < max_seqs <= len(self._running):
-                break
-            i = self._waiting.peek()
-            if i is None:
-                break
-            if self.transfers.external_tokens(i) and not table.num_preemptions[i]:
-                if not self.transfers.admit(self, i, now):
-                    break  # FCFS: the transfer waits for the decode side's memory
-                self._waiting.pop()
-                continue
-            known = table.num_prompt_tokens.item(i) + table.num_generated_tokens.item(i)
-            hasher = self.hasher(i)
-            hits = kv.find_cached_prefix(hasher, known)
-            host = kv.find_host_prefix(hasher, known, len(hits))
-            num_cached = (len(hits) + host) * kv.block_size
-            n = known - num_cached
-            threshold = config.long_prefill_token_threshold
-            if 0 < threshold < n:
-                n = threshold
-            if not chunked and n > budget:
-                break
-            n = min(n, budget)
-            host_hashes = hasher.hashes[len(hits) + 1: len(hits) + host + 1]
-            if reserve_full and not kv.can_hold(i, known, hits):
-                break  # vLLM's full_sequence_must_fit: the whole prompt's blocks first
-            if not kv.allocate_slots(i, num_cached + n, hits, host_hashes):
-                break  # FCFS: the head of the queue waits for memory
-            self._host_hits += host
-            kv.cache_full_blocks(i, hasher, num_cached + n)
-            self._waiting.pop()
-            self._running.append(i)
-            table.status[i] = RUNNING
-            table.num_computed_tokens[i] = num_cached
-            if table.admitted_at[i] != table.admitted_at[i]:  # NaN: first admission
-                table.admitted_at[i] = now
-                table.num_cached_tokens[i] = num_cached
-            if not kv.enable_caching:
-                pass
-            elif table.num_preemptions[i]:  # vLLM keeps these out of its hit-rate counters
-                self._recompute_cached += num_cached
-            else:
-                queried += known
-                cached += num_cached
-            ids.append(i)
-            tokens.append(n)
-            budget -= n
-        return ids, tokens, queried, cached
-
-    def _make_plan(self, now: float, ids: list[int], num_tokens: list[int], queried: int,
-                   cached: int, preempted: tuple[int, ...]) -> IterationPlan:
+    def _make_plan(self, now: float, rows: BatchRows, queried: int, cached: int,
+                   preempted: tuple[int, ...]) -> IterationPlan:
         swap, kv = self._preemption, self.kv
         block_bytes = kv.block_size * self.kv_bytes_per_token
-        return v1_plan(
-            self.table, self._iteration, now, ids, num_tokens,
+        return plan_of_rows(
+            self.table, self._iteration, now, rows,
             evicted_request_ids=tuple(swap.swapped_out),
             reloaded_request_ids=tuple(swap.swapped_in),
             evicted_bytes=float(self._stored_blocks * block_bytes) + swap.bytes_out,
