@@ -2,9 +2,11 @@
 
 - :mod:`.spec`: :class:`ClusterConfig` (instance groups, router, staleness)
   and its YAML file;
-- :mod:`.instance_state`, :mod:`.state_log`: what a router sees of an
+- :mod:`.instance_state`, :mod:`.pool_view`, :mod:`.state_board`: what a router sees of an
   instance, and when;
 - :mod:`.router`: the routers (a registry, as engines have);
+- :mod:`.next_events`: every instance's next event, kept while events run in time order;
+- :mod:`.disaggregation`: prefill and decode pools, the KV handoff between them;
 - :mod:`.cluster`: :class:`Cluster`, ``step()`` / ``run()``;
 - :mod:`.results`: the run's Dataset (dims ``iteration``, ``request``, ``instance``).
 """

@@ -3,7 +3,7 @@
 Each instance is an :class:`~llmsim_nb.instance.Instance` with its own
 config. Requests submitted to the cluster wait for their arrival time; then
 the router (:mod:`.router`) picks an instance from every instance's state as
-of that time minus ``router_staleness`` (:mod:`.state_log`), and the request
+of that time minus ``router_staleness`` (:mod:`.state_board`), and the request
 is submitted to it at its arrival time.
 
 One clock. :meth:`Cluster.step` handles the earliest event: if the next
@@ -52,7 +52,7 @@ from .next_events import NextEvents
 from .results import cluster_dataset
 from .router import get_router
 from .spec import ClusterConfig
-from .state_log import StateLog
+from .state_board import StateBoard
 
 #: Stream of the cluster seed that drives the ``random`` router.
 ROUTER_STREAM = 0x726F75  # "rou"
@@ -104,8 +104,7 @@ class Cluster:
         choice = config.router if router is None else router
         params = config.router_params if router is None else {}
         self.router = get_router(choice, rng=rng, **params)
-        self._logs = [StateLog(k, inst.kv_cache.num_blocks)
-                      for k, inst in enumerate(self.instances)]
+        self._board = StateBoard([inst.kv_cache.num_blocks for inst in self.instances])
         self._entry = [k for k, role in enumerate(self.roles) if role != "decode"]
         self.disaggregation = None
         if config.is_disaggregated:
@@ -189,18 +188,26 @@ class Cluster:
     # ----------------------------------------------------------------- route
     def states(self, pool: list[int], request: Request, at: float, router=None) -> list:
         """The states of the instances in ``pool`` a router deciding at ``at`` sees."""
-        observed = at - self.config.router_staleness
-        logs = self._logs
+        view = self._board.view(pool, at - self.config.router_staleness)
         if not (router or self.router).uses_prefix_cache:
-            return [logs[k].state_at(observed) for k in pool]
-        return [logs[k].state_at(observed, self._cached_prefix(k, request)) for k in pool]
+            return view.states()
+        return view.states([self._cached_prefix(k, request) for k in pool])
+
+    def choose(self, pool: list[int], request: Request, at: float, router=None) -> int:
+        """The instance of ``pool`` that ``router`` (default: the cluster's)
+        sends ``request`` to, deciding at ``at``."""
+        router = router or self.router
+        if router.uses_prefix_cache:
+            return router.route(request, self.states(pool, request, at, router))
+        return router.route_pool(request,
+                                 self._board.view(pool, at - self.config.router_staleness))
 
     def submit_to(self, k: int, index: int, request: Request, at: float, **transfer) -> int:
         """Submit cluster request ``index`` (as ``request``) to instance ``k`` at ``at``."""
         local = self.instances[k].submit(request, at, **transfer)
         self.wake(k)
         self.local_requests[k].append(index)
-        self._logs[k].routed(at)
+        self._board.routed(k, at)
         return local
 
     def _cached_prefix(self, k: int, request: Request) -> int:
@@ -215,7 +222,7 @@ class Cluster:
     def _route(self) -> int:
         index, request = self._pending.popleft()
         at = request.arrival_at
-        k = self.router.route(request, self.states(self._entry, request, at))
+        k = self.choose(self._entry, request, at)
         transfer = {}
         if self.disaggregation is not None:  # the prompt and first token only, KV kept
             transfer = {"hold_kv": True} if request.num_output_tokens > 1 else {}
@@ -242,7 +249,7 @@ class Cluster:
             self._idle_until[k] = sched.next_event_at()
         else:
             self._idle_until.pop(k, None)
-            self._logs[k].record(inst.now, len(sched.waiting), len(sched.running),
+            self._board.record(k, inst.now, len(sched.waiting), len(sched.running),
                                  sched.num_finished, inst.kv_cache.num_used_blocks)
         pd = self.disaggregation
         if pd is not None:
@@ -327,17 +334,20 @@ class Cluster:
         # instance here, so the cached time is the one it would report.
         instances = self.instances
         next_at = [inst.next_event_at for inst in instances]
-        while self._pending:
-            at = self._pending[0][1].arrival_at
+        record = self._record
+        recorders = [lambda _n, k=k: record(k) for k in range(len(instances))]  # built once
+        pending = self._pending
+        while pending:
+            at = pending[0][1].arrival_at
             for k, t in enumerate(next_at):
                 if t is not None and t < at:
                     inst = instances[k]
-                    inst.advance(until=at, progress=lambda _n, k=k: self._record(k))
+                    inst.advance(until=at, progress=recorders[k])
                     next_at[k] = inst.next_event_at
             k = self._route()
             next_at[k] = instances[k].next_event_at
-        for k, inst in enumerate(self.instances):
-            inst.advance(progress=lambda _n, k=k: self._record(k))
+        for k, inst in enumerate(instances):
+            inst.advance(progress=recorders[k])
         self.now = max([self.now] + [inst.now for inst in self.instances])
 
     def _advance_in_order(self) -> None:

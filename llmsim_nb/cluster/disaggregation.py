@@ -142,8 +142,7 @@ class Disaggregation:
         h = self.handoffs[r]
         cluster = self.cluster
         request = cluster.requests[r]
-        d = self.router.route(request, cluster.states(self.decode_pool, request, at,
-                                                      router=self.router))
+        d = cluster.choose(self.decode_pool, request, at, router=self.router)
         h.num_bytes, h.latency = self.transfer(h.prefill, d, request.num_prompt_tokens)
         # The prompt, whose KV arrives, and its outputs, the first made already.
         second = Request(request.request_id, at, request.num_prompt_tokens,

@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # annotations only: routers need nothing of a Request at run 
     import numpy as np
 
     from ..workload.request import Request
+    from .pool_view import PoolView
 
 __all__ = ["ROUTERS", "CallableRouter", "LeastKVRouter", "LeastOutstandingRouter",
            "PrefixAwareRouter", "RandomRouter", "RoundRobinRouter", "Router", "get_router",
@@ -115,12 +116,44 @@ class Router:
                              f"index of one of the {len(states)} instances given ({span})")
         return int(chosen)
 
+    def route_pool(self, request: Request, view: PoolView) -> int:
+        """The ``index`` of the instance of ``view.pool`` that gets ``request``.
+
+        What the cluster calls. A router whose choice reads only the view's
+        columns (the built-in ones but ``prefix_aware``) picks from them
+        directly, in :meth:`_route_view`, with the same answer as
+        :meth:`route` on the view's states; every other router (a subclass
+        that overrides :meth:`_route`, a function) gets
+        ``route(request, view.states())``.
+        """
+        if self._uses_view:
+            return self._route_view(request, view)
+        return self.route(request, view.states())
+
+    #: Whether :meth:`route_pool` may use :meth:`_route_view` (set per class:
+    #: true where the class's nearest ``_route_view`` is not above its nearest
+    #: ``_route`` or ``route``, so a subclass that overrides either is honoured).
+    _uses_view: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for klass in cls.__mro__:
+            if "_route_view" in klass.__dict__:
+                cls._uses_view = True
+                break
+            if "_route" in klass.__dict__ or "route" in klass.__dict__:
+                cls._uses_view = False
+                break
+
     def _label(self) -> str:
         """How errors name this router."""
         return f"router {self.name!r}"
 
     def _route(self, request: Request, states: Sequence[InstanceState]) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement _route")
+
+    def _route_view(self, request: Request, view: PoolView) -> int:
+        raise NotImplementedError  # only classes with _uses_view define it
 
     def reset(self) -> None:
         """Forget what earlier calls left (nothing, unless the router has a cursor)."""
@@ -248,6 +281,11 @@ class RoundRobinRouter(Router):
         self._cursor += 1
         return chosen
 
+    def _route_view(self, request: Request, view: PoolView) -> int:
+        chosen = view.pool[self._cursor % len(view.pool)]
+        self._cursor += 1
+        return chosen
+
     def reset(self) -> None:
         self._cursor = 0
 
@@ -282,6 +320,9 @@ class RandomRouter(Router):
     def _route(self, request: Request, states: Sequence[InstanceState]) -> int:
         return states[int(self.rng.integers(len(states)))].index
 
+    def _route_view(self, request: Request, view: PoolView) -> int:
+        return view.pool[int(self.rng.integers(len(view.pool)))]
+
 
 @register_router
 class LeastOutstandingRouter(Router):
@@ -299,6 +340,10 @@ class LeastOutstandingRouter(Router):
                 best = s
         return best.index
 
+    def _route_view(self, request: Request, view: PoolView) -> int:
+        # The first smallest in ascending pool order: the lowest index among ties.
+        return min(view.pool, key=view.num_outstanding.__getitem__)
+
 
 @register_router
 class LeastKVRouter(Router):
@@ -313,6 +358,10 @@ class LeastKVRouter(Router):
 
     def _route(self, request: Request, states: Sequence[InstanceState]) -> int:
         return min(states, key=lambda s: (s.kv_usage, s.num_outstanding, s.index)).index
+
+    def _route_view(self, request: Request, view: PoolView) -> int:
+        used, blocks, out = view.num_used_blocks, view.num_blocks, view.num_outstanding
+        return min(view.pool, key=lambda k: (used[k] / blocks[k], out[k]))
 
 
 @register_router
