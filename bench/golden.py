@@ -8,7 +8,8 @@ configurations (schedulers, prefix caching, preemption modes, PIM, pipeline and
 tensor parallelism, MoE, serving stack, power, a co-located and a disaggregated
 cluster, sessions) is hashed (SHA-256 of its values' bytes, dtype and shape).
 ``check`` prints every configuration and variable whose digest differs; a
-change meant to be a pure speed-up must print none. Variables about the
+change meant to be a pure speed-up must print none. So is what
+``summarize()`` reports of each. Variables about the
 simulator's own wall time (names containing ``wall``) are skipped: they differ
 from run to run. Exit status 1 when anything differs. Not a test: the digests
 are of one tree, recorded before a change and checked after it.
@@ -58,7 +59,11 @@ RUNS = {
 
 
 def _digest(ds) -> dict[str, str]:
-    out = {}
+    from llmsim_nb.results.dataset import summarize
+
+    summary = summarize(ds)
+    out = {"summarize()": hashlib.sha256(repr(sorted(
+        (k, v) for k, v in summary.items() if "wall" not in k)).encode()).hexdigest()[:16]}
     for name in sorted(ds.variables):
         if "wall" in name:
             continue

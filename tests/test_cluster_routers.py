@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from llmsim_nb.cluster.instance_state import InstanceState
-from llmsim_nb.cluster.router import (ROUTERS, CallableRouter, LeastKVRouter,
-                                      LeastOutstandingRouter, PrefixAwareRouter, RandomRouter,
-                                      RoundRobinRouter, Router, get_router, register_router)
+from llmsim_nb.cluster.router import (ROUTERS, CallableRouter, Router, get_router,
+                                      register_router)
+from llmsim_nb.cluster.routers import (LeastKVRouter, LeastOutstandingRouter,
+                                       PrefixAwareRouter, RandomRouter, RoundRobinRouter)
 from llmsim_nb.workload.request import Request
 
 REQUEST = Request(request_id=0, arrival_at=0.0, num_prompt_tokens=16, num_output_tokens=4)

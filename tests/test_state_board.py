@@ -16,8 +16,9 @@ import pytest
 
 from llmsim_nb.cluster.instance_state import InstanceState
 from llmsim_nb.cluster.pool_view import PoolView
-from llmsim_nb.cluster.router import (LeastKVRouter, LeastOutstandingRouter, RandomRouter,
-                                      RoundRobinRouter, Router, get_router)
+from llmsim_nb.cluster.router import Router, get_router
+from llmsim_nb.cluster.routers import (LeastKVRouter, LeastOutstandingRouter, RandomRouter,
+                                       RoundRobinRouter)
 from llmsim_nb.cluster.state_board import StateBoard
 
 

@@ -4,7 +4,7 @@
   argparse parser the console script builds (:func:`cli_reference`), so every
   subcommand and flag is listed with its help, and none can be forgotten.
 - ``{llmsim-variables}``: the Dataset variables table, one row per entry of
-  :data:`llmsim_nb.results.dataset.VARIABLES` (:func:`variables_table`).
+  :data:`llmsim_nb.results.variables.VARIABLES` (:func:`variables_table`).
 - At ``config-inited`` the tutorials (``tutorials/*.ipynb``) are copied to
   ``docs/_generated/tutorials/`` for myst-nb to render (never executed there).
 
@@ -114,7 +114,7 @@ def cli_reference() -> list[Command]:
 
 def variables_table() -> list[tuple[str, str, str]]:
     """(name, units, long_name) of every Dataset variable, in ``VARIABLES`` order."""
-    from llmsim_nb.results.dataset import VARIABLES
+    from llmsim_nb.results.variables import VARIABLES
 
     return [(name, units, long_name) for name, (units, long_name) in VARIABLES.items()]
 

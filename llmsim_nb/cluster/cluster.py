@@ -249,8 +249,8 @@ class Cluster:
             self._idle_until[k] = sched.next_event_at()
         else:
             self._idle_until.pop(k, None)
-            self._board.record(k, inst.now, len(sched.waiting), len(sched.running),
-                                 sched.num_finished, inst.kv_cache.num_used_blocks)
+            self._board.record(k, inst.now, sched.num_waiting, sched.num_running,
+                               sched.num_finished, inst.kv_cache.num_used_blocks)
         pd = self.disaggregation
         if pd is not None:
             if self.roles[k] == "prefill":
@@ -292,6 +292,15 @@ class Cluster:
             return True
         return False
 
+    def _next_instance(self, events: NextEvents) -> tuple[int | None, float | None]:
+        """Deliver every arrival and hand-over due before the earliest
+        instance event, then return that instance and its event time (None:
+        no instance has an event and nothing is left to deliver)."""
+        while True:
+            k, at = events.earliest()
+            if not self._deliver_due(at):
+                return k, at
+
     # ------------------------------------------------------------------ step
     def step(self):
         """Handle events up to one instance iteration; return its Dataset
@@ -306,9 +315,7 @@ class Cluster:
         events = self._next = NextEvents(self.instances, self._idle_until)
         try:
             while True:
-                k, at = events.earliest()
-                if self._deliver_due(at):
-                    continue
+                k, at = self._next_instance(events)
                 if k is None:
                     raise SimulationFinished(f"all {len(self.requests)} requests have finished")
                 ds = self.instances[k].step(until=self._until(at))
@@ -355,9 +362,7 @@ class Cluster:
         events = self._next = NextEvents(self.instances, self._idle_until)
         try:
             while True:
-                k, at = events.earliest()
-                if self._deliver_due(at):
-                    continue
+                k, at = self._next_instance(events)
                 if k is None:
                     break
                 inst = self.instances[k]

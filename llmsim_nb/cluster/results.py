@@ -36,7 +36,9 @@ def cluster_dataset(cluster):
     """See the module docstring."""
     import xarray as xr
 
-    parts = [inst.result_arrays() for inst in cluster.instances]
+    # Without per-op latencies (they stay with each instance) and gaps (copied
+    # below straight into the cluster's array): a large run's peak memory.
+    parts = [inst.result_arrays(with_ops=False, with_gaps=False) for inst in cluster.instances]
     owner = np.concatenate([np.full(p.sizes["iteration"], k, dtype=np.int64)
                             for k, p in enumerate(parts)])
     starts = np.concatenate([p["t_start"].values for p in parts])
@@ -58,7 +60,11 @@ def cluster_dataset(cluster):
     data["request_instance"] = variable("request_instance", ("request",), where)
     if cluster.disaggregation is not None:
         _decode_side(cluster, data, parts)
-    gaps = np.concatenate([p["inter_token_latency"].values for p in parts])
+    times = [inst.token_times for inst in cluster.instances]
+    counts = [t.num_gaps for t in times]
+    gaps = np.empty(sum(counts))
+    for t, start in zip(times, np.cumsum([0, *counts[:-1]]).tolist()):
+        t.copy_gaps(gaps[start:])
     data["inter_token_latency"] = variable("inter_token_latency", ("token_gap",), gaps)
     data["instance_num_requests"] = variable(
         "instance_num_requests", ("instance",),
@@ -71,7 +77,7 @@ def cluster_dataset(cluster):
         np.array([float(inst.device_busy_time.sum()) for inst in cluster.instances]))
     _energy(cluster, data, parts, order, where, local)
     coords = {"iteration": np.arange(len(order)), "request": np.arange(len(where)),
-              "instance": np.array(cluster.names, dtype=str), "token_gap": np.arange(len(gaps))}
+              "instance": np.array(cluster.names, dtype=str)}  # token_gap: none (run_dataset)
     attrs = {"cluster": json.dumps(cluster.config.to_dict(), sort_keys=True),
              "seed": cluster.config.seed, "llmsim_nb_version": __version__,
              "router": getattr(cluster.router, "name", "callable"),

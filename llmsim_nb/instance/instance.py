@@ -371,12 +371,20 @@ class Instance:
         self._fast_run.after_run()
         return self.num_iterations - start
 
-    def result_arrays(self) -> ArrayResults:
+    @property
+    def token_times(self) -> TokenTimes:
+        """Every inter-token gap recorded so far (read, do not record into it)."""
+        return self._token_times
+
+    def result_arrays(self, with_ops: bool = True, with_gaps: bool = True) -> ArrayResults:
         """The per-iteration and per-request values of :meth:`results` as plain
-        arrays (``summarize`` takes them), without building a Dataset."""
-        arrays = self._recorder.iteration_arrays()
+        arrays (``summarize`` takes them), without building a Dataset; without
+        ``op_latency`` or ``inter_token_latency`` when a caller (a cluster)
+        has no use for them (``token_times`` gives the gaps)."""
+        arrays = self._recorder.iteration_arrays(with_ops)
         arrays.update(request_arrays(self.scheduler.table))
-        arrays["inter_token_latency"] = self._token_times.gaps()
+        if with_gaps:
+            arrays["inter_token_latency"] = self._token_times.gaps()
         return ArrayResults(arrays, {"iteration": self.num_iterations,
                                      "request": len(self.scheduler.table)}, self.attrs())
 

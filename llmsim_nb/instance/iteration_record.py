@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from ..results.dataset import IterationRecord
+from ..results.recorder import IterationRecord
 from ..scheduler.plan import IterationPlan
 
 _FIELDS = ("plan", "t_start", "t_end", "compute_latency", "host_transfer_latency",

@@ -98,13 +98,13 @@ class PowerRecorder(Recorder):
             flops = flops + np.array([e[0] for e in self._extra]).reshape(n, ops)
             nbytes = nbytes + np.array([e[1] for e in self._extra]).reshape(n, ops)
             pim_j = np.array([e[2] for e in self._extra])
-        latency = self._rows[:n, 2]
+        latency = self.column("latency")
         busy = _diff(self._busy.values())
         pim_busy = (_diff(self._pim_busy.values()) if meter.pim_power is not None
                     else np.zeros_like(busy))
         links = _diff(self._links.values())
-        energy, link, host = meter.energy(flops, nbytes, self._ops[:n], latency, busy, pim_j,
-                                          pim_busy, links[:, 0], links[:, 1])
+        energy, link, host = meter.energy(flops, nbytes, self.op_latencies(), latency, busy,
+                                          pim_j, pim_busy, links[:, 0], links[:, 1])
         with np.errstate(divide="ignore", invalid="ignore"):
             power = energy / latency[:, None]
         total = energy.sum(axis=1) + link + host
@@ -121,8 +121,8 @@ class PowerRecorder(Recorder):
         self._cache = (n, out)
         return {k: v.copy() for k, v in out.items()}
 
-    def iteration_arrays(self) -> dict[str, np.ndarray]:
-        out = super().iteration_arrays()
+    def iteration_arrays(self, with_ops: bool = True) -> dict[str, np.ndarray]:
+        out = super().iteration_arrays(with_ops)
         out.update(self.power_arrays())
         return out
 

@@ -33,8 +33,11 @@ def run_dataset(recorder: Recorder, table: RequestTable, usage: Usage, wall: dic
     links = sorted(usage.link_bytes)
     data["link_bytes"] = variable("link_bytes", ("link",),
                                   np.array([usage.link_bytes[k] for k in links], dtype=float))
+    # ``token_gap`` has no coordinate: its positions would be 0..n-1, and an
+    # int64 coordinate (with its pandas index) would triple the memory of the
+    # largest variable of a long run (one gap per output token).
     coords = {"iteration": np.arange(recorder.num_iterations), "op": list(op_names),
-              "request": np.arange(len(table)), "token_gap": np.arange(len(gaps)),
+              "request": np.arange(len(table)),
               "component": list(COMPONENTS), "device": np.arange(len(usage.device_busy)),
               "link": np.array(links, dtype=str)}
     import xarray as xr  # here, not at the top: stepping and recording need no xarray

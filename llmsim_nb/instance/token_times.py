@@ -14,18 +14,25 @@ from ..scheduler.plan import IterationPlan
 from ..scheduler.request_state import RequestTable
 
 
+#: Slots of every chunk of :class:`TokenTimes` once it has grown that far.
+CHUNK_SLOTS = 1 << 16
+
+
 class TokenTimes:
     """Records every inter-token gap of a run (seconds).
 
     Every emitted token gets a slot, ``emitted_at - last_token_at`` of its
     request: NaN for a request's first token (its ``last_token_at`` is NaN)
     and only then, as emission times are finite. :meth:`gaps` leaves the NaN
-    slots out, so recording a token takes no mask of first tokens.
+    slots out, so recording a token takes no mask of first tokens. The slots
+    live in chunks that double up to :data:`CHUNK_SLOTS` (at most one partly
+    used; nothing is copied as a run grows).
     """
 
-    def __init__(self) -> None:
-        self._slots = np.zeros(1024)
-        self._size = 0
+    def __init__(self, capacity: int = 1024) -> None:
+        self._full: list[np.ndarray] = []
+        self._slots = np.zeros(capacity)
+        self._size = 0  # slots used in the current chunk
 
     def record(self, table: RequestTable, plan: IterationPlan, emitted_at: float) -> None:
         """Note the tokens ``plan`` emitted at ``emitted_at``; sets
@@ -36,16 +43,34 @@ class TokenTimes:
         if not n:
             return
         start, end = self._size, self._size + n
-        if end > len(self._slots):
-            grown = np.zeros(max(2 * len(self._slots), end))
-            grown[:start] = self._slots[:start]
-            self._slots = grown
+        if end > len(self._slots):  # the iteration's tokens go into a new chunk
+            self._full.append(self._slots[:start])
+            self._slots = np.zeros(max(min(2 * len(self._slots), CHUNK_SLOTS), n))
+            start, end = 0, n
         last = table.last_token_at
         np.subtract(emitted_at, last[ids], out=self._slots[start:end])
         last[ids] = emitted_at
         self._size = end
 
+    def _parts(self) -> list[np.ndarray]:
+        return [*self._full, self._slots[:self._size]]
+
+    @property
+    def num_gaps(self) -> int:
+        """Gaps recorded so far (slots that are not a request's first token)."""
+        return sum(int(np.count_nonzero(c == c)) for c in self._parts())  # NaN != NaN
+
+    def copy_gaps(self, out: np.ndarray) -> None:
+        """Write the :attr:`num_gaps` gaps, in emission order, to the start of
+        ``out`` (one chunk at a time: no second copy of them all)."""
+        at = 0
+        for c in self._parts():
+            g = c[c == c]
+            out[at:at + len(g)] = g
+            at += len(g)
+
     def gaps(self) -> np.ndarray:
         """The gaps recorded so far (a new array), in emission order."""
-        slots = self._slots[: self._size]
-        return slots[~np.isnan(slots)]
+        out = np.empty(self.num_gaps)
+        self.copy_gaps(out)
+        return out

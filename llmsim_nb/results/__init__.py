@@ -1,7 +1,8 @@
 """Results: per-iteration records, the xarray Datasets and files written from them.
 
-- :mod:`.dataset`: the variables (units, long names), the per-iteration
-  recorder, the step and run Datasets.
+- :mod:`.variables`: every variable's units and long name, and how one is made;
+- :mod:`.recorder`: the per-iteration record and the buffers a run keeps;
+- :mod:`.dataset`: the step and run Datasets (and the names above, importable there).
 - :mod:`.metrics`: :func:`summarize` (headline figures, vLLM benchmark_serving
   definitions, goodput under SLOs) and :func:`metric_definitions`.
 - :mod:`.files`: the original's TSV reports, per-request CSV, netCDF.
@@ -14,9 +15,9 @@ until a Dataset is built (the CLI's summary never builds one).
 import importlib
 
 _EXPORTS = {
-    "COMPONENTS": "dataset", "ITERATION_VARS": "dataset", "SIMULATION_EFFORT_VARS": "dataset",
-    "VARIABLES": "dataset", "ArrayResults": "dataset", "IterationRecord": "dataset",
-    "Recorder": "dataset", "iteration_dataset": "dataset", "request_variables": "dataset",
+    "COMPONENTS": "variables", "ITERATION_VARS": "variables",
+    "SIMULATION_EFFORT_VARS": "variables", "VARIABLES": "variables", "ArrayResults": "dataset",
+    "IterationRecord": "recorder", "Recorder": "recorder", "iteration_dataset": "dataset", "request_variables": "dataset",
     "METRIC_UNITS": "metrics", "metric_definitions": "metrics", "summarize": "metrics",
     "throughput_over_time": "files", "write_outputs": "files",
     "MAX_REQUEST_TRACKS": "timeline", "to_trace_events": "timeline",

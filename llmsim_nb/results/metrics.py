@@ -254,8 +254,13 @@ def summarize(ds, *, slo_ttft: float | None = None,
         "kv_usage_peak": float(np.nanmax(ds["kv_usage"].values)) if duration else 0.0,
         "num_evictions": int(ds["num_evicted"].values.sum()),
     }
-    itl = _values(ds, "inter_token_latency")
-    summary.update(itl_mean=_mean(itl), itl_p50=_pct(itl, 50), itl_p99=_pct(itl, 99))
+    # One finite copy of the gaps (one per output token), sorted in place for
+    # both percentiles after the mean: the same floats as _mean and _pct give.
+    itl = _finite(_values(ds, "inter_token_latency"))
+    summary["itl_mean"] = float(itl.mean()) if len(itl) else math.nan
+    summary["itl_p50"], summary["itl_p99"] = (
+        np.percentile(itl, [50, 99], overwrite_input=True).tolist() if len(itl)
+        else (math.nan, math.nan))
     queried = _total(ds, "num_prefix_query_tokens")
     cached = _total(ds, "num_prefix_cached_tokens")
     summary["prefix_hit_rate"] = cached / queried if queried else math.nan

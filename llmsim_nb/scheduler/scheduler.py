@@ -127,6 +127,16 @@ class Scheduler:
         return [self.requests[i] for i in self._running.tolist()]
 
     @property
+    def num_running(self) -> int:
+        """``len(running)``, without building the states."""
+        return len(self._running)
+
+    @property
+    def num_waiting(self) -> int:
+        """``len(waiting)``, without building the states."""
+        return len(self._waiting)
+
+    @property
     def waiting(self) -> list[RequestState]:
         """Arrived requests never admitted, in arrival order."""
         return [self.requests[i] for i in self._waiting]

@@ -142,6 +142,16 @@ class V1Scheduler:
         return [self.requests[i] for i in self._running]
 
     @property
+    def num_running(self) -> int:
+        """``len(running)``, without building the states."""
+        return len(self._running)
+
+    @property
+    def num_waiting(self) -> int:
+        """``len(waiting)``, without building the states."""
+        return len(self._waiting)
+
+    @property
     def waiting(self) -> list[RequestState]:
         """Arrived requests not running (new or preempted), in the order they
         would be admitted."""

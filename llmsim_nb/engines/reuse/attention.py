@@ -29,6 +29,25 @@ from .keys import DECODE, PROMPT, attention_key
 _reduce = np.add.reduce
 
 
+def _split_others(query: np.ndarray, context: np.ndarray, decode: np.ndarray
+                  ) -> tuple[np.ndarray, list[int], list[int], list[int], list[int], list[int]]:
+    """The entries of a batch that are not decodes, split into prompts on an
+    empty cache (their positions and lengths) and the rest (positions, query
+    and context lengths: chunks, prefix-cache hits). They are few (a chunk, a
+    handful of prompts): plain lists."""
+    others = (~decode).nonzero()[0]
+    prompt_at, prompt_len, rest_at, rest_query, rest_context = [], [], [], [], []
+    for i, q, c in zip(others.tolist(), query[others].tolist(), context[others].tolist()):
+        if c:
+            rest_at.append(i)
+            rest_query.append(q)
+            rest_context.append(c)
+        else:
+            prompt_at.append(i)
+            prompt_len.append(q)
+    return others, prompt_at, prompt_len, rest_at, rest_query, rest_context
+
+
 class AttentionTables:
     """Attention instance timings from tables (mixed into ``ReuseEngine``)."""
 
@@ -92,16 +111,8 @@ class AttentionTables:
         so a fall-back never times or counts a pair twice.
         """
         query, context = batch.num_query_tokens, batch.num_context_tokens
-        others = (~decode).nonzero()[0]
-        prompt_at, prompt_len, rest_at, rest_query, rest_context = [], [], [], [], []
-        for i, q, c in zip(others.tolist(), query[others].tolist(), context[others].tolist()):
-            if c:
-                rest_at.append(i)
-                rest_query.append(q)
-                rest_context.append(c)
-            else:
-                prompt_at.append(i)
-                prompt_len.append(q)
+        others, prompt_at, prompt_len, rest_at, rest_query, rest_context = _split_others(
+            query, context, decode)
         num_decode = len(query) - len(others)
         try:
             if num_decode:
@@ -149,17 +160,8 @@ class AttentionTables:
         if np.count_nonzero(decode):
             latency[:, decode] = self._shape_table(templates, positions, dtype_bytes, DECODE,
                                                    context[decode])
-        # The other entries are few (a chunk, a handful of prompts): plain lists.
-        others = (~decode).nonzero()[0]
-        prompt_at, prompt_len, rest_at, rest_query, rest_context = [], [], [], [], []
-        for i, q, c in zip(others.tolist(), query[others].tolist(), context[others].tolist()):
-            if c:
-                rest_at.append(i)
-                rest_query.append(q)
-                rest_context.append(c)
-            else:
-                prompt_at.append(i)
-                prompt_len.append(q)
+        _, prompt_at, prompt_len, rest_at, rest_query, rest_context = _split_others(
+            query, context, decode)
         if prompt_at:
             latency[:, prompt_at] = self._shape_table(
                 templates, positions, dtype_bytes, PROMPT, np.array(prompt_len, dtype=np.int64))
