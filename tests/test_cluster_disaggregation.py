@@ -258,3 +258,30 @@ def test_the_command_line_runs_a_disaggregated_cluster(tmp_path, capsys):
     assert main(["cluster", "--config", str(path), "--decode_router", "least_kvv",
                  "--num_requests", "2"]) == 2
     assert "decode_router: router='least_kvv'" in capsys.readouterr().err
+
+
+def test_a_request_arriving_before_a_routed_hand_over_is_refused():
+    """Routers see instances as of a decision's time, never earlier than a
+    decision already made: after stepping past a hand-over at time T, a request
+    arriving before T cannot be routed as it was, and is refused (naming it)."""
+    c = _pd()
+    c.submit_trace(Trace(np.array([0.0]), np.array([200]), np.array([4])))
+    while 0 not in c.disaggregation.handoffs or c.disaggregation.handoffs[0].decode < 0:
+        c.step()
+    routed_at = c._board.observed_until
+    assert routed_at > 0.0
+    late = Trace(np.array([routed_at / 2]), np.array([20]), np.array([2]))
+    with pytest.raises(ValueError, match=r"request 0 arrives at .* already routed as of"):
+        c.submit_trace(late)
+    c.submit_trace(Trace(np.array([routed_at]), np.array([20]), np.array([2])))  # not earlier
+    ds = c.run()
+    assert ds.sizes["request"] == 2
+
+
+def test_the_board_refuses_an_observation_back_in_time():
+    from llmsim_nb.cluster.state_board import StateBoard
+
+    board = StateBoard([4])
+    board.view([0], 2.0)
+    with pytest.raises(ValueError, match="observed as of 2.0 s already"):
+        board.view([0], 1.0)

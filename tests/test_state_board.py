@@ -149,8 +149,14 @@ def test_subclass_overriding_route_is_asked_with_states():
         def _route(self, request, states):
             return states[1].index
 
+    class Nothing(Router):
+        name = ""
+
     view = view_of([InstanceState(k, 0.0, 0, 0, k, 0, 4) for k in (0, 1, 2)])
     assert not Last._uses_view and not Public._uses_view and not Plain._uses_view
+    assert not Nothing._uses_view
+    with pytest.raises(NotImplementedError, match="must implement _route"):
+        Nothing().route_pool(None, view)
     assert Last().route_pool(None, view) == 2
     assert Public().route_pool(None, view) == 0
     assert Plain().route_pool(None, view) == 1

@@ -143,6 +143,15 @@ class Cluster:
             raise ValueError(f"request {request.request_id} arrives at {request.arrival_at} s, "
                              f"before the previous one ({self.requests[-1].arrival_at} s); "
                              f"submit requests in arrival order")
+        # Routers see the instances as of a decision's time minus the staleness,
+        # never earlier than a decision already made (a hand-over routed while
+        # stepping): a request arriving before that cannot be routed as it was.
+        seen = self._board.observed_until
+        if request.arrival_at - self.config.router_staleness < seen:
+            raise ValueError(f"request {request.request_id} arrives at {request.arrival_at} s, "
+                             f"but the cluster has already routed as of "
+                             f"{seen + self.config.router_staleness} s; submit requests "
+                             f"before stepping past their arrival")
 
     def _add(self, request: Request) -> int:
         index = len(self.requests)

@@ -137,7 +137,7 @@ class Router:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for klass in cls.__mro__:
-            if "_route_view" in klass.__dict__:
+            if "_route_view" in klass.__dict__ and klass is not Router:
                 cls._uses_view = True
                 break
             if "_route" in klass.__dict__ or "route" in klass.__dict__:

@@ -51,7 +51,8 @@ class StateBoard:
     """
 
     __slots__ = ("num_blocks", "num_waiting", "num_running", "num_outstanding",
-                 "num_used_blocks", "_finished", "_snaps", "_routed", "_due", "_due_at")
+                 "num_used_blocks", "observed_until", "_finished", "_snaps", "_routed", "_due",
+                 "_due_at")
 
     def __init__(self, num_blocks: list[int]) -> None:
         n = len(num_blocks)
@@ -67,6 +68,8 @@ class StateBoard:
         self._routed: list[list[float]] = [[] for _ in range(n)]  # arrival times, every one
         self._due: list[tuple[float, int]] = []  # (earliest pending time, instance)
         self._due_at = [_INF] * n  # each instance's live heap entry (inf: none)
+        #: The latest time observed (-inf before the first decision).
+        self.observed_until = -_INF
 
     def record(self, k: int, at: float, num_waiting: int, num_running: int, num_finished: int,
                num_used_blocks: int) -> None:
@@ -84,7 +87,18 @@ class StateBoard:
             heapq.heappush(self._due, (at, k))
 
     def observe(self, at: float) -> None:
-        """Bring the visible state of every instance to time ``at``."""
+        """Bring the visible state of every instance to time ``at``.
+
+        Raises
+        ------
+        ValueError
+            If ``at`` is before an earlier observation (the board keeps only
+            the state as of the latest one).
+        """
+        if at < self.observed_until:
+            raise ValueError(f"the instances were observed as of {self.observed_until} s "
+                             f"already; a router cannot see them as of the earlier {at} s")
+        self.observed_until = at
         due, due_at = self._due, self._due_at
         while due and due[0][0] <= at:
             t, k = heapq.heappop(due)
