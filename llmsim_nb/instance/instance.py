@@ -44,7 +44,6 @@ from .data_parallel_chain import DataParallelChain
 from .checks import (STALL_LIMIT, bad_makespan, check_lengths, check_parts, check_run,
                      stuck_error)
 from .fast_run import FastRunFile
-from .iteration_record import iteration_record
 from .run_dataset import instance_attrs, make_recorder, run_dataset
 from .submission import submission_time
 from .token_times import TokenTimes
@@ -283,12 +282,12 @@ class Instance:
         self._token_times.record(sched.table, plan, t_end)
         self.now = t_end
         stack = self.stack
-        record = iteration_record(plan, t_start, t_end, trace.compute_latency, transfer,
-                                  trace.op_latency, tuple(s.request_id for s in finished),
-                                  cache.hits - hits if cache is not None else 0,
-                                  cache.misses - misses if cache is not None else 0,
-                                  stack.iteration_expert_tokens, stack.iteration_rank_tokens,
-                                  stack.iteration_dispatch_bytes)
+        record = IterationRecord(plan, t_start, t_end, trace.compute_latency, transfer,
+                                 trace.op_latency, tuple(s.request_id for s in finished),
+                                 cache.hits - hits if cache is not None else 0,
+                                 cache.misses - misses if cache is not None else 0,
+                                 stack.iteration_expert_tokens, stack.iteration_rank_tokens,
+                                 stack.iteration_dispatch_bytes)
         self._recorder.append(record)
         self.last_finished = record.finished  # scheduler indices (a cluster hands them on)
         t5 = time.perf_counter()

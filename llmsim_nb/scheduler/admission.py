@@ -73,13 +73,12 @@ def admit_waiting(sched, now: float, budget: int) -> tuple[list[int], list[int],
         if admitted_at != admitted_at:  # NaN: first admission
             table.admitted_at[i] = now
             table.num_cached_tokens[i] = num_cached
-        if not kv.enable_caching:
-            pass
-        elif table.num_preemptions.item(i):  # vLLM keeps these out of its hit-rate counters
-            sched._recompute_cached += num_cached
-        else:
-            queried += known
-            cached += num_cached
+        if kv.enable_caching:
+            if table.num_preemptions.item(i):  # vLLM keeps these out of its hit-rate counters
+                sched._recompute_cached += num_cached
+            else:
+                queried += known
+                cached += num_cached
         ids.append(i)
         tokens.append(n)
         budget -= n

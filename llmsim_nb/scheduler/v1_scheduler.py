@@ -201,24 +201,20 @@ class V1Scheduler:
         swap.reset()
         swap.swap_in(self)
         while True:
-            ids, num_tokens, budget, preempted, rows = self._schedule_running(
-                self.config.max_num_batched_tokens)
+            rows, budget, preempted = self._schedule_running(self.config.max_num_batched_tokens)
             preempted_all += preempted
             queried = cached = 0
             if not preempted and not swap.swapped:  # swapped requests come back first
                 new_ids, new_tokens, queried, cached = admit_waiting(self, now, budget)
                 if new_ids:  # the rows are gathered again, with the admitted ones
-                    if rows is not None:
-                        num_tokens = rows.num_tokens.tolist()
-                    ids, num_tokens, rows = ids + new_ids, num_tokens + new_tokens, None
+                    rows = gather_rows(self.table, rows.ids.tolist() + new_ids,
+                                       rows.num_tokens.tolist() + new_tokens)
             # A request that preempted itself (the lowest priority) leaves an empty
             # batch although the state changed: vLLM's next step, at the same time,
             # schedules again (it terminates: the preemptions freed blocks).
-            if ids or not preempted:
+            if len(rows.ids) or not preempted:
                 break
         self._stored_blocks = self.kv.num_stored_blocks - stored
-        if rows is None:
-            rows = gather_rows(self.table, ids, num_tokens)
         plan = self._make_plan(now, rows, queried, cached, tuple(preempted_all))
         self._open_plan = plan
         return plan
@@ -241,19 +237,17 @@ class V1Scheduler:
         threshold = self.config.long_prefill_token_threshold
         return min(want, threshold) if 0 < threshold < want else want
 
-    def _schedule_running(self, budget: int) -> tuple[list[int], list[int] | None, int,
-                                                     list[int], BatchRows | None]:
+    def _schedule_running(self, budget: int) -> tuple[BatchRows, int, list[int]]:
         """Tokens for the running requests in order; preempts when blocks run out.
 
-        Returns the scheduled ids, their tokens, the budget left, the preempted
-        requests and, in the common case, the scheduled :class:`BatchRows` (the
-        tokens are then ``rows.num_tokens``, not a list). The common case (every
-        running request's new blocks fit, FCFS) is planned with array
-        operations; otherwise the loop below does it one by one.
+        Returns the scheduled requests' :class:`BatchRows`, the budget left and
+        the preempted requests. The common case (every running request's new
+        blocks fit, FCFS) is planned with array operations on the rows it
+        gathers anyway; otherwise the loop below does it one by one.
         """
         run = self._running
         if not run:
-            return [], [], budget, [], None
+            return gather_rows(self.table, [], []), budget, []
         if self._priority:  # a victim by priority: one by one
             return self._schedule_running_slowly(budget)
         table, kv, B = self.table, self.kv, self.kv.block_size
@@ -264,7 +258,6 @@ class V1Scheduler:
         threshold = self.config.long_prefill_token_threshold
         want = np.minimum(rest, threshold) if threshold > 0 else rest
         total = int(_reduce(want))
-        count = len(run)
         if total < budget:  # the common case (decodes): every request gets all it wants
             num_tokens = want
         else:  # the budget ends inside running: cut there
@@ -293,11 +286,9 @@ class V1Scheduler:
                 for k, h in zip(crossed, hold[crossed].tolist()):
                     i = run[k]
                     kv.cache_full_blocks(i, hasher(i), h)
-        rows = BatchRows(ids, num_tokens, computed, generated, rest, total)
-        return run[:count], None, budget - total, [], rows
+        return BatchRows(ids, num_tokens, computed, generated, rest, total), budget - total, []
 
-    def _schedule_running_slowly(self, budget: int) -> tuple[list[int], list[int], int,
-                                                             list[int], None]:
+    def _schedule_running_slowly(self, budget: int) -> tuple[BatchRows, int, list[int]]:
         table, kv, run = self.table, self.kv, self._running
         scheduled: dict[int, int] = {}  # request -> tokens, in scheduling order
         preempted: list[int] = []
@@ -326,7 +317,7 @@ class V1Scheduler:
                 k += 1
                 continue
             break  # the request preempted itself; the rest of running waits
-        return list(scheduled), list(scheduled.values()), budget, preempted, None
+        return gather_rows(table, list(scheduled), list(scheduled.values())), budget, preempted
 
     def _victim(self) -> int:
         if not self._priority:
