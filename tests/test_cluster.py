@@ -223,3 +223,24 @@ def test_a_group_is_changed_by_name():
     assert changed.groups[0].config.hardware == "h100-sxm" and base.groups[0].count == 1
     with pytest.raises(ValueError, match=r"no instance group 'b'; groups: \['a100'\]"):
         replace_group(base, "b", count=2)
+
+
+def test_the_run_and_its_instances_hold_the_gaps_once():
+    trace = _trace(30, rate=1500.0)
+    cluster = _cluster(3, router="round_robin")
+    cluster.submit_trace(trace)
+    for _ in range(12):
+        cluster.step()
+    early = cluster.results()
+    gaps = early.inter_token_latency.values
+    assert not gaps.flags.writeable
+    assert all(np.shares_memory(inst.token_times.shared_gaps(), gaps)
+               for inst in cluster.instances if inst.token_times.num_gaps)
+    before = gaps.copy()
+    ds = cluster.run()  # the rest, into new chunks: the early results do not change
+    assert np.array_equal(early.inter_token_latency.values, before)
+    separate = [inst.results().inter_token_latency.values for inst in cluster.instances]
+    assert sorted(ds.inter_token_latency.values.tolist()) == sorted(
+        np.concatenate(separate).tolist())
+    assert ds.inter_token_latency.size == int(
+        (ds.num_output_tokens.values - 1).clip(min=0).sum())

@@ -100,3 +100,34 @@ def test_token_times_batch_larger_than_a_chunk(monkeypatch):
     emit(times, table, list(range(6)), 1.0)
     emit(times, table, list(range(6)), 1.5)
     assert times.gaps().tolist() == [0.5] * 6
+
+
+def test_moved_gaps_are_kept_once_and_later_gaps_follow_them(monkeypatch):
+    monkeypatch.setattr(token_times, "CHUNK_SLOTS", 4)
+    table = SimpleNamespace(last_token_at=np.full(3, np.nan))
+    times = TokenTimes(capacity=2)
+    for k in range(6):  # gaps 0.5 for each of 3 requests from the second emission
+        emit(times, table, [0, 1, 2], 0.5 * k)
+    shared = times.shared_gaps()
+    assert shared.tolist() == [0.5] * 15 and not shared.flags.writeable
+    assert times.shared_gaps() is shared  # nothing recorded since: the same array
+    assert times._full == [shared] or np.shares_memory(times._full[0], shared)
+    with pytest.raises(ValueError, match="read-only"):
+        shared[0] = 1.0
+    emit(times, table, [1], 4.0)  # one more gap of 1.5: into a new chunk
+    again = times.shared_gaps()
+    assert again is not shared and again.tolist() == [0.5] * 15 + [1.5]
+    assert shared.tolist() == [0.5] * 15  # the earlier results are unchanged
+
+
+def test_move_gaps_writes_the_callers_array_and_keeps_its_part(monkeypatch):
+    monkeypatch.setattr(token_times, "CHUNK_SLOTS", 4)
+    table = SimpleNamespace(last_token_at=np.full(2, np.nan))
+    times = TokenTimes(capacity=2)
+    for k in range(4):
+        emit(times, table, [0, 1], 0.25 * k)
+    out = np.full(8, -1.0)
+    times.move_gaps(out[1:])
+    assert out.tolist() == [-1.0] + [0.25] * 6 + [-1.0]
+    assert times.num_gaps == 6 and np.shares_memory(times._full[0], out)
+    assert times.gaps().tolist() == [0.25] * 6

@@ -64,7 +64,8 @@ def cluster_dataset(cluster):
     counts = [t.num_gaps for t in times]
     gaps = np.empty(sum(counts))
     for t, start in zip(times, np.cumsum([0, *counts[:-1]]).tolist()):
-        t.copy_gaps(gaps[start:])
+        t.move_gaps(gaps[start:])  # the instances keep their part of it: one copy
+    gaps.setflags(write=False)
     data["inter_token_latency"] = variable("inter_token_latency", ("token_gap",), gaps)
     data["instance_num_requests"] = variable(
         "instance_num_requests", ("instance",),

@@ -383,14 +383,14 @@ class Instance:
         arrays = self._recorder.iteration_arrays(with_ops)
         arrays.update(request_arrays(self.scheduler.table))
         if with_gaps:
-            arrays["inter_token_latency"] = self._token_times.gaps()
+            arrays["inter_token_latency"] = self._token_times.shared_gaps()
         return ArrayResults(arrays, {"iteration": self.num_iterations,
                                      "request": len(self.scheduler.table)}, self.attrs())
 
     def results(self) -> xr.Dataset:
         """The Dataset of every iteration simulated so far and every request."""
         return run_dataset(self._recorder, self.scheduler.table, self._usage, self._wall,
-                           self._token_times.gaps(), self.op_names, self.pim is not None,
+                           self._token_times.shared_gaps(), self.op_names, self.pim is not None,
                            self.attrs())
 
 
