@@ -122,6 +122,21 @@ def test_block_size_independent_identity_and_salt():
     assert turn1.hash_of(2) != turn2.hash_of(2)  # turn 1's output 3.. vs turn 2's message
 
 
+def test_hashes_one_block_at_a_time_equal_the_whole_chain_at_once():
+    # Decodes extend a chain a block at a time inside the output segment (a
+    # shortcut); a whole chain at once takes the general walk over segments.
+    for segments in ([(1, 6)], [(1, 4), (2, 8)], [(3, 1), (4, 2), (5, 3)]):
+        whole, stepped = hasher(segments), hasher(segments, index=1)
+        want = [whole.hash_of(11 - k) for k in range(12)][::-1]
+        assert [stepped.hash_of(k) for k in range(12)] == want
+    kv = PrefixCachingKVManager(100, B)
+    content_less = BlockHasher(None, 3, 5, B)
+    kv.allocate_slots(0, 20)
+    kv.cache_full_blocks_many([0], [content_less], [20])
+    assert [kv.is_cached(BlockHasher(None, 3, 5, B).hash_of(k)) for k in range(6)] == [
+        True] * 5 + [False]
+
+
 def test_content_less_requests_share_nothing():
     a = BlockHasher(None, 0, 16, B)
     b = BlockHasher(None, 1, 16, B)

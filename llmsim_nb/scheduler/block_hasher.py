@@ -79,15 +79,23 @@ class BlockHasher:
         """Hash of full block ``k`` (0-based); computes the chain up to it."""
         hashes = self.hashes
         if len(hashes) <= k + 1:
-            self._extend(k + 1)
+            self.extend(k + 1)
         return hashes[k + 1]
 
-    def _extend(self, num_blocks: int) -> None:
+    def extend(self, num_blocks: int) -> None:
         """Hash blocks ``len(hashes) - 1 .. num_blocks - 1`` (one tight loop)."""
         hashes, B = self.hashes, self.block_size
         starts, ends, ids = self._starts, self._ends, self._ids
         k = len(hashes) - 1
         parent = hashes[-1]
+        output_start = starts[-1]
+        if k * B >= output_start:  # generated tokens only (a decode's block): one piece each
+            output_id = ids[-1]
+            while k < num_blocks:
+                parent = hash((parent, output_id, k * B - output_start))
+                hashes.append(parent)
+                k += 1
+            return
         s = bisect_right(starts, k * B) - 1
         while k < num_blocks:
             lo, hi = k * B, (k + 1) * B

@@ -295,29 +295,39 @@ class PrefixCachingKVManager(PagedBlocks):
     def cache_full_blocks(self, request_id: int, hasher: BlockHasher, num_tokens: int) -> None:
         """Register the request's full blocks among its first ``num_tokens``
         tokens (those computed by the end of this iteration)."""
+        self.cache_full_blocks_many([request_id], [hasher], [num_tokens])
+
+    def cache_full_blocks_many(self, request_ids: list[int], hashers: list[BlockHasher],
+                               num_tokens: list[int]) -> None:
+        """:meth:`cache_full_blocks` of each request in turn (one call for the
+        running requests of an iteration: the same registrations in the same
+        order)."""
         if not self.enable_caching:
             return
-        table = self._tables[request_id]
-        registered = self._num_registered
-        start = registered.get(request_id, 0)
-        stop = min(num_tokens // self.block_size, len(table))
-        if stop <= start:
-            return  # no block became full
-        hashes = hasher.hashes
-        if len(hashes) <= stop:  # hashes[k + 1] names block k
-            hasher.hash_of(stop - 1)
+        tables, registered, B = self._tables, self._num_registered, self.block_size
         hash_of, cached = self._hash_of, self._cached
-        for k in range(start, stop):
-            b = table[k]
-            if b in hash_of:  # already registered (a block reached by a hit)
-                continue
-            h = hashes[k + 1]
-            hash_of[b] = h
-            if h in cached:  # a duplicate: computed again while the first was cached
-                self._dups.setdefault(h, []).append(b)
-            else:
-                cached[h] = b
-        registered[request_id] = stop
+        for request_id, hasher, n in zip(request_ids, hashers, num_tokens):
+            table = tables[request_id]
+            start = registered.get(request_id, 0)
+            stop = n // B
+            if stop > len(table):
+                stop = len(table)
+            if stop <= start:
+                continue  # no block became full
+            hashes = hasher.hashes
+            if len(hashes) <= stop:  # hashes[k + 1] names block k
+                hasher.extend(stop)
+            for k in range(start, stop):
+                b = table[k]
+                if b in hash_of:  # already registered (a block reached by a hit)
+                    continue
+                h = hashes[k + 1]
+                hash_of[b] = h
+                if h in cached:  # a duplicate: computed again while the first was cached
+                    self._dups.setdefault(h, []).append(b)
+                else:
+                    cached[h] = b
+            registered[request_id] = stop
 
     def free(self, request_id: int) -> list[int]:
         """Drop the request's references; blocks left unreferenced join the back

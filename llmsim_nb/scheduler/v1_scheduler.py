@@ -283,9 +283,9 @@ class V1Scheduler:
             crossed = (hold // B > computed // B).nonzero()[0].tolist()
             if crossed:
                 hasher = self.hasher
-                for k, h in zip(crossed, hold[crossed].tolist()):
-                    i = run[k]
-                    kv.cache_full_blocks(i, hasher(i), h)
+                filled = [run[k] for k in crossed]
+                kv.cache_full_blocks_many(filled, [hasher(i) for i in filled],
+                                          hold[crossed].tolist())
         return BatchRows(ids, num_tokens, computed, generated, rest, total), budget - total, []
 
     def _schedule_running_slowly(self, budget: int) -> tuple[BatchRows, int, list[int]]:
