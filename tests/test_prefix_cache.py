@@ -284,3 +284,43 @@ def test_a_small_host_tier_loads_before_it_stores():
     assert kv.block_ids(3) == [2, 1]
     assert kv.num_loaded_blocks == 1 and kv.num_stored_blocks == 3
     assert kv.host_queue() == [hasher([(2, 8)], index=1).hash_of(0)]
+
+
+@pytest.mark.parametrize("seed,log_limit", [(0, 1 << 16), (1, 1 << 16), (2, 3), (3, 1)])
+def test_remembered_lookups_equal_fresh_ones_after_random_changes(monkeypatch, seed, log_limit):
+    # Requests wait while others are admitted, grow, finish and get evicted; a
+    # waiting request's lookup is remembered on its hasher between tries. Each
+    # remembered answer must equal a lookup by a new hasher of the same content.
+    import llmsim_nb.scheduler.prefix_cache as prefix_cache
+    monkeypatch.setattr(prefix_cache, "CHANGE_LOG_LIMIT", log_limit)
+    rng = np.random.default_rng(seed)
+    kv = PrefixCachingKVManager(24, B)
+    contents = [[(int(rng.integers(3)), 8), (10 + int(rng.integers(4)), int(rng.integers(1, 12)))]
+                for _ in range(12)]
+    waiting = {r: hasher(segments, output_id=100 + r, index=r)
+               for r, segments in enumerate(contents)}
+    running: dict[int, int] = {}
+    for _ in range(2000):
+        op = rng.integers(5)
+        if op <= 1 and waiting:  # try to admit one (its lookup is remembered)
+            r = int(rng.choice(list(waiting)))
+            h = waiting[r]
+            n = sum(length for _, length in contents[r])
+            hits = kv.find_cached_prefix(h, n)
+            assert hits == kv.find_cached_prefix(hasher(contents[r], 100 + r, r), n)
+            if op == 0 and kv.allocate_slots(r, n, hits):
+                kv.cache_full_blocks(r, h, n)
+                running[r] = n
+                del waiting[r]
+        elif op == 2 and running:  # a running request grows by a block's worth
+            r = int(rng.choice(list(running)))
+            if kv.allocate_slots(r, running[r] + B):
+                running[r] += B
+                kv.cache_full_blocks(r, hasher(contents[r], 100 + r, r), running[r])
+        elif op == 3 and running:  # one finishes; it may come back (a next turn)
+            r = int(rng.choice(list(running)))
+            kv.free(r)
+            del running[r]
+            waiting[r] = hasher(contents[r], 100 + r, r)
+        elif op == 4 and rng.random() < 0.05:
+            kv.reset_prefix_cache()

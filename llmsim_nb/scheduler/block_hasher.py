@@ -50,10 +50,14 @@ class BlockHasher:
     Attributes
     ----------
     hashes : list of int
-        ``hashes[k]`` names full block ``k`` (tokens ``[k*B, (k+1)*B)``).
+        ``hashes[k + 1]`` names full block ``k`` (tokens ``[k*B, (k+1)*B)``);
+        ``hashes[0]`` is the root (the salt).
+    lookup : tuple or None
+        The last prefix lookup of these hashes in a block pool, kept by that
+        pool (:meth:`.PrefixCachingKVManager.find_cached_prefix`).
     """
 
-    __slots__ = ("block_size", "hashes", "_ends", "_ids", "_starts")
+    __slots__ = ("block_size", "hashes", "lookup", "_ends", "_ids", "_starts")
 
     def __init__(self, content: RequestContent | None, index: int, num_prompt_tokens: int,
                  block_size: int) -> None:
@@ -74,6 +78,7 @@ class BlockHasher:
         self._starts = starts
         self._ends = [*starts[1:], float("inf")]
         self.hashes: list[int] = [hash((_ROOT, salt))]  # [0] is the root; see hash_of
+        self.lookup: tuple | None = None  # a pool's last answer (PrefixCachingKVManager)
 
     def hash_of(self, k: int) -> int:
         """Hash of full block ``k`` (0-based); computes the chain up to it."""

@@ -40,10 +40,15 @@ the free queue, which no freed block ever precedes.
 from __future__ import annotations
 
 from collections import OrderedDict
-from itertools import islice
 
 from .block_hasher import BlockHasher
 from .kv_cache import PagedBlocks
+
+
+#: Entries of the changed-hash log before it is emptied (and every remembered
+#: lookup forgotten): a bound on its memory, large enough that a lookup is
+#: normally remembered across many iterations.
+CHANGE_LOG_LIMIT = 1 << 16
 
 
 def _fresh(ref: dict[int, int], table: list[int], first: int, n: int) -> None:
@@ -90,6 +95,11 @@ class PrefixCachingKVManager(PagedBlocks):
         self._cached: dict[int, int] = {}
         self._dups: dict[int, list[int]] = {}
         self._num_registered: dict[int, int] = {}            # request -> leading blocks hashed
+        # Hashes whose lookup answer changed (evicted, or moved to a duplicate),
+        # in order, for the lookups remembered on hashers (find_cached_prefix);
+        # emptied when long, which with a new epoch forgets every remembered one.
+        self._changed: list[int] = []
+        self._epoch = 0
         self.num_evicted_blocks = 0                          # cached blocks reused for others
         if num_host_blocks < 0 or (num_host_blocks and not enable_caching):
             raise ValueError(f"PrefixCachingKVManager.num_host_blocks={num_host_blocks}: must "
@@ -125,20 +135,50 @@ class PrefixCachingKVManager(PagedBlocks):
     # ------------------------------------------------------------- lookup
     def find_cached_prefix(self, hasher: BlockHasher, num_tokens: int) -> list[int]:
         """Blocks of the longest cached run of leading full blocks of a request
-        with ``num_tokens`` known tokens (``get_computed_blocks``)."""
+        with ``num_tokens`` known tokens (``get_computed_blocks``); a new list.
+
+        A request waiting at the head of the queue is looked up again every
+        iteration until it fits (a prompt of thousands of blocks each time), so
+        the answer is remembered on its hasher with the position in the log of
+        changed hashes: it still holds when no hash of its run was evicted or
+        moved to another block since, and it grows when the first missing
+        hash has been registered since. The same blocks as a full lookup
+        (tested against one after random changes).
+        """
         if not self.enable_caching:
             return []
         most = (num_tokens - 1) // self.block_size
         if most == 0:
             return []
         hasher.hash_of(most - 1)  # the whole chain at once
+        hashes, changed = hasher.hashes, self._changed
+        memo = hasher.lookup
+        if memo is not None and memo[0] is self and memo[1] == self._epoch and memo[2] == most:
+            found, since, names = memo[3], memo[4], memo[5]
+            if since != len(changed):
+                if names is None:  # the run's hashes, as a set when first needed
+                    names = set(hashes[1:len(found) + 1])
+                if not names.isdisjoint(changed[since:]):
+                    found = None  # a hash of the run was evicted or moved: look again
+            if found is not None:
+                if len(found) < most and hashes[len(found) + 1] in self._cached:
+                    found = found + self._scan(hashes, len(found), most)  # it grew
+                    names = None
+                hasher.lookup = (self, self._epoch, most, found, len(changed), names)
+                return found[:]
+        found = self._scan(hashes, 0, most)
+        hasher.lookup = (self, self._epoch, most, found, len(changed), None)
+        return found[:]
+
+    def _scan(self, hashes: list[int], start: int, most: int) -> list[int]:
+        """Blocks of the cached run of ``hashes[start + 1 .. most]`` from its start."""
         # One dict lookup per block, in C, in doubling chunks so that a run
         # which ends early (a long prompt sharing a short prefix) stops early.
-        get, hashes = self._cached.get, hasher.hashes
+        get = self._cached.get
         found: list[int] = []
-        start, step = 1, 32
+        start, step = start + 1, 32
         while start <= most:
-            chunk = list(map(get, islice(hashes, start, min(start + step, most + 1))))
+            chunk = list(map(get, hashes[start:min(start + step, most + 1)]))
             try:
                 found += chunk[:chunk.index(None)]
                 return found
@@ -272,6 +312,11 @@ class PrefixCachingKVManager(PagedBlocks):
                         del self._dups[h]
                 else:
                     del self._cached[h]
+                changed = self._changed
+                changed.append(h)
+                if len(changed) > CHANGE_LOG_LIMIT:
+                    changed.clear()
+                    self._epoch += 1
             else:
                 dups = self._dups[h]
                 dups.remove(b)
@@ -348,5 +393,7 @@ class PrefixCachingKVManager(PagedBlocks):
         """Forget every registered hash (vLLM's ``reset_prefix_cache``)."""
         self._hash_of.clear()
         self._cached.clear()
+        self._changed.clear()
+        self._epoch += 1
         self._dups.clear()
         self._num_registered.clear()
