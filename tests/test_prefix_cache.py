@@ -291,8 +291,8 @@ def test_remembered_lookups_equal_fresh_ones_after_random_changes(monkeypatch, s
     # Requests wait while others are admitted, grow, finish and get evicted; a
     # waiting request's lookup is remembered on its hasher between tries. Each
     # remembered answer must equal a lookup by a new hasher of the same content.
-    import llmsim_nb.scheduler.prefix_cache as prefix_cache
-    monkeypatch.setattr(prefix_cache, "CHANGE_LOG_LIMIT", log_limit)
+    import llmsim_nb.scheduler.prefix_lookup as prefix_lookup
+    monkeypatch.setattr(prefix_lookup, "CHANGE_LOG_LIMIT", log_limit)
     rng = np.random.default_rng(seed)
     kv = PrefixCachingKVManager(24, B)
     contents = [[(int(rng.integers(3)), 8), (10 + int(rng.integers(4)), int(rng.integers(1, 12)))]

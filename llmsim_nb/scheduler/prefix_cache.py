@@ -7,7 +7,8 @@ Mirrors ``BlockPool`` / ``KVCacheManager`` of ``vllm/v1/core``:
   prompts share a prefix share those blocks, counted by a reference count.
 - A request's cached prefix is the longest run of its leading full blocks
   whose hashes are registered, at most ``(num_tokens - 1) // block_size``
-  blocks: a request always computes at least its last token.
+  blocks: a request always computes at least its last token (the lookups
+  are in :mod:`.prefix_lookup`).
 - Freed blocks go to the back of the free queue, a request's blocks in
   reverse order (its tail blocks, the least likely to be shared, are reused
   first), and stay registered. Allocation takes blocks from the front (least
@@ -43,12 +44,7 @@ from collections import OrderedDict
 
 from .block_hasher import BlockHasher
 from .kv_cache import PagedBlocks
-
-
-#: Entries of the changed-hash log before it is emptied (and every remembered
-#: lookup forgotten): a bound on its memory, large enough that a lookup is
-#: normally remembered across many iterations.
-CHANGE_LOG_LIMIT = 1 << 16
+from .prefix_lookup import PrefixLookup
 
 
 def _fresh(ref: dict[int, int], table: list[int], first: int, n: int) -> None:
@@ -63,7 +59,7 @@ def _fresh(ref: dict[int, int], table: list[int], first: int, n: int) -> None:
         table.extend(new)
 
 
-class PrefixCachingKVManager(PagedBlocks):
+class PrefixCachingKVManager(PrefixLookup, PagedBlocks):
     """Allocates KV blocks to requests and caches full blocks by content.
 
     Parameters
@@ -132,76 +128,6 @@ class PrefixCachingKVManager(PagedBlocks):
         """Hashes in the host tier, least recently used first, for tests."""
         return list(self._host)
 
-    # ------------------------------------------------------------- lookup
-    def find_cached_prefix(self, hasher: BlockHasher, num_tokens: int) -> list[int]:
-        """Blocks of the longest cached run of leading full blocks of a request
-        with ``num_tokens`` known tokens (``get_computed_blocks``); a new list.
-
-        A request waiting at the head of the queue is looked up again every
-        iteration until it fits (a prompt of thousands of blocks each time), so
-        the answer is remembered on its hasher with the position in the log of
-        changed hashes: it still holds when no hash of its run was evicted or
-        moved to another block since, and it grows when the first missing
-        hash has been registered since. The same blocks as a full lookup
-        (tested against one after random changes).
-        """
-        if not self.enable_caching:
-            return []
-        most = (num_tokens - 1) // self.block_size
-        if most == 0:
-            return []
-        hasher.hash_of(most - 1)  # the whole chain at once
-        hashes, changed = hasher.hashes, self._changed
-        memo = hasher.lookup
-        if memo is not None and memo[0] is self and memo[1] == self._epoch and memo[2] == most:
-            found, since, names = memo[3], memo[4], memo[5]
-            if since != len(changed):
-                if names is None:  # the run's hashes, as a set when first needed
-                    names = set(hashes[1:len(found) + 1])
-                if not names.isdisjoint(changed[since:]):
-                    found = None  # a hash of the run was evicted or moved: look again
-            if found is not None:
-                if len(found) < most and hashes[len(found) + 1] in self._cached:
-                    found = found + self._scan(hashes, len(found), most)  # it grew
-                    names = None
-                hasher.lookup = (self, self._epoch, most, found, len(changed), names)
-                return found[:]
-        found = self._scan(hashes, 0, most)
-        hasher.lookup = (self, self._epoch, most, found, len(changed), None)
-        return found[:]
-
-    def _scan(self, hashes: list[int], start: int, most: int) -> list[int]:
-        """Blocks of the cached run of ``hashes[start + 1 .. most]`` from its start."""
-        # One dict lookup per block, in C, in doubling chunks so that a run
-        # which ends early (a long prompt sharing a short prefix) stops early.
-        get = self._cached.get
-        found: list[int] = []
-        start, step = start + 1, 32
-        while start <= most:
-            chunk = list(map(get, hashes[start:min(start + step, most + 1)]))
-            try:
-                found += chunk[:chunk.index(None)]
-                return found
-            except ValueError:
-                found += chunk
-            start, step = start + step, 2 * step
-        return found
-
-    def find_host_prefix(self, hasher: BlockHasher, num_tokens: int, num_device_hits: int
-                         ) -> int:
-        """Blocks after the ``num_device_hits`` device hits found in the host
-        tier, in a run (the prefix continues there); 0 without a host tier."""
-        most = (num_tokens - 1) // self.block_size
-        if not self._host or most <= num_device_hits:
-            return 0
-        hasher.hash_of(most - 1)
-        host, n = self._host, 0
-        for h in hasher.hashes[num_device_hits + 1: most + 1]:
-            if h not in host:
-                break
-            n += 1
-        return n
-
     def _load_from_host(self, host_hashes) -> None:
         """Read these host-tier blocks (most recent in the host LRU now). The
         loads come before the stores of the same allocation, so a store that
@@ -223,8 +149,14 @@ class PrefixCachingKVManager(PagedBlocks):
         succeed now (nothing changes). Hits with no reference sit in the free
         queue, so they do not count as free for the new blocks."""
         need = self.num_new_blocks(request_id, num_tokens, len(hit_blocks))
+        free = self.num_free_blocks
+        # 0 <= free hits <= len(hit_blocks): count them only when that decides.
+        if need > free:
+            return False
+        if need <= free - len(hit_blocks):
+            return True
         free_hits = len(hit_blocks) - sum(map(self._ref.__contains__, hit_blocks))
-        return need <= self.num_free_blocks - free_hits
+        return need <= free - free_hits
 
     def allocate_slots(self, request_id: int, num_tokens: int,
                        hit_blocks: list[int] | tuple[int, ...] = (),
@@ -312,11 +244,7 @@ class PrefixCachingKVManager(PagedBlocks):
                         del self._dups[h]
                 else:
                     del self._cached[h]
-                changed = self._changed
-                changed.append(h)
-                if len(changed) > CHANGE_LOG_LIMIT:
-                    changed.clear()
-                    self._epoch += 1
+                self._note_changed(h)
             else:
                 dups = self._dups[h]
                 dups.remove(b)
