@@ -6,6 +6,7 @@
   instance, and when;
 - :mod:`.router`, :mod:`.routers`: the router base class and registry (as engines
   have), and the registered routers;
+- :mod:`.submission`: the checks of submitted requests (order, fit), before anything runs;
 - :mod:`.next_events`: every instance's next event, kept while events run in time order;
 - :mod:`.disaggregation`: prefill and decode pools, the KV handoff between them;
 - :mod:`.cluster`: :class:`Cluster`, ``step()`` / ``run()``;

@@ -53,6 +53,7 @@ from .results import cluster_dataset
 from .router import get_router
 from .spec import ClusterConfig
 from .state_board import StateBoard
+from .submission import check_fits, check_order
 
 #: Stream of the cluster seed that drives the ``random`` router.
 ROUTER_STREAM = 0x726F75  # "rou"
@@ -134,24 +135,13 @@ class Cluster:
         if not isinstance(request, Request):
             raise ValueError(f"Cluster.submit needs a Request, got {type(request).__name__}")
         self._check_order(request)
-        self._check_fits(np.array([request.num_prompt_tokens]),
-                         np.array([request.num_output_tokens]), np.array([request.request_id]))
+        check_fits(self.names, self.instances, self.roles, np.array([request.num_prompt_tokens]),
+                   np.array([request.num_output_tokens]), np.array([request.request_id]))
         return self._add(request)
 
     def _check_order(self, request: Request) -> None:
-        if self.requests and request.arrival_at < self.requests[-1].arrival_at:
-            raise ValueError(f"request {request.request_id} arrives at {request.arrival_at} s, "
-                             f"before the previous one ({self.requests[-1].arrival_at} s); "
-                             f"submit requests in arrival order")
-        # Routers see the instances as of a decision's time minus the staleness,
-        # never earlier than a decision already made (a hand-over routed while
-        # stepping): a request arriving before that cannot be routed as it was.
-        seen = self._board.observed_until
-        if request.arrival_at - self.config.router_staleness < seen:
-            raise ValueError(f"request {request.request_id} arrives at {request.arrival_at} s, "
-                             f"but the cluster has already routed as of "
-                             f"{seen + self.config.router_staleness} s; submit requests "
-                             f"before stepping past their arrival")
+        check_order(request, self.requests[-1] if self.requests else None,
+                    self._board.observed_until, self.config.router_staleness)
 
     def _add(self, request: Request) -> int:
         index = len(self.requests)
@@ -167,27 +157,10 @@ class Cluster:
         if requests:
             self._check_order(requests[0])
         # Every instance checks the whole trace at once, before anything runs.
-        self._check_fits(trace.num_prompt_tokens, trace.num_output_tokens,
-                         np.arange(len(requests)))
+        check_fits(self.names, self.instances, self.roles, trace.num_prompt_tokens,
+                   trace.num_output_tokens, np.arange(len(requests)))
         for request in requests:
             self._add(request)
-
-    def _check_fits(self, prompts: np.ndarray, outputs: np.ndarray, ids: np.ndarray) -> None:
-        """Refuse, before anything runs, requests that some instance they may be
-        sent to could never hold (longer than it serves, or more KV than its
-        blocks), naming the first."""
-        for name, inst, role in zip(self.names, self.instances, self.roles):
-            mine = np.minimum(outputs, 1) if role == "prefill" else outputs
-            inst.check_lengths(prompts, mine, ids=ids)
-            kv = inst.kv_cache
-            tokens = prompts + np.maximum(mine - 1, 0)  # max_kv_tokens, per request
-            over = np.flatnonzero(kv.blocks_for(tokens) > kv.num_blocks)
-            if len(over):
-                i = int(over[0])
-                raise ValueError(f"instance {name!r} cannot hold request {int(ids[i])}: its "
-                                 f"{int(tokens[i])} tokens need {int(kv.blocks_for(tokens[i]))} "
-                                 f"KV blocks, the instance has {kv.num_blocks}; give it more "
-                                 f"memory or drop the request")
 
     @property
     def is_finished(self) -> bool:

@@ -64,6 +64,7 @@ def admit_waiting(sched, now: float, budget: int) -> tuple[list[int], list[int],
         if not kv.allocate_slots(i, num_cached + n, hits, host_hashes):
             break  # FCFS: the head of the queue waits for memory
         sched._host_hits += host
+        hasher.lookup = None  # remembered only while it waits (prefix_lookup)
         kv.cache_full_blocks(i, hasher, num_cached + n)
         waiting.pop()
         running.append(i)
