@@ -131,3 +131,33 @@ def test_move_gaps_writes_the_callers_array_and_keeps_its_part(monkeypatch):
     assert out.tolist() == [-1.0] + [0.25] * 6 + [-1.0]
     assert times.num_gaps == 6 and np.shares_memory(times._full[0], out)
     assert times.gaps().tolist() == [0.25] * 6
+
+
+def test_lazy_arrays_read_each_variable_when_asked_and_equal_the_eager_ones():
+    rec = Recorder(("a", "b"), capacity=2)
+    for k in range(9):
+        rec.append(record(k))
+    others = {"ttft": np.array([0.5, 0.25])}
+    lazy, eager = rec.lazy_arrays(others), rec.iteration_arrays(with_ops=False)
+    assert list(lazy) == [*ITERATION_VARS, "ttft"] and len(lazy) == len(ITERATION_VARS) + 1
+    for name in ITERATION_VARS:
+        assert np.array_equal(lazy[name], eager[name], equal_nan=True)
+        assert lazy[name].dtype == eager[name].dtype
+        assert lazy[name] is not lazy[name]  # made at each read, not kept
+    assert lazy["ttft"] is others["ttft"] and "op_latency" not in lazy
+    with pytest.raises(KeyError):
+        lazy["op_latency"]
+
+
+def test_lazy_instance_arrays_need_no_op_latency():
+    from llmsim_nb import SimConfig, Simulator
+    from llmsim_nb.workload.trace import Trace
+    sim = Simulator(SimConfig.from_flags(model_name="gpt2", hardware="a100-80gb"),
+                    Trace(np.array([0.0, 0.01]), np.array([16, 8]), np.array([3, 2])))
+    sim.advance()
+    lazy = sim.result_arrays(with_ops=False, lazy=True)
+    eager = sim.result_arrays(with_ops=False)
+    for name in (*ITERATION_VARS, "ttft", "inter_token_latency"):
+        assert np.array_equal(lazy[name].values, eager[name].values, equal_nan=True), name
+    with pytest.raises(ValueError, match="with_ops=False"):
+        sim.result_arrays(lazy=True)

@@ -38,7 +38,10 @@ def cluster_dataset(cluster):
 
     # Without per-op latencies (they stay with each instance) and gaps (copied
     # below straight into the cluster's array): a large run's peak memory.
-    parts = [inst.result_arrays(with_ops=False, with_gaps=False) for inst in cluster.instances]
+    # Iteration variables made per variable when read (lazy): never every
+    # instance's whole iteration table at once.
+    parts = [inst.result_arrays(with_ops=False, with_gaps=False, lazy=True)
+             for inst in cluster.instances]
     owner = np.concatenate([np.full(p.sizes["iteration"], k, dtype=np.int64)
                             for k, p in enumerate(parts)])
     starts = np.concatenate([p["t_start"].values for p in parts])

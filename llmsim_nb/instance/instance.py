@@ -35,8 +35,7 @@ import numpy as np
 
 from ..engines.reuse import ReuseCache, ReuseEngine
 from ..engines.stack import LatencyError
-from ..results.dataset import (COMPONENTS, ArrayResults, IterationRecord,
-                               iteration_dataset, request_arrays)
+from ..results.dataset import COMPONENTS, ArrayResults, IterationRecord, iteration_dataset
 from ..system.builder import InstanceParts
 from ..workload.request import Request
 from .chain import ChainShortcut
@@ -44,7 +43,7 @@ from .data_parallel_chain import DataParallelChain
 from .checks import (STALL_LIMIT, bad_makespan, check_lengths, check_parts, check_run,
                      stuck_error)
 from .fast_run import FastRunFile
-from .run_dataset import instance_attrs, make_recorder, run_dataset
+from .run_dataset import instance_attrs, make_recorder, result_arrays, run_dataset
 from .submission import submission_time
 from .token_times import TokenTimes
 from .usage import Usage, host_transfer_latency
@@ -375,17 +374,13 @@ class Instance:
         """Every inter-token gap recorded so far (read, do not record into it)."""
         return self._token_times
 
-    def result_arrays(self, with_ops: bool = True, with_gaps: bool = True) -> ArrayResults:
+    def result_arrays(self, with_ops: bool = True, with_gaps: bool = True,
+                      lazy: bool = False) -> ArrayResults:
         """The per-iteration and per-request values of :meth:`results` as plain
-        arrays (``summarize`` takes them), without building a Dataset; without
-        ``op_latency`` or ``inter_token_latency`` when a caller (a cluster)
-        has no use for them (``token_times`` gives the gaps)."""
-        arrays = self._recorder.iteration_arrays(with_ops)
-        arrays.update(request_arrays(self.scheduler.table))
-        if with_gaps:
-            arrays["inter_token_latency"] = self._token_times.shared_gaps()
-        return ArrayResults(arrays, {"iteration": self.num_iterations,
-                                     "request": len(self.scheduler.table)}, self.attrs())
+        arrays (``summarize`` takes them), without building a Dataset; see
+        :func:`.run_dataset.result_arrays` for the options."""
+        return result_arrays(self._recorder, self.scheduler.table, self._token_times,
+                             self.attrs(), with_ops, with_gaps, lazy)
 
     def results(self) -> xr.Dataset:
         """The Dataset of every iteration simulated so far and every request."""

@@ -121,10 +121,8 @@ class PowerRecorder(Recorder):
         self._cache = (n, out)
         return {k: v.copy() for k, v in out.items()}
 
-    def iteration_arrays(self, with_ops: bool = True) -> dict[str, np.ndarray]:
-        out = super().iteration_arrays(with_ops)
-        out.update(self.power_arrays())
-        return out
+    def extra_arrays(self) -> dict[str, np.ndarray]:
+        return self.power_arrays()
 
     def iteration_variables(self) -> dict:
         out = super().iteration_variables()

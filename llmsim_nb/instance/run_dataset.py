@@ -6,14 +6,41 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..results.dataset import (COMPONENTS, Recorder, coords_of, request_variables, variable)
+from ..results.dataset import (COMPONENTS, ArrayResults, Recorder, coords_of, request_arrays,
+                               request_variables, variable)
 from ..scheduler.request_state import RequestTable
 from ..engines.pim import get_pim
+from .token_times import TokenTimes
 from .usage import Usage
 from .power_run import make_recorder, power_attrs  # noqa: F401  (make_recorder: for instance)
 
 if TYPE_CHECKING:
     import xarray as xr
+
+
+def result_arrays(recorder: Recorder, table: RequestTable, token_times: TokenTimes, attrs: dict,
+                  with_ops: bool = True, with_gaps: bool = True,
+                  lazy: bool = False) -> ArrayResults:
+    """The values of :func:`run_dataset`'s iteration and request variables as
+    plain arrays (``summarize`` takes them).
+
+    Without ``op_latency`` or ``inter_token_latency`` when a caller (a
+    cluster) has no use for them (``token_times`` gives the gaps); with
+    ``lazy`` (which has no ``op_latency``), each iteration variable is made
+    when read (:class:`~llmsim_nb.results.recorder.LazyColumns`).
+    """
+    others = request_arrays(table)
+    if with_gaps:
+        others["inter_token_latency"] = token_times.shared_gaps()
+    if lazy:
+        if with_ops:
+            raise ValueError("result_arrays(lazy=True) has no op_latency: pass with_ops=False")
+        arrays = recorder.lazy_arrays(others)
+    else:
+        arrays = recorder.iteration_arrays(with_ops)
+        arrays.update(others)
+    return ArrayResults(arrays, {"iteration": recorder.num_iterations, "request": len(table)},
+                        attrs)
 
 
 def run_dataset(recorder: Recorder, table: RequestTable, usage: Usage, wall: dict[str, float],

@@ -63,7 +63,7 @@ from .v1_plan import BatchRows, gather_rows, plan_of_rows
 from .preemption import Preemption
 from .prefix_cache import PrefixCachingKVManager
 from .waiting_queue import WaitingQueue
-from .request_state import RUNNING, WAITING, RequestState, RequestTable, max_kv_tokens
+from .request_state import WAITING, RequestState, RequestTable, max_kv_tokens
 
 #: ``np.add.reduce``: what ``ndarray.sum()`` computes for a 1-d array, without
 #: the method's Python-level wrapper (this runs every iteration).
