@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="alternating runs of each setting; the fastest counts (default 3)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {args.repeat}")
     groups = 32
     per_group = -(-args.requests // groups)
     trace = shared_prefix_trace(groups, per_group, 200, 300, 200, rate=15.0,

@@ -50,6 +50,13 @@ def test_hand_computed_percentiles_and_the_empty_array():
     assert all(np.isnan(percentiles(np.zeros(0), [50, 99])))
 
 
+def test_a_range_wider_than_the_largest_float_and_negative_values():
+    values = np.array([-1e308, 0.0, 1e308, 5.0, -3.0])
+    assert percentiles(values, QS) == np.percentile(values, QS).tolist()
+    values = -np.arange(1.0, 50.0) ** 3
+    assert percentiles(values, QS) == np.percentile(values, QS).tolist()
+
+
 def test_all_finite_reads_every_chunk(monkeypatch):
     monkeypatch.setattr(quantiles, "CHUNK", 3)
     values = np.arange(10.0)

@@ -97,5 +97,7 @@ class TokenTimes:
         parts = [c for c in self._parts() if len(c)]
         if len(parts) == 1 and not parts[0].flags.writeable:
             return parts[0]
-        self.move_gaps(np.empty(self.num_gaps))
+        out = np.empty(self.num_gaps)
+        self.move_gaps(out)
+        out.setflags(write=False)
         return self._full[0]  # the kept, read-only part: all of it

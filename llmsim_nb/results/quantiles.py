@@ -60,7 +60,7 @@ def _select(values: np.ndarray, ranks: list[int], lo: float, hi: float,
     if lo == hi:  # one repeated value
         return dict.fromkeys(ranks, lo)
     scale = NUM_BINS / (hi - lo)
-    if not math.isfinite(scale):  # a range of a few subnormals: one bin
+    if not math.isfinite(scale):  # a range below ~4e-304 wide: one bin, gathered whole
         scale = 0.0
     # A first pass (the extremes of all values) need not filter by range.
     bound = (-math.inf, math.inf) if everything else (lo, hi)
@@ -103,7 +103,11 @@ def _bins(chunk: np.ndarray, lo: float, scale: float) -> np.ndarray:
 def percentiles(values: np.ndarray, qs: list[float]) -> list[float]:
     """``np.percentile(values, qs).tolist()`` for finite ``values`` (not
     checked here: see :func:`all_finite`), without copying or reordering
-    ``values``. NaN for each ``q`` of an empty array.
+    ``values``. NaN for each ``q`` of an empty array. Signed zeros compare
+    equal, so where numpy returns 0.0 this may return -0.0 or the reverse
+    (never for inter-token gaps: ``x - x`` is +0.0). Values spanning more
+    than the largest float (``max - min`` overflows) take ``np.percentile``
+    on a copy.
 
     Parameters
     ----------
@@ -120,6 +124,8 @@ def percentiles(values: np.ndarray, qs: list[float]) -> list[float]:
     ranks = sorted({r for k in floors for r in (k, min(k + 1, n - 1))})
     lo = min(float(c.min()) for c in _chunks(values))
     hi = max(float(c.max()) for c in _chunks(values))
+    if not math.isfinite(hi - lo):  # a range wider than the largest float: numpy on a copy
+        return np.percentile(values, qs).tolist()
     # The first pass counts between the extremes; nothing is below lo.
     found = _select(values, ranks, lo, hi, 0, everything=True)
     return [float(np.quantile(np.array([found[k], found[min(k + 1, n - 1)]]), float(v - k)))
