@@ -145,6 +145,7 @@ def test_lazy_arrays_read_each_variable_when_asked_and_equal_the_eager_ones():
         assert lazy[name].dtype == eager[name].dtype
         assert lazy[name] is not lazy[name]  # made at each read, not kept
     assert lazy["ttft"] is others["ttft"] and "op_latency" not in lazy
+    assert "t_start" in lazy and "ttft" in lazy
     with pytest.raises(KeyError):
         lazy["op_latency"]
 

@@ -170,6 +170,9 @@ class LazyColumns(Mapping):
             return self._recorder.column(name)
         raise KeyError(name)
 
+    def __contains__(self, name: object) -> bool:  # without making the column
+        return name in self._others or name in _COLUMN
+
     def __iter__(self):
         yield from ITERATION_VARS
         yield from (name for name in self._others if name not in _COLUMN)
