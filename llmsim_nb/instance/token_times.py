@@ -14,6 +14,8 @@ from ..scheduler.plan import IterationPlan
 from ..scheduler.request_state import RequestTable
 
 
+#: Slots of the first chunk (and of the first after :meth:`TokenTimes.move_gaps`).
+FIRST_SLOTS = 1024
 #: Slots of every chunk of :class:`TokenTimes` once it has grown that far.
 CHUNK_SLOTS = 1 << 16
 
@@ -29,7 +31,7 @@ class TokenTimes:
     used; nothing is copied as a run grows).
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = FIRST_SLOTS) -> None:
         self._full: list[np.ndarray] = []
         self._slots = np.zeros(capacity)
         self._size = 0  # slots used in the current chunk
@@ -60,14 +62,16 @@ class TokenTimes:
         """Gaps recorded so far (slots that are not a request's first token)."""
         return sum(int(np.count_nonzero(c == c)) for c in self._parts())  # NaN != NaN
 
-    def copy_gaps(self, out: np.ndarray) -> None:
+    def copy_gaps(self, out: np.ndarray) -> int:
         """Write the :attr:`num_gaps` gaps, in emission order, to the start of
-        ``out`` (one chunk at a time: no second copy of them all)."""
+        ``out`` (one chunk at a time: no second copy of them all); return how
+        many."""
         at = 0
         for c in self._parts():
             g = c[c == c]
             out[at:at + len(g)] = g
             at += len(g)
+        return at
 
     def gaps(self) -> np.ndarray:
         """The gaps recorded so far (a new array), in emission order."""
@@ -85,10 +89,9 @@ class TokenTimes:
         too: a write into the results would otherwise change what a later
         results call reports. Gaps recorded afterwards go to new chunks.
         """
-        self.copy_gaps(out)
-        kept = out[:self.num_gaps]
+        kept = out[:self.copy_gaps(out)]
         kept.setflags(write=False)
-        self._full, self._slots, self._size = [kept], np.zeros(1024), 0
+        self._full, self._slots, self._size = [kept], np.zeros(FIRST_SLOTS), 0
 
     def shared_gaps(self) -> np.ndarray:
         """The gaps recorded so far as one read-only array that this recorder

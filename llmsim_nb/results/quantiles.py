@@ -103,7 +103,8 @@ def _bins(chunk: np.ndarray, lo: float, scale: float) -> np.ndarray:
 def percentiles(values: np.ndarray, qs: list[float]) -> list[float]:
     """``np.percentile(values, qs).tolist()`` for finite ``values`` (not
     checked here: see :func:`all_finite`), without copying or reordering
-    ``values``. NaN for each ``q`` of an empty array. Signed zeros compare
+    ``values`` when there are more than :data:`MAX_GATHER` of them (fewer are
+    handed to ``np.percentile``). NaN for each ``q`` of an empty array. Signed zeros compare
     equal, so where numpy returns 0.0 this may return -0.0 or the reverse
     (never for inter-token gaps: ``x - x`` is +0.0). Values spanning more
     than the largest float (``max - min`` overflows) take ``np.percentile``
@@ -119,6 +120,8 @@ def percentiles(values: np.ndarray, qs: list[float]) -> list[float]:
     n = len(values)
     if not n:
         return [math.nan] * len(qs)
+    if n <= MAX_GATHER:  # a copy no larger than one gathered bin: numpy itself
+        return np.percentile(values, qs).tolist()
     virtual = [(n - 1) * np.true_divide(q, 100) for q in qs]  # numpy's 'linear' index
     floors = [int(np.floor(v)) for v in virtual]
     ranks = sorted({r for k in floors for r in (k, min(k + 1, n - 1))})

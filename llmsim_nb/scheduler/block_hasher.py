@@ -52,7 +52,7 @@ class BlockHasher:
     hashes : list of int
         ``hashes[k + 1]`` names full block ``k`` (tokens ``[k*B, (k+1)*B)``);
         ``hashes[0]`` is the root (the salt).
-    lookup : tuple or None
+    lookup : RememberedLookup or None
         The last prefix lookup of these hashes in a block pool, kept by that
         pool (:meth:`.PrefixCachingKVManager.find_cached_prefix`).
     """
@@ -78,7 +78,7 @@ class BlockHasher:
         self._starts = starts
         self._ends = [*starts[1:], float("inf")]
         self.hashes: list[int] = [hash((_ROOT, salt))]  # [0] is the root; see hash_of
-        self.lookup: tuple | None = None  # a pool's last answer (PrefixCachingKVManager)
+        self.lookup = None  # a pool's last answer (prefix_lookup.RememberedLookup)
 
     def hash_of(self, k: int) -> int:
         """Hash of full block ``k`` (0-based); computes the chain up to it."""

@@ -19,12 +19,25 @@ since, and it grows when its first missing hash has been registered since
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .block_hasher import BlockHasher
 
 #: Entries of the changed-hash log before it is emptied (and every remembered
 #: lookup forgotten): a bound on its memory, large enough that a lookup is
 #: normally remembered across many iterations.
 CHANGE_LOG_LIMIT = 1 << 16
+
+
+class RememberedLookup(NamedTuple):
+    """A pool's last answer for one request's hashes (kept on its hasher)."""
+
+    pool: object               # the pool that answered (a hasher may meet several)
+    epoch: int                 # the pool's log epoch then
+    most: int                  # blocks looked at: (num_tokens - 1) // block_size
+    found: list[int]           # the blocks of the cached run
+    since: int                 # the log position then
+    names: set[int] | None     # the run's hashes, made when first needed
 
 
 class PrefixLookup:
@@ -43,21 +56,20 @@ class PrefixLookup:
         hasher.hash_of(most - 1)  # the whole chain at once
         hashes, changed = hasher.hashes, self._changed
         memo = hasher.lookup
-        if memo is not None and memo[0] is self and memo[1] == self._epoch and memo[2] == most:
-            found, since, names = memo[3], memo[4], memo[5]
-            if since != len(changed):
+        found = names = None
+        if memo is not None and memo.pool is self and memo.epoch == self._epoch \
+                and memo.most == most:
+            found, names = memo.found, memo.names
+            if memo.since != len(changed):
                 if names is None:  # the run's hashes, as a set when first needed
                     names = set(hashes[1:len(found) + 1])
-                if not names.isdisjoint(changed[since:]):
+                if not names.isdisjoint(changed[memo.since:]):
                     found = None  # a hash of the run was evicted or moved: look again
-            if found is not None:
-                if len(found) < most and hashes[len(found) + 1] in self._cached:
-                    found = found + self._scan(hashes, len(found), most)  # it grew
-                    names = None
-                hasher.lookup = (self, self._epoch, most, found, len(changed), names)
-                return found[:]
-        found = self._scan(hashes, 0, most)
-        hasher.lookup = (self, self._epoch, most, found, len(changed), None)
+        if found is None:
+            found, names = self._scan(hashes, 0, most), None
+        elif len(found) < most and hashes[len(found) + 1] in self._cached:
+            found, names = found + self._scan(hashes, len(found), most), None  # it grew
+        hasher.lookup = RememberedLookup(self, self._epoch, most, found, len(changed), names)
         return found[:]
 
     def _note_changed(self, block_hash: int) -> None:
@@ -101,4 +113,4 @@ class PrefixLookup:
         return n
 
 
-__all__ = ["CHANGE_LOG_LIMIT", "PrefixLookup"]
+__all__ = ["CHANGE_LOG_LIMIT", "PrefixLookup", "RememberedLookup"]
