@@ -35,7 +35,6 @@ blocks has none until the transfer's end is known).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import deque
 
@@ -208,8 +207,9 @@ class Cluster:
         transfer = {}
         if self.disaggregation is not None:  # the prompt and first token only, KV kept
             transfer = {"hold_kv": True} if request.num_output_tokens > 1 else {}
-            request = dataclasses.replace(request, num_output_tokens=min(
-                request.num_output_tokens, 1))
+            request = Request(request.request_id, at, request.num_prompt_tokens,
+                              min(request.num_output_tokens, 1), request.content,
+                              request.priority)
         self.request_local[index] = self.submit_to(k, index, request, at, **transfer)
         self.request_instance[index] = k
         self.now = max(self.now, at)

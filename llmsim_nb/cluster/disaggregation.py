@@ -108,17 +108,24 @@ class Disaggregation:
         self.decode_pool = [k for k, role in enumerate(cluster.roles) if role == "decode"]
         self.handoffs: dict[int, Handoff] = {}
         self._due: list[tuple[float, int]] = []            # (handed_at, request), a heap
+        # (prefill, decode) -> KV bytes per token: in all, per sending and per receiving device.
+        self._per_token: dict[tuple[int, int], tuple] = {}
 
     # --------------------------------------------------------------- sizes
     def transfer(self, prefill: int, decode: int, num_tokens: int) -> tuple[float, float]:
         """``(bytes, seconds)`` of moving ``num_tokens`` tokens' KV (see the module docstring)."""
-        sender = self.cluster.instances[prefill]
-        receiver = self.cluster.instances[decode]
-        tp = sender.layout.tp
-        total = float(sum(kv * tp for kv in sender.memory.kv_bytes_per_token) * num_tokens)
-        per_sender = _per_device(sender) * num_tokens
-        per_receiver = _per_device(receiver) * num_tokens
-        return total, self._network.send_time(0, 1, float(max(per_sender, per_receiver)))
+        per_token = self._per_token.get((prefill, decode))
+        if per_token is None:  # the instances' layouts do not change: once per pair
+            sender = self.cluster.instances[prefill]
+            receiver = self.cluster.instances[decode]
+            tp = sender.layout.tp
+            per_token = self._per_token[prefill, decode] = (
+                sum(kv * tp for kv in sender.memory.kv_bytes_per_token),
+                _per_device(sender), _per_device(receiver))
+        whole, per_sender, per_receiver = per_token
+        total = float(whole * num_tokens)
+        return total, self._network.send_time(
+            0, 1, float(max(per_sender * num_tokens, per_receiver * num_tokens)))
 
     # ---------------------------------------------------------------- flow
     def prefilled(self, k: int) -> None:
@@ -155,8 +162,10 @@ class Disaggregation:
     def decoded(self, d: int) -> None:
         """After an iteration of decode instance ``d``: transfers that began
         there; their prefill sides free the blocks when each ends."""
-        inst = self.cluster.instances[d]
-        for local, started, ready in inst.scheduler.transfers.take_admitted():
+        transfers = self.cluster.instances[d].scheduler.transfers
+        if not transfers.admitted:  # most decode iterations admit no transfer
+            return
+        for local, started, ready in transfers.take_admitted():
             h = self.handoffs[self.cluster.local_requests[d][local]]
             h.started_at = started
             self.cluster.instances[h.prefill].scheduler.transfers.release_at(

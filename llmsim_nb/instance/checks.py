@@ -25,7 +25,9 @@ STALL_LIMIT = 1000
 
 def is_real(value: object) -> bool:
     """A real number that is not a bool (numpy scalars included)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    # A float, the common case, without the abstract base class's check.
+    return type(value) is float or (isinstance(value, numbers.Real)
+                                    and not isinstance(value, bool))
 
 
 #: Parts some Instance already runs on: their scheduler and KV cache hold that
@@ -137,13 +139,16 @@ def check_lengths(max_model_len, model, num_prompt_tokens, num_output_tokens, id
 
 #: What ``Instance.submit`` takes for a request whose KV moves between instances.
 TRANSFER_KEYS = ("num_external_tokens", "external_latency", "hold_kv", "first_token_at")
+_TRANSFER_KEYS = frozenset(TRANSFER_KEYS)
 
 
 def check_transfer(scheduler, transfer: dict) -> None:
     """Refuse unknown KV-transfer arguments (prefill/decode disaggregation),
     and any to a scheduler that cannot take them (only vLLM V1's has
     ``transfers``)."""
-    unknown = sorted(set(transfer) - set(TRANSFER_KEYS))
+    if not transfer:
+        return
+    unknown = sorted(transfer.keys() - _TRANSFER_KEYS)
     if unknown:
         raise ValueError(f"Instance.submit: unknown argument {unknown[0]!r}; a request whose KV "
                          f"moves between instances takes {list(TRANSFER_KEYS)}")

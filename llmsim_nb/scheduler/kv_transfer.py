@@ -156,8 +156,12 @@ class KVTransfers:
 
     def next_event_at(self) -> float | None:
         """The earliest time a receiving request gets ready or a held one is freed."""
-        times = [h[0][0] for h in (self._receiving, self._release) if h]
-        return min(times) if times else None
+        receiving, release = self._receiving, self._release
+        if not release:
+            return receiving[0][0] if receiving else None
+        if not receiving:
+            return release[0][0]
+        return min(receiving[0][0], release[0][0])
 
 
 __all__ = ["KVTransfers"]

@@ -172,10 +172,11 @@ class V1Scheduler:
 
     def next_event_at(self) -> float | None:
         """The next arrival (plus ``batch_delay``) or KV transfer event, or None."""
-        times = [self.transfers.next_event_at()]
-        if self._pending:
-            times.append(float(self.table.arrival_at[self._pending[0]]) + self.config.batch_delay)
-        return min((t for t in times if t is not None), default=None)
+        transfer = self.transfers.next_event_at()
+        if not self._pending:
+            return transfer
+        arrival = self.table.arrival_at.item(self._pending[0]) + self.config.batch_delay
+        return arrival if transfer is None else min(transfer, arrival)
 
     def hasher(self, i: int) -> BlockHasher:
         """Request ``i``'s block hashes (made on first use)."""

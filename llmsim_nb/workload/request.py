@@ -12,6 +12,8 @@ from .trace_columns import MAX_PRIORITY, MIN_PRIORITY
 
 __all__ = ["Request"]
 
+_INF = math.inf
+
 
 def _is_int(value: object) -> bool:
     """Return True for Python/numpy integers, excluding ``bool``."""
@@ -58,6 +60,18 @@ class Request:
     priority: int = 0
 
     def __post_init__(self) -> None:
+        # The common case first: plain Python ints and a float, all in range,
+        # need no conversion (a cluster makes two or three Requests per
+        # request). Anything else, NaN and inf too, takes the checks below.
+        if (type(self.request_id) is int and type(self.num_prompt_tokens) is int
+                and type(self.num_output_tokens) is int and type(self.priority) is int
+                and type(self.arrival_at) is float and self.request_id >= 0
+                and self.num_prompt_tokens >= 1 and self.num_output_tokens >= 0
+                and 0.0 <= self.arrival_at < _INF
+                and MIN_PRIORITY <= self.priority <= MAX_PRIORITY):
+            if self.content is not None:
+                self._check_content()
+            return
         for name, minimum in (
             ("request_id", 0),
             ("num_prompt_tokens", 1),
@@ -93,13 +107,17 @@ class Request:
                              f"2**63 - 1 (int64; lower is served first), got {priority!r} of "
                              f"type {type(priority).__name__}")
         object.__setattr__(self, "priority", int(priority))
+        if self.content is not None:
+            self._check_content()
+
+    def _check_content(self) -> None:
+        """Refuse a content that is not a RequestContent of this prompt's length."""
         content = self.content
-        if content is not None:
-            if not isinstance(content, RequestContent):
-                raise ValueError(f"Request.content must be a RequestContent or None, got "
-                                 f"{type(content).__name__}")
-            if content.num_prompt_tokens != self.num_prompt_tokens:
-                raise ValueError(
-                    f"Request.content describes {content.num_prompt_tokens} prompt tokens (the "
-                    f"sum of its segment lengths) but num_prompt_tokens = "
-                    f"{self.num_prompt_tokens}; they must be equal")
+        if not isinstance(content, RequestContent):
+            raise ValueError(f"Request.content must be a RequestContent or None, got "
+                             f"{type(content).__name__}")
+        if content.num_prompt_tokens != self.num_prompt_tokens:
+            raise ValueError(
+                f"Request.content describes {content.num_prompt_tokens} prompt tokens (the "
+                f"sum of its segment lengths) but num_prompt_tokens = "
+                f"{self.num_prompt_tokens}; they must be equal")
