@@ -148,11 +148,11 @@ def check_transfer(scheduler, transfer: dict) -> None:
     ``transfers``)."""
     if not transfer:
         return
-    unknown = sorted(transfer.keys() - _TRANSFER_KEYS)
-    if unknown:
+    if not transfer.keys() <= _TRANSFER_KEYS:
+        unknown = sorted(transfer.keys() - _TRANSFER_KEYS)
         raise ValueError(f"Instance.submit: unknown argument {unknown[0]!r}; a request whose KV "
                          f"moves between instances takes {list(TRANSFER_KEYS)}")
-    if transfer and not hasattr(scheduler, "transfers"):
+    if not hasattr(scheduler, "transfers"):
         raise ValueError(f"moving KV between instances ({sorted(transfer)}) needs "
                          f"scheduling='vllm-v1'; this instance schedules with "
                          f"{scheduler.config.policy!r}")
