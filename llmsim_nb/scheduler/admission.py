@@ -15,27 +15,57 @@ transfer instead and computes nothing here.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .request_state import RUNNING
 
 
-def admit_waiting(sched, now: float, budget: int) -> tuple[list[int], list[int], int, int]:
-    """Admit waiting requests of ``sched`` (a :class:`~.v1_scheduler.V1Scheduler`)
-    into the iteration starting at ``now`` with ``budget`` tokens left.
+class Admission(NamedTuple):
+    """What :func:`admit_waiting` admitted into one iteration.
 
-    Returns the admitted ids and their tokens, in admission order, and the
-    prefix-cache figures of first admissions: tokens looked up and tokens found.
-    Adds the host-tier hits to ``sched._host_hits`` and the cached tokens of
-    re-admissions after a preemption to ``sched._recompute_cached`` (vLLM keeps
-    those out of its hit rate).
+    Attributes
+    ----------
+    request_ids : list of int
+        Admitted requests, in admission order (receiving transfers excluded:
+        they compute nothing this iteration).
+    num_tokens : list of int
+        Tokens each computes this iteration.
+    num_query_tokens, num_cached_tokens : int
+        Prefix-cache figures of first admissions: tokens looked up, tokens found.
+    num_host_blocks : int
+        Blocks found in the host tier (loaded back before the prefill).
+    num_recompute_cached_tokens : int
+        Cached tokens of re-admissions after a preemption (vLLM keeps them out
+        of its hit rate).
     """
-    table, kv, config = sched.table, sched.kv, sched.config
-    waiting, running, transfers = sched._waiting, sched._running, sched.transfers
+
+    request_ids: list[int]
+    num_tokens: list[int]
+    num_query_tokens: int
+    num_cached_tokens: int
+    num_host_blocks: int
+    num_recompute_cached_tokens: int
+
+
+def admit_waiting(table, kv, config, waiting, running: list[int], transfers, hasher_of,
+                  now: float, budget: int) -> Admission:
+    """Admit waiting requests into the iteration starting at ``now`` with
+    ``budget`` tokens left.
+
+    The arguments are a :class:`~.v1_scheduler.V1Scheduler`'s parts: its
+    request ``table``, block pool ``kv``, ``config``, ``waiting`` queue
+    (:class:`~.waiting_queue.WaitingQueue`), ``running`` ids, ``transfers``
+    (:class:`~.kv_transfer.KVTransfers`) and ``hasher_of`` (request id -> its
+    :class:`~.block_hasher.BlockHasher`). Admitted requests move from
+    ``waiting`` to the end of ``running``; what was admitted is returned as
+    an :class:`Admission`.
+    """
     max_seqs, chunked = config.max_batch, config.enable_chunked_prefill
     reserve_full = config.scheduler_reserve_full_isl
     threshold, B = config.long_prefill_token_threshold, kv.block_size
     ids: list[int] = []
     tokens: list[int] = []
-    queried = cached = 0
+    queried = cached = host_blocks = recompute_cached = 0
     while budget > 0:
         if 0 < max_seqs <= len(running):
             break
@@ -43,12 +73,12 @@ def admit_waiting(sched, now: float, budget: int) -> tuple[list[int], list[int],
         if i is None:
             break
         if transfers.external_tokens(i) and not table.num_preemptions.item(i):
-            if not transfers.admit(sched, i, now):
+            if not transfers.admit(kv, table, hasher_of(i), i, now):
                 break  # FCFS: the transfer waits for the decode side's memory
             waiting.pop()
             continue
         known = table.num_prompt_tokens.item(i) + table.num_generated_tokens.item(i)
-        hasher = sched.hasher(i)
+        hasher = hasher_of(i)
         hits = kv.find_cached_prefix(hasher, known)
         host = kv.find_host_prefix(hasher, known, len(hits))
         num_cached = (len(hits) + host) * B
@@ -63,7 +93,7 @@ def admit_waiting(sched, now: float, budget: int) -> tuple[list[int], list[int],
             break  # vLLM's full_sequence_must_fit: the whole prompt's blocks first
         if not kv.allocate_slots(i, num_cached + n, hits, host_hashes):
             break  # FCFS: the head of the queue waits for memory
-        sched._host_hits += host
+        host_blocks += host
         hasher.lookup = None  # remembered only while it waits (prefix_lookup)
         kv.cache_full_blocks(i, hasher, num_cached + n)
         waiting.pop()
@@ -76,14 +106,14 @@ def admit_waiting(sched, now: float, budget: int) -> tuple[list[int], list[int],
             table.num_cached_tokens[i] = num_cached
         if kv.enable_caching:
             if table.num_preemptions.item(i):  # vLLM keeps these out of its hit-rate counters
-                sched._recompute_cached += num_cached
+                recompute_cached += num_cached
             else:
                 queried += known
                 cached += num_cached
         ids.append(i)
         tokens.append(n)
         budget -= n
-    return ids, tokens, queried, cached
+    return Admission(ids, tokens, queried, cached, host_blocks, recompute_cached)
 
 
-__all__ = ["admit_waiting"]
+__all__ = ["Admission", "admit_waiting"]

@@ -127,32 +127,34 @@ class KVTransfers:
         return len(self._held)
 
     # ------------------------------------------------------ with the scheduler
-    def admit(self, sched, i: int, now: float) -> bool:
-        """Admit receiving request ``i`` of ``sched`` (a V1Scheduler) at ``now``:
-        blocks for its external tokens, or False (the queue's head waits)."""
+    def admit(self, kv, table, hasher, i: int, now: float) -> bool:
+        """Admit receiving request ``i`` at ``now`` into the block pool ``kv``
+        and request table ``table`` of its scheduler (``hasher``: its block
+        hashes): blocks for its external tokens, or False (the queue's head waits)."""
         tokens = self.external_tokens(i)
-        kv, table = sched.kv, sched.table
         if not kv.allocate_slots(i, tokens):
             return False
-        kv.cache_full_blocks(i, sched.hasher(i), tokens)
+        kv.cache_full_blocks(i, hasher, tokens)
         table.num_computed_tokens[i] = tokens
         table.admitted_at[i] = now
         table.num_cached_tokens[i] = 0
         self.start(i, now)
         return True
 
-    def step(self, sched, now: float) -> None:
-        """Before ``sched`` plans the iteration at ``now``: free the held
-        requests whose transfer has ended, and run the received ones."""
+    def step(self, kv, table, running: list[int], max_batch: int, now: float) -> None:
+        """Before its scheduler plans the iteration at ``now``: free the held
+        requests whose transfer has ended (in the block pool ``kv``), and move
+        the received ones to the end of ``running`` (their ``table`` status
+        too), up to ``max_batch`` running requests."""
         for i in self.due(now):
-            sched.kv.free(i)
-        cap, heap = sched.config.max_batch, self._receiving
+            kv.free(i)
+        heap = self._receiving
         # Received requests join the running ones, up to max_num_seqs (the rest
         # wait, in the order their KV arrived).
-        while heap and heap[0][0] <= now and not 0 < cap <= len(sched._running):
+        while heap and heap[0][0] <= now and not 0 < max_batch <= len(running):
             i = heapq.heappop(heap)[1]
-            sched.table.status[i] = RUNNING
-            sched._running.append(i)
+            table.status[i] = RUNNING
+            running.append(i)
 
     def next_event_at(self) -> float | None:
         """The earliest time a receiving request gets ready or a held one is freed."""

@@ -194,7 +194,7 @@ class V1Scheduler:
             raise RuntimeError("step() called twice without update(); feed the previous "
                                "plan back with update(plan, finished_at) first")
         self._release_arrivals(now)
-        self.transfers.step(self, now)
+        self.transfers.step(self.kv, self.table, self._running, self.config.max_batch, now)
         self._host_hits = self._recompute_cached = 0
         stored = self.kv.num_stored_blocks
         preempted_all: list[int] = []
@@ -206,10 +206,14 @@ class V1Scheduler:
             preempted_all += preempted
             queried = cached = 0
             if not preempted and not swap.swapped:  # swapped requests come back first
-                new_ids, new_tokens, queried, cached = admit_waiting(self, now, budget)
-                if new_ids:  # the rows are gathered again, with the admitted ones
-                    rows = gather_rows(self.table, rows.ids.tolist() + new_ids,
-                                       rows.num_tokens.tolist() + new_tokens)
+                admitted = admit_waiting(self.table, self.kv, self.config, self._waiting,
+                                         self._running, self.transfers, self.hasher, now, budget)
+                queried, cached = admitted.num_query_tokens, admitted.num_cached_tokens
+                self._host_hits += admitted.num_host_blocks
+                self._recompute_cached += admitted.num_recompute_cached_tokens
+                if admitted.request_ids:  # the rows are gathered again, with the admitted ones
+                    rows = gather_rows(self.table, rows.ids.tolist() + admitted.request_ids,
+                                       rows.num_tokens.tolist() + admitted.num_tokens)
             # A request that preempted itself (the lowest priority) leaves an empty
             # batch although the state changed: vLLM's next step, at the same time,
             # schedules again (it terminates: the preemptions freed blocks).
