@@ -48,11 +48,13 @@ class Preemption:
         self.bytes_out = 0.0
         self.bytes_in = 0.0
 
-    def preempt(self, sched, i: int) -> None:
-        """Take running request ``i`` off the device."""
-        table = sched.table
-        sched.kv.free(i)
-        sched._running.remove(i)
+    def preempt(self, table, kv, running: list[int], waiting, i: int) -> None:
+        """Take running request ``i`` off the device: its blocks go back to the
+        pool ``kv``, it leaves ``running``, and under ``recompute`` it goes to
+        the front of the ``waiting`` queue (a :class:`~.waiting_queue.WaitingQueue`)
+        with its ``table`` row reset to no computed tokens."""
+        kv.free(i)
+        running.remove(i)
         table.num_preemptions[i] += 1
         if self.mode == "swap":
             table.status[i] = EVICTED
@@ -64,25 +66,26 @@ class Preemption:
         table.status[i] = WAITING
         table.num_recomputed_tokens[i] += table.num_computed_tokens[i]
         table.num_computed_tokens[i] = 0
-        sched._push_waiting(i, front=True)
+        waiting.push(i, table.priority.item(i), table.arrival_at.item(i), True)
 
-    def swap_in(self, sched) -> None:
-        """Bring swapped requests back, first out first in, while their blocks fit
-        with one spare block per running request (so the same iteration's
-        decodes do not preempt them again)."""
-        table, kv = sched.table, sched.kv
+    def swap_in(self, table, kv, running: list[int], max_batch: int, hasher_of) -> None:
+        """Bring swapped requests back to the end of ``running``, first out first
+        in, while their blocks fit in ``kv`` with one spare block per running
+        request (so the same iteration's decodes do not preempt them again), up
+        to ``max_batch`` running requests (``hasher_of``: request id -> its
+        :class:`~.block_hasher.BlockHasher`)."""
         while self.swapped:
-            if 0 < sched.config.max_batch <= len(sched._running):
+            if 0 < max_batch <= len(running):
                 return
             i = self.swapped[0]
             computed = int(table.num_computed_tokens[i])
             need = kv.blocks_for(computed)
-            if need + len(sched._running) > kv.num_free_blocks:
+            if need + len(running) > kv.num_free_blocks:
                 return
             self.swapped.pop(0)
             kv.allocate_slots(i, computed)
-            kv.cache_full_blocks(i, sched.hasher(i), computed)
+            kv.cache_full_blocks(i, hasher_of(i), computed)
             table.status[i] = RUNNING
-            sched._running.append(i)
+            running.append(i)
             self.swapped_in.append(i)
             self.bytes_in += computed * self.kv_bytes_per_token

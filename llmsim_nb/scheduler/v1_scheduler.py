@@ -200,7 +200,7 @@ class V1Scheduler:
         preempted_all: list[int] = []
         swap = self._preemption
         swap.reset()
-        swap.swap_in(self)
+        swap.swap_in(self.table, self.kv, self._running, self.config.max_batch, self.hasher)
         while True:
             rows, budget, preempted = self._schedule_running(self.config.max_num_batched_tokens)
             preempted_all += preempted
@@ -229,11 +229,7 @@ class V1Scheduler:
         while pending and table.arrival_at[pending[0]] + delay <= now:
             i = pending.popleft()
             table.status[i] = WAITING
-            self._push_waiting(i, front=False)
-
-    def _push_waiting(self, i: int, front: bool) -> None:
-        table = self.table
-        self._waiting.push(i, table.priority.item(i), table.arrival_at.item(i), front)
+            self._waiting.push(i, table.priority.item(i), table.arrival_at.item(i))
 
     def _want(self, i: int) -> int:
         table = self.table
@@ -309,7 +305,8 @@ class V1Scheduler:
                 victim = self._victim()
                 at = run.index(victim)
                 budget += scheduled.pop(victim, 0)
-                self._preemption.preempt(self, victim)
+                self._preemption.preempt(self.table, self.kv, self._running, self._waiting,
+                                         victim)
                 preempted.append(victim)
                 if victim == i:
                     break
