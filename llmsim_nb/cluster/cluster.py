@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 
@@ -207,9 +208,12 @@ class Cluster:
         transfer = {}
         if self.disaggregation is not None:  # the prompt and first token only, KV kept
             transfer = {"hold_kv": True} if request.num_output_tokens > 1 else {}
-            request = Request(request.request_id, at, request.num_prompt_tokens,
-                              min(request.num_output_tokens, 1), request.content,
-                              request.priority)
+            outputs = min(request.num_output_tokens, 1)
+            # A plain Request is rebuilt directly (the common case, without
+            # dataclasses.replace's field walk); a subclass keeps its type.
+            request = Request(request.request_id, at, request.num_prompt_tokens, outputs,
+                              request.content, request.priority) \
+                if type(request) is Request else replace(request, num_output_tokens=outputs)
         self.request_local[index] = self.submit_to(k, index, request, at, **transfer)
         self.request_instance[index] = k
         self.now = max(self.now, at)

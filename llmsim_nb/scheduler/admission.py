@@ -47,6 +47,10 @@ class Admission(NamedTuple):
     num_recompute_cached_tokens: int
 
 
+#: No admission (an iteration whose admission step did not run).
+NOTHING_ADMITTED = Admission((), (), 0, 0, 0, 0)
+
+
 def admit_waiting(table, kv, config, waiting, running: list[int], transfers, hasher_of,
                   now: float, budget: int) -> Admission:
     """Admit waiting requests into the iteration starting at ``now`` with
@@ -57,8 +61,10 @@ def admit_waiting(table, kv, config, waiting, running: list[int], transfers, has
     (:class:`~.waiting_queue.WaitingQueue`), ``running`` ids, ``transfers``
     (:class:`~.kv_transfer.KVTransfers`) and ``hasher_of`` (request id -> its
     :class:`~.block_hasher.BlockHasher`). Admitted requests move from
-    ``waiting`` to the end of ``running``; what was admitted is returned as
-    an :class:`Admission`.
+    ``waiting`` to the end of ``running``, except receiving transfers: they
+    leave ``waiting`` and join ``running`` when their KV has arrived
+    (:meth:`~.kv_transfer.KVTransfers.step`). What was admitted is returned
+    as an :class:`Admission`.
     """
     max_seqs, chunked = config.max_batch, config.enable_chunked_prefill
     reserve_full = config.scheduler_reserve_full_isl
@@ -73,7 +79,7 @@ def admit_waiting(table, kv, config, waiting, running: list[int], transfers, has
         if i is None:
             break
         if transfers.external_tokens(i) and not table.num_preemptions.item(i):
-            if not transfers.admit(kv, table, hasher_of(i), i, now):
+            if not transfers.admit(table, kv, hasher_of, i, now):
                 break  # FCFS: the transfer waits for the decode side's memory
             waiting.pop()
             continue
@@ -116,4 +122,4 @@ def admit_waiting(table, kv, config, waiting, running: list[int], transfers, has
     return Admission(ids, tokens, queried, cached, host_blocks, recompute_cached)
 
 
-__all__ = ["Admission", "admit_waiting"]
+__all__ = ["NOTHING_ADMITTED", "Admission", "admit_waiting"]

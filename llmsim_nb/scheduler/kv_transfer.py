@@ -127,21 +127,22 @@ class KVTransfers:
         return len(self._held)
 
     # ------------------------------------------------------ with the scheduler
-    def admit(self, kv, table, hasher, i: int, now: float) -> bool:
-        """Admit receiving request ``i`` at ``now`` into the block pool ``kv``
-        and request table ``table`` of its scheduler (``hasher``: its block
-        hashes): blocks for its external tokens, or False (the queue's head waits)."""
+    def admit(self, table, kv, hasher_of, i: int, now: float) -> bool:
+        """Admit receiving request ``i`` at ``now`` into its scheduler's request
+        ``table`` and block pool ``kv`` (``hasher_of``: request id -> its
+        :class:`~.block_hasher.BlockHasher`, asked once the blocks are given):
+        blocks for its external tokens, or False (the queue's head waits)."""
         tokens = self.external_tokens(i)
         if not kv.allocate_slots(i, tokens):
             return False
-        kv.cache_full_blocks(i, hasher, tokens)
+        kv.cache_full_blocks(i, hasher_of(i), tokens)
         table.num_computed_tokens[i] = tokens
         table.admitted_at[i] = now
         table.num_cached_tokens[i] = 0
         self.start(i, now)
         return True
 
-    def step(self, kv, table, running: list[int], max_batch: int, now: float) -> None:
+    def step(self, table, kv, running: list[int], max_batch: int, now: float) -> None:
         """Before its scheduler plans the iteration at ``now``: free the held
         requests whose transfer has ended (in the block pool ``kv``), and move
         the received ones to the end of ``running`` (their ``table`` status

@@ -50,9 +50,12 @@ class Preemption:
 
     def preempt(self, table, kv, running: list[int], waiting, i: int) -> None:
         """Take running request ``i`` off the device: its blocks go back to the
-        pool ``kv``, it leaves ``running``, and under ``recompute`` it goes to
-        the front of the ``waiting`` queue (a :class:`~.waiting_queue.WaitingQueue`)
-        with its ``table`` row reset to no computed tokens."""
+        pool ``kv`` and it leaves ``running``. Under ``recompute`` its ``table``
+        row drops its computed tokens (counted as recomputed) and it goes back
+        to the ``waiting`` queue (a :class:`~.waiting_queue.WaitingQueue`): at
+        the front under FCFS, by its (priority, arrival) key under priority.
+        Under ``swap`` it is evicted: it keeps its computed tokens, joins
+        :attr:`swapped` and its KV bytes count in ``bytes_out``."""
         kv.free(i)
         running.remove(i)
         table.num_preemptions[i] += 1

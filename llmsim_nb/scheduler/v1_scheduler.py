@@ -55,7 +55,7 @@ import numpy as np
 
 from ..config import SchedulerConfig
 from ..workload.content import RequestContent
-from .admission import admit_waiting
+from .admission import NOTHING_ADMITTED, Admission, admit_waiting
 from .block_hasher import BlockHasher
 from .kv_transfer import KVTransfers
 from .plan import IterationPlan, check_update
@@ -102,7 +102,6 @@ class V1Scheduler:
         self.num_finished = 0
         self._iteration = 0
         self._open_plan: IterationPlan | None = None
-        self._host_hits = self._stored_blocks = 0
         self.transfers = KVTransfers()  # prefill/decode disaggregation (:mod:`.kv_transfer`)
 
     # ------------------------------------------------------------ requests
@@ -194,9 +193,9 @@ class V1Scheduler:
             raise RuntimeError("step() called twice without update(); feed the previous "
                                "plan back with update(plan, finished_at) first")
         self._release_arrivals(now)
-        self.transfers.step(self.kv, self.table, self._running, self.config.max_batch, now)
-        self._host_hits = self._recompute_cached = 0
+        self.transfers.step(self.table, self.kv, self._running, self.config.max_batch, now)
         stored = self.kv.num_stored_blocks
+        admitted = NOTHING_ADMITTED
         preempted_all: list[int] = []
         swap = self._preemption
         swap.reset()
@@ -204,13 +203,9 @@ class V1Scheduler:
         while True:
             rows, budget, preempted = self._schedule_running(self.config.max_num_batched_tokens)
             preempted_all += preempted
-            queried = cached = 0
             if not preempted and not swap.swapped:  # swapped requests come back first
                 admitted = admit_waiting(self.table, self.kv, self.config, self._waiting,
                                          self._running, self.transfers, self.hasher, now, budget)
-                queried, cached = admitted.num_query_tokens, admitted.num_cached_tokens
-                self._host_hits += admitted.num_host_blocks
-                self._recompute_cached += admitted.num_recompute_cached_tokens
                 if admitted.request_ids:  # the rows are gathered again, with the admitted ones
                     rows = gather_rows(self.table, rows.ids.tolist() + admitted.request_ids,
                                        rows.num_tokens.tolist() + admitted.num_tokens)
@@ -219,8 +214,8 @@ class V1Scheduler:
             # schedules again (it terminates: the preemptions freed blocks).
             if len(rows.ids) or not preempted:
                 break
-        self._stored_blocks = self.kv.num_stored_blocks - stored
-        plan = self._make_plan(now, rows, queried, cached, tuple(preempted_all))
+        plan = self._make_plan(now, rows, admitted, self.kv.num_stored_blocks - stored,
+                               tuple(preempted_all))
         self._open_plan = plan
         return plan
 
@@ -328,21 +323,25 @@ class V1Scheduler:
         return max(self._running, key=lambda i: (table.priority.item(i),
                                                  table.arrival_at.item(i), i))
 
-    def _make_plan(self, now: float, rows: BatchRows, queried: int, cached: int,
-                   preempted: tuple[int, ...]) -> IterationPlan:
+    def _make_plan(self, now: float, rows: BatchRows, admitted: Admission,
+                   num_stored_blocks: int, preempted: tuple[int, ...]) -> IterationPlan:
+        """The plan of ``rows``, with this step's admissions, the blocks it stored
+        to the host tier and the requests it preempted."""
         swap, kv = self._preemption, self.kv
         block_bytes = kv.block_size * self.kv_bytes_per_token
+        host_blocks = admitted.num_host_blocks
         return plan_of_rows(
             self.table, self._iteration, now, rows,
             evicted_request_ids=tuple(swap.swapped_out),
             reloaded_request_ids=tuple(swap.swapped_in),
-            evicted_bytes=float(self._stored_blocks * block_bytes) + swap.bytes_out,
-            reloaded_bytes=float(self._host_hits * block_bytes) + swap.bytes_in,
+            evicted_bytes=float(num_stored_blocks * block_bytes) + swap.bytes_out,
+            reloaded_bytes=float(host_blocks * block_bytes) + swap.bytes_in,
             num_used_blocks=kv.num_used_blocks, num_blocks=kv.num_blocks,
-            num_prefix_query_tokens=queried, num_cached_tokens=cached,
+            num_prefix_query_tokens=admitted.num_query_tokens,
+            num_cached_tokens=admitted.num_cached_tokens,
             preempted_request_ids=preempted,
-            num_host_cached_tokens=self._host_hits * kv.block_size,
-            num_recompute_cached_tokens=self._recompute_cached)
+            num_host_cached_tokens=host_blocks * kv.block_size,
+            num_recompute_cached_tokens=admitted.num_recompute_cached_tokens)
 
     # -------------------------------------------------------------- update
     def update(self, plan: IterationPlan, finished_at: float) -> list[RequestState]:
