@@ -61,18 +61,24 @@ def test_admission_stops_at_the_budget_and_the_empty_one_is_empty():
 
 
 def test_handover_transfer_sizes_equal_the_formula_for_every_pair():
-    config = SimConfig.from_flags(model_name="llama-3.1-8b", hardware="h100-sxm",
-                                  scheduling="vllm-v1")
-    cluster = Cluster(ClusterConfig((InstanceGroup("prefill", config, 2, "prefill"),
-                                     InstanceGroup("decode", config, 2, "decode"))))
+    # Unequal instances (TP 1 and TP 2 on both sides), so that sizes kept
+    # under the wrong pair would be wrong.
+    flags = dict(model_name="llama-3.1-8b", hardware="h100-sxm", scheduling="vllm-v1")
+    one = SimConfig.from_flags(**flags)
+    two = SimConfig.from_flags(**flags, npu_num=2)
+    cluster = Cluster(ClusterConfig((InstanceGroup("p1", one, 1, "prefill"),
+                                     InstanceGroup("p2", two, 1, "prefill"),
+                                     InstanceGroup("d1", one, 1, "decode"),
+                                     InstanceGroup("d2", two, 1, "decode"))))
     pd = cluster.disaggregation
     for prefill in (0, 1):
         for decode in (2, 3):
             for tokens in (1, 17, 4096):
-                sender = cluster.instances[prefill]
+                sender, receiver = cluster.instances[prefill], cluster.instances[decode]
                 tp = sender.layout.tp
                 want = float(sum(kv * tp for kv in sender.memory.kv_bytes_per_token) * tokens)
-                per_device = max(sender.memory.kv_bytes_per_token) * tokens
+                per_device = max(max(sender.memory.kv_bytes_per_token) * tokens,
+                                 max(receiver.memory.kv_bytes_per_token) * tokens)
                 seconds = pd._network.send_time(0, 1, float(per_device))
                 assert pd.transfer(prefill, decode, tokens) == (want, seconds)
                 assert pd.transfer(prefill, decode, tokens) == (want, seconds)  # memoised

@@ -208,12 +208,7 @@ class Cluster:
         transfer = {}
         if self.disaggregation is not None:  # the prompt and first token only, KV kept
             transfer = {"hold_kv": True} if request.num_output_tokens > 1 else {}
-            outputs = min(request.num_output_tokens, 1)
-            # A plain Request is rebuilt directly (the common case, without
-            # dataclasses.replace's field walk); a subclass keeps its type.
-            request = Request(request.request_id, at, request.num_prompt_tokens, outputs,
-                              request.content, request.priority) \
-                if type(request) is Request else replace(request, num_output_tokens=outputs)
+            request = replace(request, num_output_tokens=min(request.num_output_tokens, 1))
         self.request_local[index] = self.submit_to(k, index, request, at, **transfer)
         self.request_instance[index] = k
         self.now = max(self.now, at)
