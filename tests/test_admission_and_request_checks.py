@@ -29,7 +29,7 @@ def _sched(budget=64, num_blocks=100, block_size=4):
 def _admit(sched, now, budget):
     sched._release_arrivals(now)
     return admit_waiting(sched.table, sched.kv, sched.config, sched._waiting, sched._running,
-                         sched.transfers, sched.hasher, now, budget)
+                         sched.transfers, sched.hasher, sched.registration, now, budget)
 
 
 def test_admission_reports_ids_tokens_and_prefix_figures_by_hand():

@@ -52,15 +52,17 @@ NOTHING_ADMITTED = Admission((), (), 0, 0, 0, 0)
 
 
 def admit_waiting(table, kv, config, waiting, running: list[int], transfers, hasher_of,
-                  now: float, budget: int) -> Admission:
+                  registration, now: float, budget: int) -> Admission:
     """Admit waiting requests into the iteration starting at ``now`` with
     ``budget`` tokens left.
 
     The arguments are a :class:`~.v1_scheduler.V1Scheduler`'s parts: its
     request ``table``, block pool ``kv``, ``config``, ``waiting`` queue
     (:class:`~.waiting_queue.WaitingQueue`), ``running`` ids, ``transfers``
-    (:class:`~.kv_transfer.KVTransfers`) and ``hasher_of`` (request id -> its
-    :class:`~.block_hasher.BlockHasher`). Admitted requests move from
+    (:class:`~.kv_transfer.KVTransfers`), ``hasher_of`` (request id -> its
+    :class:`~.block_hasher.BlockHasher`) and ``registration``
+    (:class:`~.block_registration.BlockRegistration`: which requests can
+    find anything, which admitted blocks are registered now). Admitted requests move from
     ``waiting`` to the end of ``running``, except receiving transfers: they
     leave ``waiting`` and join ``running`` when their KV has arrived
     (:meth:`~.kv_transfer.KVTransfers.step`). What was admitted is returned
@@ -84,9 +86,13 @@ def admit_waiting(table, kv, config, waiting, running: list[int], transfers, has
             waiting.pop()
             continue
         known = table.num_prompt_tokens.item(i) + table.num_generated_tokens.item(i)
-        hasher = hasher_of(i)
-        hits = kv.find_cached_prefix(hasher, known)
-        host = kv.find_host_prefix(hasher, known, len(hits))
+        preempted = table.num_preemptions.item(i)
+        if registration.may_hit(i, preempted):
+            hasher = hasher_of(i)
+            hits = kv.find_cached_prefix(hasher, known)
+            host = kv.find_host_prefix(hasher, known, len(hits))
+        else:  # nothing to find (block_registration)
+            hasher, hits, host = None, [], 0
         num_cached = (len(hits) + host) * B
         n = known - num_cached
         if 0 < threshold < n:
@@ -94,14 +100,15 @@ def admit_waiting(table, kv, config, waiting, running: list[int], transfers, has
         if not chunked and n > budget:
             break
         n = min(n, budget)
-        host_hashes = hasher.hashes[len(hits) + 1: len(hits) + host + 1]
+        host_hashes = hasher.hashes[len(hits) + 1: len(hits) + host + 1] if host else ()
         if reserve_full and not kv.can_hold(i, known, hits):
             break  # vLLM's full_sequence_must_fit: the whole prompt's blocks first
         if not kv.allocate_slots(i, num_cached + n, hits, host_hashes):
             break  # FCFS: the head of the queue waits for memory
         host_blocks += host
-        hasher.lookup = None  # remembered only while it waits (prefix_lookup)
-        kv.cache_full_blocks(i, hasher, num_cached + n)
+        if hasher is not None:
+            hasher.lookup = None  # remembered only while it waits (prefix_lookup)
+            registration.admitted(i, hasher, num_cached + n, kv)
         waiting.pop()
         running.append(i)
         table.status[i] = RUNNING
@@ -111,7 +118,7 @@ def admit_waiting(table, kv, config, waiting, running: list[int], transfers, has
             table.admitted_at[i] = now
             table.num_cached_tokens[i] = num_cached
         if kv.enable_caching:
-            if table.num_preemptions.item(i):  # vLLM keeps these out of its hit-rate counters
+            if preempted:  # vLLM keeps these out of its hit-rate counters
                 recompute_cached += num_cached
             else:
                 queried += known

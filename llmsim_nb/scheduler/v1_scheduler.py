@@ -57,6 +57,7 @@ from ..config import SchedulerConfig
 from ..workload.content import RequestContent
 from .admission import NOTHING_ADMITTED, Admission, admit_waiting
 from .block_hasher import BlockHasher
+from .block_registration import BlockRegistration
 from .kv_transfer import KVTransfers
 from .plan import IterationPlan, check_update
 from .v1_plan import BatchRows, gather_rows, plan_of_rows
@@ -68,6 +69,7 @@ from .request_state import WAITING, RequestState, RequestTable, max_kv_tokens
 #: ``np.add.reduce``: what ``ndarray.sum()`` computes for a 1-d array, without
 #: the method's Python-level wrapper (this runs every iteration).
 _reduce = np.add.reduce
+_any = np.logical_or.reduce
 
 
 class V1Scheduler:
@@ -83,13 +85,20 @@ class V1Scheduler:
     kv_bytes_per_token : int
         Bytes one token's K and V take over all layers: the host tier's copies
         (recompute itself moves none).
+    registration : BlockRegistration, optional
+        When full blocks are registered in the prefix cache (default: blocks
+        no other request can hit are registered when given back; the same
+        results as registering every block when allocated, which
+        ``BlockRegistration(lazy=False)`` does: :mod:`.block_registration`).
     """
 
     def __init__(self, config: SchedulerConfig, kv_cache: PrefixCachingKVManager,
-                 kv_bytes_per_token: int) -> None:
+                 kv_bytes_per_token: int, registration: BlockRegistration | None = None
+                 ) -> None:
         self.config = config
         self.kv = kv_cache
         self.kv_bytes_per_token = kv_bytes_per_token
+        self.registration = BlockRegistration() if registration is None else registration
         self.table = RequestTable()
         self.requests: list[RequestState] = []
         self._contents: list[RequestContent | None] = []
@@ -129,6 +138,8 @@ class V1Scheduler:
         table.last_token_at[request_id] = first_token_at
         table.priority[request_id] = priority
         self._contents.append(content)
+        self.registration.add(request_id, content, num_prompt_tokens, self.kv.block_size, table,
+                              self.kv, self.hasher)
         state = RequestState(table, request_id)
         self.requests.append(state)
         self._pending.append(request_id)
@@ -205,7 +216,8 @@ class V1Scheduler:
             preempted_all += preempted
             if not preempted and not swap.swapped:  # swapped requests come back first
                 admitted = admit_waiting(self.table, self.kv, self.config, self._waiting,
-                                         self._running, self.transfers, self.hasher, now, budget)
+                                         self._running, self.transfers, self.hasher,
+                                         self.registration, now, budget)
                 if admitted.request_ids:  # the rows are gathered again, with the admitted ones
                     rows = gather_rows(self.table, rows.ids.tolist() + admitted.request_ids,
                                        rows.num_tokens.tolist() + admitted.num_tokens)
@@ -274,7 +286,12 @@ class V1Scheduler:
         short = grow.nonzero()[0].tolist()
         if short:
             kv.grow_many([run[k] for k in short], grow[short].tolist())
-        if kv.enable_caching:  # register the blocks the iteration fills (else a no-op)
+        # Register the blocks the iteration fills, if any request registers
+        # them when allocated (block_registration: the others wait until the
+        # request gives its blocks back; a decode's blocks usually do).
+        reg = self.registration
+        if kv.enable_caching and reg.num_with_eager_blocks \
+                and _any(computed < reg.eager_tokens[ids]):
             hold = computed + num_tokens
             crossed = (hold // B > computed // B).nonzero()[0].tolist()
             if crossed:
@@ -300,6 +317,7 @@ class V1Scheduler:
                 victim = self._victim()
                 at = run.index(victim)
                 budget += scheduled.pop(victim, 0)
+                self.registration.release([victim], table, kv, self.hasher, finished=False)
                 self._preemption.preempt(self.table, self.kv, self._running, self._waiting,
                                          victim)
                 preempted.append(victim)
@@ -356,6 +374,7 @@ class V1Scheduler:
                                       batch.num_logit_tokens.astype(bool), finished_at).tolist()
         if not done_ids:
             return []
+        self.registration.release(done_ids, self.table, self.kv, self.hasher, finished=True)
         for i in done_ids:
             if not self.transfers.keeps(i):  # a prefill side holds it until sent
                 self.kv.free(i)

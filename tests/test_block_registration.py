@@ -1,0 +1,187 @@
+"""When full blocks are registered in the prefix cache (scheduler/block_registration.py).
+
+Blocks no other request can hit are registered when their request gives them
+back instead of when allocated. These tests pin the classification by hand,
+the immediate registration when a later prompt repeats a running request's
+output, and, on random workloads (shared prefixes, conversations replayed open
+loop, requests without content, preemption by recompute and by swap, a host
+tier, chunked prefill, priorities, requests added while others run), that every
+plan, every request's row and the block pool's queues equal those of
+registering every block when allocated (``BlockRegistration(lazy=False)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from llmsim_nb.config import SchedulerConfig
+from llmsim_nb.scheduler import PrefixCachingKVManager, V1Scheduler
+from llmsim_nb.scheduler.block_hasher import BlockHasher
+from llmsim_nb.scheduler.block_registration import ALL, BlockRegistration
+from llmsim_nb.workload.content import RequestContent
+
+B = 4
+
+
+def make(lazy=True, num_blocks=100, num_host_blocks=0, **flags):
+    config = SchedulerConfig(policy="vllm-v1", block_size=B, **flags)
+    kv = PrefixCachingKVManager(num_blocks, B, num_host_blocks=num_host_blocks)
+    return V1Scheduler(config, kv, kv_bytes_per_token=100,
+                       registration=BlockRegistration(lazy=lazy))
+
+
+def test_classification_by_hand():
+    sched = make()
+    eager = sched.registration.eager_tokens
+    sched.add(0, 0.0, 10, 5)                                         # no content
+    sched.add(1, 0.0, 10, 5, RequestContent((1, 2), (6, 4), 50))     # private output
+    sched.add(2, 0.0, 3, 5, RequestContent((1,), (3,), 51))          # no full prompt block
+    sched.add(3, 0.0, 9, 5, RequestContent((7,), (9,), 52))
+    sched.add(4, 0.0, 9, 5, RequestContent((52,), (9,), 53))         # repeats 3's output
+    sched.add(5, 0.0, 9, 5, RequestContent((8,), (9,), 50))          # 1's output id again
+    sched.add(6, 0.0, 9, 5, RequestContent((9,), (9,), 7))           # 3's prompt id as output
+    eager = sched.registration.eager_tokens
+    assert eager[:7].tolist() == [0, ALL, 0, ALL, 8, ALL, ALL]
+    # 0 and 2 register nothing when allocated: the running scan only needs
+    # requests with eager blocks.
+    assert sched.registration.num_with_eager_blocks > 0
+    assert not make(lazy=True).registration.num_with_eager_blocks
+
+
+def test_requests_without_content_are_not_looked_up_until_preempted():
+    reg = BlockRegistration()
+    sched = make()
+    sched.add(0, 0.0, 8, 2)
+    reg = sched.registration
+    assert not reg.may_hit(0, 0) and reg.may_hit(0, 1)
+    assert BlockRegistration(lazy=False).lazy is False
+
+
+def test_a_prompt_repeating_a_running_output_registers_it_at_once():
+    sched = make()
+    sched.add(0, 0.0, 8, 20, RequestContent((1,), (8,), 50))
+    now = 0.0
+    for _ in range(9):  # the prompt, then 8 decodes: tokens 8..15 computed
+        plan = sched.step(now)
+        now += 1.0
+        sched.update(plan, now)
+    kv, hasher = sched.kv, sched.hasher(0)
+    assert sched.table.num_computed_tokens[0] == 16
+    # Blocks 0 and 1 hold the prompt (registered at admission); blocks 2 and 3
+    # hold generated tokens only: not registered yet.
+    assert [kv.is_cached(hasher.hash_of(k)) for k in range(4)] == [True, True, False, False]
+    # A later turn repeats the output: request 0's computed blocks are
+    # registered now, and from now on when allocated.
+    sched.add(1, now, 18, 2, RequestContent((1, 50), (8, 10), 60))
+    assert [kv.is_cached(hasher.hash_of(k)) for k in range(4)] == [True] * 4
+    assert sched.registration.eager_tokens[0] == ALL
+    for _ in range(4):
+        plan = sched.step(now)
+        now += 1.0
+        sched.update(plan, now)
+    assert kv.is_cached(hasher.hash_of(4))
+
+
+def test_finished_blocks_are_registered_and_stay_cached():
+    sched = make()
+    sched.add(0, 0.0, 8, 9, RequestContent((1,), (8,), 50))
+    now = 0.0
+    while sched.has_unfinished:
+        plan = sched.step(now)
+        now += 1.0
+        sched.update(plan, now)
+    kv, hasher = sched.kv, BlockHasher(RequestContent((1,), (8,), 50), 0, 8, B)
+    # 8 + 8 computed tokens (the last output is never fed back): 4 full blocks.
+    assert [kv.is_cached(hasher.hash_of(k)) for k in range(5)] == [True] * 4 + [False]
+    assert kv.num_used_blocks == 0
+
+
+def _plan_fields(plan):
+    out = []
+    for f in dataclasses.fields(plan):
+        v = getattr(plan, f.name)
+        if f.name == "batch":
+            v = tuple(np.asarray(getattr(v, g.name)).tolist() if isinstance(
+                getattr(v, g.name), np.ndarray) else getattr(v, g.name)
+                for g in dataclasses.fields(v))
+        elif isinstance(v, np.ndarray):
+            v = v.tolist()
+        out.append((f.name, v))
+    return out
+
+
+def _random_run(seed, lazy):
+    rng = np.random.default_rng(seed)
+    mode = ["recompute", "swap"][seed % 2]
+    host = int(rng.choice([0, 0, 12]))
+    sched = make(lazy=lazy, num_blocks=int(rng.integers(26, 50)), num_host_blocks=host,
+                 max_num_batched_tokens=int(rng.integers(8, 96)),
+                 max_batch=int(rng.integers(0, 8)),
+                 long_prefill_token_threshold=int(rng.choice([0, 0, 12])),
+                 preemption_mode=mode,
+                 scheduling_policy=str(rng.choice(["fcfs", "priority"])))
+    n = 50
+    arrivals = np.sort(rng.uniform(0, 15, n))
+    outputs = rng.integers(1, 30, n)
+    requests = []
+    for i in range(n):
+        kind = rng.random()
+        out_id = 5000 + i if rng.random() < 0.9 else 5000 + int(rng.integers(0, i + 1))
+        if kind < 0.25:
+            c = None
+            prompt = int(rng.integers(1, 40))
+        elif kind < 0.55 and i:  # an earlier request's output repeated (a replayed turn)
+            j = int(rng.integers(0, i))
+            earlier = int(outputs[j])
+            segs = [(int(rng.integers(3)), int(rng.integers(1, 12))), (5000 + j, earlier),
+                    (9000 + i, int(rng.integers(1, 10)))]
+            c = RequestContent(tuple(s for s, _ in segs), tuple(m for _, m in segs), out_id)
+            prompt = sum(m for _, m in segs)
+        else:  # a shared system prompt and a question, maybe naming a later output id
+            sys_len, q = int(rng.integers(1, 20)), int(rng.integers(1, 20))
+            q_id = 5000 + int(rng.integers(i, n)) if rng.random() < 0.1 else 9000 + i
+            c = RequestContent((int(rng.integers(3)), q_id), (sys_len, q), out_id)
+            prompt = sys_len + q
+        requests.append((float(arrivals[i]), prompt, int(outputs[i]), c,
+                         int(rng.integers(0, 3))))
+    plans, now, added = [], 0.0, 0
+    while added < n or sched.has_unfinished:
+        # Requests are added a little before they arrive, while others run.
+        while added < n and requests[added][0] <= now + 0.5:
+            at, prompt, out, c, prio = requests[added]
+            sched.add(added, at, prompt, out, c, priority=prio)
+            added += 1
+        plan = sched.step(now)
+        if plan.is_empty:
+            sched.update(plan, now)
+            nxt = sched.next_event_at()
+            now = requests[added][0] - 0.5 if nxt is None else max(now, nxt)
+            continue
+        sched.update(plan, now + 0.25)
+        now += 0.25
+        plans.append(_plan_fields(plan))
+        assert len(plans) < 20_000
+    kv = sched.kv
+    columns = {name: sched.table.column(name).tolist() for name in (
+        "num_computed_tokens", "num_generated_tokens", "num_cached_tokens", "num_preemptions",
+        "num_recomputed_tokens", "first_token_at", "finished_at", "admitted_at")}
+    return plans, columns, kv.free_queue(), kv.host_queue(), kv.num_stored_blocks, sched
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_lazy_registration_equals_registering_when_allocated(seed):
+    plans, columns, free, host, stored, lazy = _random_run(seed, True)
+    ref_plans, ref_columns, ref_free, ref_host, ref_stored, ref = _random_run(seed, False)
+    assert len(plans) == len(ref_plans)
+    for k, (a, b) in enumerate(zip(plans, ref_plans)):
+        assert a == b, f"iteration {k}"
+    assert columns == ref_columns
+    assert free == ref_free and host == ref_host and stored == ref_stored
+    # Every hash some request could still hit is registered to the same block.
+    content_less = [c is None for c in lazy._contents]
+    if lazy.kv.num_host_blocks or not any(content_less):
+        assert lazy.kv._cached == ref.kv._cached and lazy.kv._dups == ref.kv._dups
+    assert lazy.num_finished == 50
