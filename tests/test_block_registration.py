@@ -45,10 +45,35 @@ def test_classification_by_hand():
     sched.add(6, 0.0, 9, 5, RequestContent((9,), (9,), 7))           # 3's prompt id as output
     eager = sched.registration.eager_tokens
     assert eager[:7].tolist() == [0, ALL, 0, ALL, 8, ALL, ALL]
-    # 0 and 2 register nothing when allocated: the running scan only needs
-    # requests with eager blocks.
-    assert sched.registration.num_with_eager_blocks > 0
-    assert not make(lazy=True).registration.num_with_eager_blocks
+    # 1, 3, 5 and 6 register every block when allocated: the running
+    # requests are scanned while any of them is unfinished.
+    assert sched.registration.num_unfinished_all == 4
+    assert not sched.registration.zone
+
+
+def test_the_zone_holds_requests_with_shareable_blocks_still_to_compute():
+    sched = make(max_num_batched_tokens=8)
+    reg = sched.registration
+    sched.add(0, 0.0, 20, 3, RequestContent((1, 2), (16, 4), 50))   # eager_tokens 20
+    sched.add(1, 0.0, 20, 3, RequestContent((1, 3), (16, 4), 51), num_external_tokens=8)
+    sched.add(2, 0.0, 20, 3, RequestContent((1, 4), (16, 4), 52), num_external_tokens=20)
+    assert reg.eager_tokens[:3].tolist() == [20, ALL, 20]
+    # A KV transfer of part of the shareable blocks: every block when
+    # allocated (the transfer admits it, not the zone).
+    assert reg.num_unfinished_all == 1
+    plan = sched.step(0.0)  # request 0 takes an 8-token chunk: in the zone
+    assert plan.batch.request_ids.tolist() == [0] and reg.zone == {0}
+    sched.update(plan, 1.0)
+    assert reg.zone == {0}
+    reg.resumed(2, 12)  # a swap-in part way through the prompt joins it too
+    reg.resumed(1, 4)   # (every block when allocated anyway)
+    assert reg.zone == {0, 2}
+    now = 1.0
+    while sched.table.num_computed_tokens[0] < 20:
+        plan = sched.step(now)
+        now += 1.0
+        sched.update(plan, now)
+    assert 0 not in reg.zone
 
 
 def test_requests_without_content_are_not_looked_up_until_preempted():
@@ -117,7 +142,7 @@ def _random_run(seed, lazy):
     rng = np.random.default_rng(seed)
     mode = ["recompute", "swap"][seed % 2]
     host = int(rng.choice([0, 0, 12]))
-    sched = make(lazy=lazy, num_blocks=int(rng.integers(26, 50)), num_host_blocks=host,
+    sched = make(lazy=lazy, num_blocks=int(rng.integers(40, 80)), num_host_blocks=host,
                  max_num_batched_tokens=int(rng.integers(8, 96)),
                  max_batch=int(rng.integers(0, 8)),
                  long_prefill_token_threshold=int(rng.choice([0, 0, 12])),
@@ -125,34 +150,42 @@ def _random_run(seed, lazy):
                  scheduling_policy=str(rng.choice(["fcfs", "priority"])))
     n = 50
     arrivals = np.sort(rng.uniform(0, 15, n))
-    outputs = rng.integers(1, 30, n)
-    requests = []
+    outputs = rng.integers(2, 30, n)
+    requests, prompts = [], []
     for i in range(n):
         kind = rng.random()
         out_id = 5000 + i if rng.random() < 0.9 else 5000 + int(rng.integers(0, i + 1))
-        if kind < 0.25:
+        external = 0
+        if kind < 0.2:
             c = None
             prompt = int(rng.integers(1, 40))
-        elif kind < 0.55 and i:  # an earlier request's output repeated (a replayed turn)
+        elif kind < 0.5 and i:
+            # The next turn of an earlier request's conversation (replayed open
+            # loop: it may arrive while that request still runs): its prompt,
+            # its output, a new message.
             j = int(rng.integers(0, i))
-            earlier = int(outputs[j])
-            segs = [(int(rng.integers(3)), int(rng.integers(1, 12))), (5000 + j, earlier),
-                    (9000 + i, int(rng.integers(1, 10)))]
+            before = prompts[j]
+            segs = ([] if before is None else list(before)) + [(5000 + j, int(outputs[j])),
+                                                               (9000 + i, int(rng.integers(1, 10)))]
             c = RequestContent(tuple(s for s, _ in segs), tuple(m for _, m in segs), out_id)
             prompt = sum(m for _, m in segs)
         else:  # a shared system prompt and a question, maybe naming a later output id
-            sys_len, q = int(rng.integers(1, 20)), int(rng.integers(1, 20))
+            sys_len, q = int(rng.integers(1, 40)), int(rng.integers(1, 20))
             q_id = 5000 + int(rng.integers(i, n)) if rng.random() < 0.1 else 9000 + i
             c = RequestContent((int(rng.integers(3)), q_id), (sys_len, q), out_id)
             prompt = sys_len + q
+        if rng.random() < 0.15:  # its first tokens' KV comes from another instance
+            external = int(rng.integers(1, prompt + 1))
+        prompts.append(None if c is None else tuple(zip(c.segment_ids, c.segment_lengths)))
         requests.append((float(arrivals[i]), prompt, int(outputs[i]), c,
-                         int(rng.integers(0, 3))))
+                         int(rng.integers(0, 3)), external))
     plans, now, added = [], 0.0, 0
     while added < n or sched.has_unfinished:
         # Requests are added a little before they arrive, while others run.
         while added < n and requests[added][0] <= now + 0.5:
-            at, prompt, out, c, prio = requests[added]
-            sched.add(added, at, prompt, out, c, priority=prio)
+            at, prompt, out, c, prio, external = requests[added]
+            sched.add(added, at, prompt, out, c, priority=prio, num_external_tokens=external,
+                      external_latency=0.3 if external else 0.0)
             added += 1
         plan = sched.step(now)
         if plan.is_empty:
@@ -165,7 +198,8 @@ def _random_run(seed, lazy):
         plans.append(_plan_fields(plan))
         assert len(plans) < 20_000
     kv = sched.kv
-    columns = {name: sched.table.column(name).tolist() for name in (
+    columns = {name: [None if v != v else v for v in sched.table.column(name).tolist()]
+               for name in (  # NaN as None, which compares equal
         "num_computed_tokens", "num_generated_tokens", "num_cached_tokens", "num_preemptions",
         "num_recomputed_tokens", "first_token_at", "finished_at", "admitted_at")}
     return plans, columns, kv.free_queue(), kv.host_queue(), kv.num_stored_blocks, sched

@@ -43,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..workload.content import RequestContent
+from .request_state import RUNNING
 
 #: ``eager_tokens`` of a request whose every block is registered when allocated.
 ALL = np.iinfo(np.int64).max
@@ -65,16 +66,20 @@ class BlockRegistration:
         are registered when allocated, the others when it gives its blocks
         back (:data:`ALL`: every block when allocated). Read through the
         attribute: the array is replaced when it grows.
-    num_with_eager_blocks : int
-        Requests given ``eager_tokens > 0`` so far (it never decreases): while
-        0 (requests without content only), running requests need no scan for
-        blocks to register.
+    num_unfinished_all : int
+        Unfinished requests with ``eager_tokens == ALL``.
+    zone : set of int
+        Other requests that hold blocks and have not computed all their
+        tokens ``< eager_tokens`` (a chunked prompt). While both are empty
+        (the common case), the running requests' new blocks all wait until
+        they are given back, and the scheduler scans none of them.
     """
 
     def __init__(self, lazy: bool = True) -> None:
         self.lazy = lazy
         self.eager_tokens = np.zeros(64, dtype=np.int64)
-        self.num_with_eager_blocks = 0
+        self.num_unfinished_all = 0
+        self.zone: set[int] = set()
         self._content_less: list[bool] = []
         self._owner_of: dict[int, int] = {}  # output id -> the unfinished request generating it
         self._output_of: dict[int, int] = {}  # and back
@@ -82,11 +87,14 @@ class BlockRegistration:
 
     # ------------------------------------------------------------ requests
     def add(self, i: int, content: RequestContent | None, num_prompt_tokens: int,
-            block_size: int, table, kv, hasher_of) -> None:
+            block_size: int, table, kv, hasher_of, num_external_tokens: int = 0) -> None:
         """Classify request ``i`` (ids 0, 1, 2, ...), and register at once the
         computed blocks of any earlier request whose private blocks it could
         hit (in the pool ``kv``; ``table`` the request table, ``hasher_of``:
-        request id -> its :class:`~.block_hasher.BlockHasher`)."""
+        request id -> its :class:`~.block_hasher.BlockHasher`). A request
+        whose KV comes from another instance (``num_external_tokens``) for
+        part of its shareable blocks only registers every block when allocated
+        (it is admitted by its transfer, not into the zone)."""
         if i >= len(self.eager_tokens):
             grown = np.zeros(2 * len(self.eager_tokens), dtype=np.int64)
             grown[: len(self.eager_tokens)] = self.eager_tokens
@@ -110,14 +118,20 @@ class BlockRegistration:
         elif out in self._prompt_ids:  # a prompt added already repeats its output
             self._set(i, ALL)
         else:
+            eager = num_prompt_tokens // block_size * block_size
+            if 0 < num_external_tokens < eager:
+                self._set(i, ALL)
+                return
             owners[out] = i
             self._output_of[i] = out
-            self._set(i, num_prompt_tokens // block_size * block_size)
+            self._set(i, eager)
 
     def _set(self, i: int, eager_tokens: int) -> None:
+        """``eager_tokens[i]``, counted in :attr:`num_unfinished_all`."""
+        if eager_tokens == ALL:
+            self.num_unfinished_all += 1
+            self.zone.discard(i)
         self.eager_tokens[i] = eager_tokens
-        if eager_tokens:
-            self.num_with_eager_blocks += 1
 
     def _disown(self, out: int) -> int:
         i = self._owner_of.pop(out)
@@ -143,11 +157,32 @@ class BlockRegistration:
         eager = self.eager_tokens.item(i)
         if eager:
             kv.cache_full_blocks(i, hasher, min(num_tokens, eager))
+            if num_tokens < eager != ALL:
+                self.zone.add(i)
+
+    def resumed(self, i: int, num_computed_tokens: int) -> None:
+        """Request ``i`` holds blocks again for its computed tokens, all
+        registered (a swap-in)."""
+        if num_computed_tokens < self.eager_tokens.item(i) != ALL:
+            self.zone.add(i)
+
+    def prune(self, table) -> None:
+        """After an iteration: drop from :attr:`zone` the requests that have
+        computed their tokens below ``eager_tokens`` or hold no blocks."""
+        computed, status, eager = table.num_computed_tokens, table.status, self.eager_tokens
+        self.zone = {i for i in self.zone
+                     if status.item(i) == RUNNING and computed.item(i) < eager.item(i)}
 
     # ------------------------------------------------------------ releases
     def release(self, ids: list[int], table, kv, hasher_of, finished: bool) -> None:
         """Before requests ``ids`` give their blocks back (``finished``, else
         preempted): register their full blocks of computed tokens."""
+        zone = self.zone
+        if zone:
+            zone.difference_update(ids)
+        if finished:
+            eager = self.eager_tokens
+            self.num_unfinished_all -= sum(eager.item(i) == ALL for i in ids)
         if not kv.enable_caching:
             return
         if finished:

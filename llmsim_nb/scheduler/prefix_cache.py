@@ -40,7 +40,8 @@ the free queue, which no freed block ever precedes.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from itertools import islice, repeat
 
 from .block_hasher import BlockHasher
 from .kv_cache import PagedBlocks
@@ -226,10 +227,37 @@ class PrefixCachingKVManager(PrefixLookup, PagedBlocks):
         if fresh:  # never-used blocks first, in id order
             self._next_unused = at + fresh
             _fresh(ref, table, at, fresh)
-        for _ in range(need - fresh):
+        k = need - fresh
+        if k == 1:
             b = self._pop_free()
             ref[b] = 1
             table.append(b)
+        elif k:
+            blocks = self._pop_many(k)
+            ref.update(dict.fromkeys(blocks, 1))
+            table += blocks
+
+    def _pop_many(self, k: int) -> list[int]:
+        """The ``k`` least recently freed blocks, front first, their hashes
+        evicted: ``k`` calls of :meth:`_pop_free`, with the loops in C where no
+        hash has a duplicate block (the common case)."""
+        freed = self._freed
+        blocks = list(islice(freed, k))
+        if self._dups:  # a duplicate's eviction moves the answer: one at a time
+            return [self._pop_free() for _ in range(k)]
+        deque(map(freed.__delitem__, blocks), maxlen=0)
+        hash_of = self._hash_of
+        if not hash_of:
+            return blocks
+        hashes = [h for h in map(hash_of.pop, blocks, repeat(None)) if h is not None]
+        if hashes:  # without duplicates, each evicted block answers for its hash
+            deque(map(self._cached.__delitem__, hashes), maxlen=0)
+            self._note_changed_many(hashes)
+            self.num_evicted_blocks += len(hashes)
+            if self.num_host_blocks:
+                for h in hashes:
+                    self._offload(h)
+        return blocks
 
     def _pop_free(self) -> int:
         """The least recently freed block, its hash (if any) evicted."""
@@ -290,6 +318,15 @@ class PrefixCachingKVManager(PrefixLookup, PagedBlocks):
             hashes = hasher.hashes
             if len(hashes) <= stop:  # hashes[k + 1] names block k
                 hasher.extend(stop)
+            blocks, names = table[start:stop], hashes[start + 1:stop + 1]
+            if hash_of.keys().isdisjoint(blocks) and cached.keys().isdisjoint(names):
+                # The common case, in C: new blocks (a hit is registered already)
+                # and new hashes (no duplicate). A request's chained hashes
+                # differ from each other (short of a 64-bit collision).
+                hash_of.update(zip(blocks, names))
+                cached.update(zip(names, blocks))
+                registered[request_id] = stop
+                continue
             for k in range(start, stop):
                 b = table[k]
                 if b in hash_of:  # already registered (a block reached by a hit)
@@ -308,6 +345,10 @@ class PrefixCachingKVManager(PrefixLookup, PagedBlocks):
         table = self._tables.pop(request_id, [])
         self._num_registered.pop(request_id, None)
         ref, free = self._ref, self._freed
+        if len(table) > 1 and max(map(ref.__getitem__, table)) == 1:  # shares none: in C
+            deque(map(ref.__delitem__, table), maxlen=0)
+            free.update(dict.fromkeys(reversed(table)))
+            return table
         for b in reversed(table):
             n = ref[b] - 1
             if n:

@@ -80,6 +80,15 @@ class PrefixLookup:
             changed.clear()
             self._epoch += 1
 
+    def _note_changed_many(self, block_hashes: list[int]) -> None:
+        """:meth:`_note_changed` of each in turn, the log emptied (if long) once
+        at the end: the same for every lookup remembered afterwards."""
+        changed = self._changed
+        changed += block_hashes
+        if len(changed) > CHANGE_LOG_LIMIT:
+            changed.clear()
+            self._epoch += 1
+
     def _scan(self, hashes: list[int], start: int, most: int) -> list[int]:
         """Blocks of the cached run of ``hashes[start + 1 .. most]`` from its start."""
         # One dict lookup per block, in C, in doubling chunks so that a run

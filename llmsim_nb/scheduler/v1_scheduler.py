@@ -69,7 +69,6 @@ from .request_state import WAITING, RequestState, RequestTable, max_kv_tokens
 #: ``np.add.reduce``: what ``ndarray.sum()`` computes for a 1-d array, without
 #: the method's Python-level wrapper (this runs every iteration).
 _reduce = np.add.reduce
-_any = np.logical_or.reduce
 
 
 class V1Scheduler:
@@ -139,7 +138,7 @@ class V1Scheduler:
         table.priority[request_id] = priority
         self._contents.append(content)
         self.registration.add(request_id, content, num_prompt_tokens, self.kv.block_size, table,
-                              self.kv, self.hasher)
+                              self.kv, self.hasher, num_external_tokens)
         state = RequestState(table, request_id)
         self.requests.append(state)
         self._pending.append(request_id)
@@ -211,6 +210,8 @@ class V1Scheduler:
         swap = self._preemption
         swap.reset()
         swap.swap_in(self.table, self.kv, self._running, self.config.max_batch, self.hasher)
+        for i in swap.swapped_in:
+            self.registration.resumed(i, self.table.num_computed_tokens.item(i))
         while True:
             rows, budget, preempted = self._schedule_running(self.config.max_num_batched_tokens)
             preempted_all += preempted
@@ -290,8 +291,7 @@ class V1Scheduler:
         # them when allocated (block_registration: the others wait until the
         # request gives its blocks back; a decode's blocks usually do).
         reg = self.registration
-        if kv.enable_caching and reg.num_with_eager_blocks \
-                and _any(computed < reg.eager_tokens[ids]):
+        if kv.enable_caching and (reg.num_unfinished_all or reg.zone):
             hold = computed + num_tokens
             crossed = (hold // B > computed // B).nonzero()[0].tolist()
             if crossed:
@@ -372,6 +372,9 @@ class V1Scheduler:
         batch = plan.batch
         done_ids = self.table.advance(batch.request_ids, batch.num_query_tokens,
                                       batch.num_logit_tokens.astype(bool), finished_at).tolist()
+        reg = self.registration
+        if reg.zone:
+            reg.prune(self.table)
         if not done_ids:
             return []
         self.registration.release(done_ids, self.table, self.kv, self.hasher, finished=True)
