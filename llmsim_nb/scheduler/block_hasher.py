@@ -103,19 +103,27 @@ class BlockHasher:
             return
         s = bisect_right(starts, k * B) - 1
         while k < num_blocks:
-            lo, hi = k * B, (k + 1) * B
+            lo = k * B
             while ends[s] <= lo:
                 s += 1
-            if hi <= ends[s]:  # the common case: the block lies in one segment
-                parent = hash((parent, ids[s], lo - starts[s]))
-            else:
-                pieces: list[int] = [parent]
-                at, t = lo, s
-                while at < hi:
-                    n = min(hi, ends[t]) - at
-                    pieces += (ids[t], at - starts[t], int(n))
-                    at += n
-                    t += 1
-                parent = hash(tuple(pieces))
+            end = ends[s]
+            if lo + B <= end:  # the common case: a run of blocks inside one segment
+                stop = min(num_blocks, (end - lo) // B + k) if end != float("inf") \
+                    else num_blocks
+                sid, off = ids[s], lo - starts[s]
+                for off in range(off, off + (stop - k) * B, B):
+                    parent = hash((parent, sid, off))
+                    hashes.append(parent)
+                k = stop
+                continue
+            hi = lo + B
+            pieces: list[int] = [parent]
+            at, t = lo, s
+            while at < hi:
+                n = min(hi, ends[t]) - at
+                pieces += (ids[t], at - starts[t], int(n))
+                at += n
+                t += 1
+            parent = hash(tuple(pieces))
             hashes.append(parent)
             k += 1

@@ -228,11 +228,12 @@ class PrefixCachingKVManager(PrefixLookup, PagedBlocks):
             self._next_unused = at + fresh
             _fresh(ref, table, at, fresh)
         k = need - fresh
-        if k == 1:
-            b = self._pop_free()
-            ref[b] = 1
-            table.append(b)
-        elif k:
+        if k <= 2:  # a decode's growth: one at a time is quicker
+            for _ in range(k):
+                b = self._pop_free()
+                ref[b] = 1
+                table.append(b)
+        else:
             blocks = self._pop_many(k)
             ref.update(dict.fromkeys(blocks, 1))
             table += blocks
