@@ -219,3 +219,37 @@ def test_lazy_registration_equals_registering_when_allocated(seed):
     if lazy.kv.num_host_blocks or not any(content_less):
         assert lazy.kv._cached == ref.kv._cached and lazy.kv._dups == ref.kv._dups
     assert lazy.num_finished == 50
+
+
+@pytest.mark.parametrize("pools", ["colocated", "disaggregated"])
+def test_clusters_give_the_same_results_with_every_block_registered_when_allocated(
+        pools, monkeypatch):
+    # Shared prefixes over instances with little memory (preemptions) and a
+    # host tier; the whole cluster's Dataset must not change.
+    import xarray as xr
+
+    from llmsim_nb import SimConfig
+    from llmsim_nb.cluster import Cluster, ClusterConfig, InstanceGroup
+    from llmsim_nb.scheduler import block_registration
+    from llmsim_nb.workload.shared_prefix import shared_prefix_trace
+
+    def run(lazy):
+        original = block_registration.BlockRegistration.__init__
+        monkeypatch.setattr(block_registration.BlockRegistration, "__init__",
+                            lambda self, lazy_=True: original(self, lazy=lazy))
+        config = SimConfig.from_flags(model_name="llama-3.1-8b", hardware="h100-sxm",
+                                      scheduling="vllm-v1", num_kv_blocks=90,
+                                      kv_offload_gib=0.05)
+        groups = ((InstanceGroup("m", config, 2, "mixed"),) if pools == "colocated" else
+                  (InstanceGroup("p", config, 1, "prefill"),
+                   InstanceGroup("d", config, 2, "decode")))
+        cluster = Cluster(ClusterConfig(groups, router="round_robin"))
+        cluster.submit_trace(shared_prefix_trace(4, 20, 200, 120, 60, rate=40.0,
+                                                 rng=np.random.default_rng(3)))
+        ds = cluster.run()
+        monkeypatch.undo()
+        return ds
+
+    lazy, eager = run(True), run(False)
+    assert int(lazy.num_preemptions.sum()) > 0 and float(lazy.evicted_bytes.sum()) > 0
+    xr.testing.assert_identical(lazy.drop_attrs(), eager.drop_attrs())

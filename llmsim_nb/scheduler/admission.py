@@ -81,7 +81,7 @@ def admit_waiting(table, kv, config, waiting, running: list[int], transfers, has
         if i is None:
             break
         if transfers.external_tokens(i) and not table.num_preemptions.item(i):
-            if not transfers.admit(table, kv, hasher_of, i, now):
+            if not transfers.admit(table, kv, hasher_of, registration, i, now):
                 break  # FCFS: the transfer waits for the decode side's memory
             waiting.pop()
             continue
@@ -108,7 +108,7 @@ def admit_waiting(table, kv, config, waiting, running: list[int], transfers, has
         host_blocks += host
         if hasher is not None:
             hasher.lookup = None  # remembered only while it waits (prefix_lookup)
-            registration.admitted(i, hasher, num_cached + n, kv)
+            registration.admitted(i, hasher_of, num_cached + n, kv)
         waiting.pop()
         running.append(i)
         table.status[i] = RUNNING

@@ -151,12 +151,14 @@ class BlockRegistration:
         holds its hashes, and it registered none yet)."""
         return num_preemptions > 0 or not self._content_less[i] or not self.lazy
 
-    def admitted(self, i: int, hasher, num_tokens: int, kv) -> None:
+    def admitted(self, i: int, hasher_of, num_tokens: int, kv) -> None:
         """Request ``i`` was given blocks (in ``kv``) for ``num_tokens`` tokens
-        at its admission: register those that are registered when allocated."""
+        at its admission or by its KV transfer: register those that are
+        registered when allocated (``hasher_of``: request id -> its hasher,
+        asked only then)."""
         eager = self.eager_tokens.item(i)
         if eager:
-            kv.cache_full_blocks(i, hasher, min(num_tokens, eager))
+            kv.cache_full_blocks(i, hasher_of(i), min(num_tokens, eager))
             if num_tokens < eager != ALL:
                 self.zone.add(i)
 
@@ -180,9 +182,9 @@ class BlockRegistration:
         zone = self.zone
         if zone:
             zone.difference_update(ids)
-        if finished:
+        if finished and self.num_unfinished_all:
             eager = self.eager_tokens
-            self.num_unfinished_all -= sum(eager.item(i) == ALL for i in ids)
+            self.num_unfinished_all -= sum(1 for i in ids if eager.item(i) == ALL)
         if not kv.enable_caching:
             return
         if finished:

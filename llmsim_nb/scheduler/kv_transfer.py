@@ -127,15 +127,17 @@ class KVTransfers:
         return len(self._held)
 
     # ------------------------------------------------------ with the scheduler
-    def admit(self, table, kv, hasher_of, i: int, now: float) -> bool:
+    def admit(self, table, kv, hasher_of, registration, i: int, now: float) -> bool:
         """Admit receiving request ``i`` at ``now`` into its scheduler's request
         ``table`` and block pool ``kv`` (``hasher_of``: request id -> its
-        :class:`~.block_hasher.BlockHasher`, asked once the blocks are given):
-        blocks for its external tokens, or False (the queue's head waits)."""
+        :class:`~.block_hasher.BlockHasher`; ``registration``: the
+        :class:`~.block_registration.BlockRegistration` that registers the
+        blocks given): blocks for its external tokens, or False (the queue's
+        head waits)."""
         tokens = self.external_tokens(i)
         if not kv.allocate_slots(i, tokens):
             return False
-        kv.cache_full_blocks(i, hasher_of(i), tokens)
+        registration.admitted(i, hasher_of, tokens, kv)
         table.num_computed_tokens[i] = tokens
         table.admitted_at[i] = now
         table.num_cached_tokens[i] = 0
