@@ -43,11 +43,12 @@ def test_classification_by_hand():
     sched.add(4, 0.0, 9, 5, RequestContent((52,), (9,), 53))         # repeats 3's output
     sched.add(5, 0.0, 9, 5, RequestContent((8,), (9,), 50))          # 1's output id again
     sched.add(6, 0.0, 9, 5, RequestContent((9,), (9,), 7))           # 3's prompt id as output
+    sched.add(7, 0.0, 9, 5, RequestContent((10,), (9,), 50))         # a third with output 50
     eager = sched.registration.eager_tokens
-    assert eager[:7].tolist() == [0, ALL, 0, ALL, 8, ALL, ALL]
-    # 1, 3, 5 and 6 register every block when allocated: the running
+    assert eager[:8].tolist() == [0, ALL, 0, ALL, 8, ALL, ALL, ALL]
+    # 1, 3, 5, 6 and 7 register every block when allocated: the running
     # requests are scanned while any of them is unfinished.
-    assert sched.registration.num_unfinished_all == 4
+    assert sched.registration.num_unfinished_all == 5
     assert not sched.registration.zone
 
 
@@ -138,15 +139,16 @@ def _plan_fields(plan):
     return out
 
 
-def _random_run(seed, lazy):
+def _random_workload(seed):
+    """A scheduler's flags and 50 requests (arrival, prompt, outputs, content,
+    priority, external tokens)."""
     rng = np.random.default_rng(seed)
-    mode = ["recompute", "swap"][seed % 2]
-    host = int(rng.choice([0, 0, 12]))
-    sched = make(lazy=lazy, num_blocks=int(rng.integers(40, 80)), num_host_blocks=host,
+    flags = dict(num_blocks=int(rng.integers(40, 80)),
+                 num_host_blocks=int(rng.choice([0, 0, 12])),
                  max_num_batched_tokens=int(rng.integers(8, 96)),
                  max_batch=int(rng.integers(0, 8)),
                  long_prefill_token_threshold=int(rng.choice([0, 0, 12])),
-                 preemption_mode=mode,
+                 preemption_mode=["recompute", "swap"][seed % 2],
                  scheduling_policy=str(rng.choice(["fcfs", "priority"])))
     n = 50
     arrivals = np.sort(rng.uniform(0, 15, n))
@@ -179,19 +181,53 @@ def _random_run(seed, lazy):
         prompts.append(None if c is None else tuple(zip(c.segment_ids, c.segment_lengths)))
         requests.append((float(arrivals[i]), prompt, int(outputs[i]), c,
                          int(rng.integers(0, 3)), external))
+    return flags, requests
+
+
+def _one_content_workload(seed):
+    """A few requests, most of one content (the same prompt and output ids),
+    over a tiny pool: requests that generate the same hashes at once."""
+    rng = np.random.default_rng(seed)
+    length = int(rng.integers(1, 9))
+    shared = RequestContent((1,), (length,), 50)
+    n = int(rng.integers(3, 8))
+    arrivals = np.sort(rng.uniform(0, 3, n))
+    requests = []
+    for i in range(n):
+        c, prompt = (shared, length) if rng.random() < 0.75 else (None, int(rng.integers(1, 12)))
+        requests.append((float(arrivals[i]), prompt, int(rng.integers(2, 20)), c, 0, 0))
+    flags = dict(num_blocks=int(rng.integers(8, 14)),
+                 max_num_batched_tokens=int(rng.integers(8, 40)),
+                 long_prefill_token_threshold=int(rng.choice([0, 4])),
+                 preemption_mode=["recompute", "swap"][seed % 2])
+    return flags, requests
+
+
+def _random_run(flags, requests, lazy, mid=False):
+    """Run ``requests`` (each added half a second before it arrives, or with
+    ``mid`` while an iteration is open); the plans, request rows, queues."""
+    sched = make(lazy=lazy, **flags)
+    n = len(requests)
     plans, now, added = [], 0.0, 0
-    while added < n or sched.has_unfinished:
-        # Requests are added a little before they arrive, while others run.
-        while added < n and requests[added][0] <= now + 0.5:
+
+    def add_until(t):
+        nonlocal added
+        while added < n and requests[added][0] <= t:
             at, prompt, out, c, prio, external = requests[added]
             sched.add(added, at, prompt, out, c, priority=prio, num_external_tokens=external,
                       external_latency=0.3 if external else 0.0)
             added += 1
+
+    while added < n or sched.has_unfinished:
+        if not mid:
+            add_until(now + 0.5)
         plan = sched.step(now)
+        if mid:
+            add_until(now + 0.5)
         if plan.is_empty:
             sched.update(plan, now)
             nxt = sched.next_event_at()
-            now = requests[added][0] - 0.5 if nxt is None else max(now, nxt)
+            now = max(now, requests[added][0] - 0.5) if nxt is None else max(now, nxt)
             continue
         sched.update(plan, now + 0.25)
         now += 0.25
@@ -205,10 +241,10 @@ def _random_run(seed, lazy):
     return plans, columns, kv.free_queue(), kv.host_queue(), kv.num_stored_blocks, sched
 
 
-@pytest.mark.parametrize("seed", range(24))
-def test_lazy_registration_equals_registering_when_allocated(seed):
-    plans, columns, free, host, stored, lazy = _random_run(seed, True)
-    ref_plans, ref_columns, ref_free, ref_host, ref_stored, ref = _random_run(seed, False)
+def _assert_same_as_registering_when_allocated(flags, requests, mid=False):
+    plans, columns, free, host, stored, lazy = _random_run(flags, requests, True, mid)
+    ref_plans, ref_columns, ref_free, ref_host, ref_stored, ref = _random_run(
+        flags, requests, False, mid)
     assert len(plans) == len(ref_plans)
     for k, (a, b) in enumerate(zip(plans, ref_plans)):
         assert a == b, f"iteration {k}"
@@ -218,7 +254,24 @@ def test_lazy_registration_equals_registering_when_allocated(seed):
     content_less = [c is None for c in lazy._contents]
     if lazy.kv.num_host_blocks or not any(content_less):
         assert lazy.kv._cached == ref.kv._cached and lazy.kv._dups == ref.kv._dups
-    assert lazy.num_finished == 50
+    assert lazy.num_finished == len(requests)
+
+
+@pytest.mark.parametrize("mid", [False, True], ids=["between", "mid-iteration"])
+@pytest.mark.parametrize("seed", range(24))
+def test_lazy_registration_equals_registering_when_allocated(seed, mid):
+    _assert_same_as_registering_when_allocated(*_random_workload(seed), mid)
+
+
+def test_requests_of_one_content_equal_registering_when_allocated():
+    # 2,000 small workloads (the one that found requests with the same output
+    # id registering late is among them: seed 1316).
+    for seed in range(2000):
+        flags, requests = _one_content_workload(seed)
+        try:
+            _assert_same_as_registering_when_allocated(flags, requests, mid=seed % 3 == 0)
+        except AssertionError as error:
+            raise AssertionError(f"seed {seed}") from error
 
 
 @pytest.mark.parametrize("pools", ["colocated", "disaggregated"])

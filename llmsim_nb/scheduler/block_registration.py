@@ -84,14 +84,17 @@ class BlockRegistration:
         self._owner_of: dict[int, int] = {}  # output id -> the unfinished request generating it
         self._output_of: dict[int, int] = {}  # and back
         self._prompt_ids: set[int] = set()   # every segment id of every prompt added
+        self._output_ids: set[int] = set()   # every output id added
 
     # ------------------------------------------------------------ requests
     def add(self, i: int, content: RequestContent | None, num_prompt_tokens: int,
-            block_size: int, table, kv, hasher_of, num_external_tokens: int = 0) -> None:
+            block_size: int, kv, hasher_of, held_of, num_external_tokens: int = 0) -> None:
         """Classify request ``i`` (ids 0, 1, 2, ...), and register at once the
-        computed blocks of any earlier request whose private blocks it could
-        hit (in the pool ``kv``; ``table`` the request table, ``hasher_of``:
-        request id -> its :class:`~.block_hasher.BlockHasher`). A request
+        blocks of any earlier request whose private blocks it could hit (in
+        the pool ``kv``; ``hasher_of``: request id -> its
+        :class:`~.block_hasher.BlockHasher`; ``held_of``: request id -> the
+        tokens its blocks were given for, the open iteration's included, as
+        vLLM registers them when allocated). A request
         whose KV comes from another instance (``num_external_tokens``) for
         part of its shareable blocks only registers every block when allocated
         (it is admitted by its transfer, not into the zone)."""
@@ -109,14 +112,16 @@ class BlockRegistration:
         owners = self._owner_of
         if owners:
             for out in owners.keys() & content.segment_ids:  # outputs this prompt repeats
-                self._make_eager(self._disown(out), table, kv, hasher_of)
+                self._make_eager(self._disown(out), kv, hasher_of, held_of)
         self._prompt_ids.update(content.segment_ids)
         out = content.output_id
+        seen = out in self._output_ids or out in self._prompt_ids
+        self._output_ids.add(out)
         if out in owners:  # two requests generate the same ids: both eager
-            self._make_eager(self._disown(out), table, kv, hasher_of)
+            self._make_eager(self._disown(out), kv, hasher_of, held_of)
             self._set(i, ALL)
-        elif out in self._prompt_ids:  # a prompt added already repeats its output
-            self._set(i, ALL)
+        elif seen:  # another request (finished or not) generates these ids, or a
+            self._set(i, ALL)  # prompt added already repeats them
         else:
             eager = num_prompt_tokens // block_size * block_size
             if 0 < num_external_tokens < eager:
@@ -138,12 +143,12 @@ class BlockRegistration:
         del self._output_of[i]
         return i
 
-    def _make_eager(self, i: int, table, kv, hasher_of) -> None:
+    def _make_eager(self, i: int, kv, hasher_of, held_of) -> None:
         """Request ``i``'s blocks are registered when allocated from now on;
-        those it holds for computed tokens, now."""
+        those it holds, now."""
         self._set(i, ALL)
         if kv.enable_caching and kv.num_blocks_held(i):
-            kv.cache_full_blocks(i, hasher_of(i), table.num_computed_tokens.item(i))
+            kv.cache_full_blocks(i, hasher_of(i), held_of(i))
 
     def may_hit(self, i: int, num_preemptions: int) -> bool:
         """Whether a lookup of request ``i`` can find anything: not for a

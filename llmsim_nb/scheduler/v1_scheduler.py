@@ -137,8 +137,8 @@ class V1Scheduler:
         table.last_token_at[request_id] = first_token_at
         table.priority[request_id] = priority
         self._contents.append(content)
-        self.registration.add(request_id, content, num_prompt_tokens, self.kv.block_size, table,
-                              self.kv, self.hasher, num_external_tokens)
+        self.registration.add(request_id, content, num_prompt_tokens, self.kv.block_size,
+                              self.kv, self.hasher, self._held_tokens, num_external_tokens)
         state = RequestState(table, request_id)
         self.requests.append(state)
         self._pending.append(request_id)
@@ -186,6 +186,17 @@ class V1Scheduler:
             return transfer
         arrival = self.table.arrival_at.item(self._pending[0]) + self.config.batch_delay
         return arrival if transfer is None else min(transfer, arrival)
+
+    def _held_tokens(self, i: int) -> int:
+        """Tokens request ``i``'s blocks were given for: its computed ones, and
+        those it computes in the open iteration (between step and update)."""
+        n = self.table.num_computed_tokens.item(i)
+        plan = self._open_plan
+        if plan is not None:
+            at = np.flatnonzero(plan.batch.request_ids == i)
+            if len(at):
+                n += int(plan.batch.num_query_tokens[at[0]])
+        return n
 
     def hasher(self, i: int) -> BlockHasher:
         """Request ``i``'s block hashes (made on first use)."""
