@@ -35,7 +35,6 @@ def make(lazy=True, num_blocks=100, num_host_blocks=0, **flags):
 
 def test_classification_by_hand():
     sched = make()
-    eager = sched.registration.eager_tokens
     sched.add(0, 0.0, 10, 5)                                         # no content
     sched.add(1, 0.0, 10, 5, RequestContent((1, 2), (6, 4), 50))     # private output
     sched.add(2, 0.0, 3, 5, RequestContent((1,), (3,), 51))          # no full prompt block
@@ -78,7 +77,6 @@ def test_the_zone_holds_requests_with_shareable_blocks_still_to_compute():
 
 
 def test_requests_without_content_are_not_looked_up_until_preempted():
-    reg = BlockRegistration()
     sched = make()
     sched.add(0, 0.0, 8, 2)
     reg = sched.registration
@@ -109,6 +107,41 @@ def test_a_prompt_repeating_a_running_output_registers_it_at_once():
         now += 1.0
         sched.update(plan, now)
     assert kv.is_cached(hasher.hash_of(4))
+
+
+def test_an_add_inside_an_open_iteration_registers_the_block_it_fills():
+    sched = make()
+    sched.add(0, 0.0, 8, 20, RequestContent((1,), (8,), 50))
+    now = 0.0
+    for _ in range(4):  # the prompt, then 3 decodes: 11 tokens computed
+        plan = sched.step(now)
+        now += 1.0
+        sched.update(plan, now)
+    plan = sched.step(now)  # computes token 11, filling block 2 (tokens 8..11)
+    sched.add(1, now, 14, 3, RequestContent((1, 50, 60), (8, 4, 2), 61))
+    kv, hasher = sched.kv, sched.hasher(0)
+    assert [kv.is_cached(hasher.hash_of(k)) for k in range(3)] == [True, True, True]
+    sched.update(plan, now + 1.0)
+
+
+def test_finished_requests_leave_no_owed_registrations_with_caching_off():
+    config = SchedulerConfig(policy="vllm-v1", block_size=B, enable_prefix_caching=False)
+    sched = V1Scheduler(config, PrefixCachingKVManager(100, B, enable_caching=False),
+                        kv_bytes_per_token=100)
+    sched.add(0, 0.0, 8, 3, RequestContent((1,), (8,), 50))
+    now = 0.0
+    while sched.has_unfinished:
+        plan = sched.step(now)
+        now += 1.0
+        sched.update(plan, now)
+    sched.add(1, now, 12, 2, RequestContent((1, 50), (8, 2), 60))  # repeats a finished output
+    reg = sched.registration
+    assert reg.num_unfinished_all == 0 and reg.eager_tokens[0] != ALL
+    while sched.has_unfinished:
+        plan = sched.step(now)
+        now += 1.0
+        sched.update(plan, now)
+    assert reg.num_unfinished_all == 0
 
 
 def test_finished_blocks_are_registered_and_stay_cached():

@@ -110,9 +110,9 @@ class BlockHasher:
             if lo + B <= end:  # the common case: a run of blocks inside one segment
                 stop = min(num_blocks, (end - lo) // B + k) if end != float("inf") \
                     else num_blocks
-                sid, off = ids[s], lo - starts[s]
-                for off in range(off, off + (stop - k) * B, B):
-                    parent = hash((parent, sid, off))
+                sid, first = ids[s], lo - starts[s]
+                for offset in range(first, first + (stop - k) * B, B):
+                    parent = hash((parent, sid, offset))
                     hashes.append(parent)
                 k = stop
                 continue

@@ -83,8 +83,10 @@ class BlockRegistration:
         self._content_less: list[bool] = []
         self._owner_of: dict[int, int] = {}  # output id -> the unfinished request generating it
         self._output_of: dict[int, int] = {}  # and back
-        self._prompt_ids: set[int] = set()   # every segment id of every prompt added
-        self._output_ids: set[int] = set()   # every output id added
+        # Every segment id of every prompt added, and every output id: one int per
+        # distinct content id of the workload (which its trace holds anyway).
+        self._prompt_ids: set[int] = set()
+        self._output_ids: set[int] = set()
 
     # ------------------------------------------------------------ requests
     def add(self, i: int, content: RequestContent | None, num_prompt_tokens: int,
@@ -164,13 +166,14 @@ class BlockRegistration:
         eager = self.eager_tokens.item(i)
         if eager:
             kv.cache_full_blocks(i, hasher_of(i), min(num_tokens, eager))
-            if num_tokens < eager != ALL:
+            if eager != ALL and num_tokens < eager:
                 self.zone.add(i)
 
     def resumed(self, i: int, num_computed_tokens: int) -> None:
         """Request ``i`` holds blocks again for its computed tokens, all
         registered (a swap-in)."""
-        if num_computed_tokens < self.eager_tokens.item(i) != ALL:
+        eager = self.eager_tokens.item(i)
+        if eager != ALL and num_computed_tokens < eager:
             self.zone.add(i)
 
     def prune(self, table) -> None:
@@ -187,18 +190,19 @@ class BlockRegistration:
         zone = self.zone
         if zone:
             zone.difference_update(ids)
-        if finished and self.num_unfinished_all:
-            eager = self.eager_tokens
-            self.num_unfinished_all -= sum(1 for i in ids if eager.item(i) == ALL)
-        if not kv.enable_caching:
-            return
         if finished:
+            if self.num_unfinished_all:
+                eager = self.eager_tokens
+                self.num_unfinished_all -= sum(1 for i in ids if eager.item(i) == ALL)
             output_of = self._output_of
             if output_of:  # finished: a later prompt repeating them finds them registered
                 for i in ids:
                     out = output_of.pop(i, None)
                     if out is not None:
                         del self._owner_of[out]
+        if not kv.enable_caching:
+            return
+        if finished:
             if not kv.num_host_blocks:  # without content: no one can ever hit them
                 content_less = self._content_less
                 ids = [i for i in ids if not content_less[i]]

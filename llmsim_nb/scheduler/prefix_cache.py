@@ -16,10 +16,13 @@ Mirrors ``BlockPool`` / ``KVCacheManager`` of ``vllm/v1/core``:
   LRU eviction. A block with a reference is never in the free queue, so it is
   never evicted.
 - A cache hit on a free block takes it out of the queue ("touch").
-- Blocks are registered when they are allocated for tokens the iteration will
-  compute (``cache_full_blocks`` after ``allocate_slots``, as vLLM does), so a
-  request admitted later in the same iteration already finds them: each layer
-  writes the whole batch's K/V before its attention reads the cache.
+- vLLM registers a full block when it is allocated for tokens the iteration
+  will compute (``cache_blocks`` after ``allocate_slots``), so a request
+  admitted later in the same iteration already finds it (each layer writes the
+  whole batch's K/V before its attention reads the cache). Here
+  :meth:`cache_full_blocks` registers; the scheduler calls it then for every
+  block another request could hit, and for the others when their request gives
+  its blocks back (:mod:`.block_registration`: the same results).
 
 Invariants
 ----------
@@ -242,10 +245,10 @@ class PrefixCachingKVManager(PrefixLookup, PagedBlocks):
         """The ``k`` least recently freed blocks, front first, their hashes
         evicted: ``k`` calls of :meth:`_pop_free`, with the loops in C where no
         hash has a duplicate block (the common case)."""
-        freed = self._freed
-        blocks = list(islice(freed, k))
         if self._dups:  # a duplicate's eviction moves the answer: one at a time
             return [self._pop_free() for _ in range(k)]
+        freed = self._freed
+        blocks = list(islice(freed, k))
         deque(map(freed.__delitem__, blocks), maxlen=0)
         hash_of = self._hash_of
         if not hash_of:
@@ -320,10 +323,11 @@ class PrefixCachingKVManager(PrefixLookup, PagedBlocks):
             if len(hashes) <= stop:  # hashes[k + 1] names block k
                 hasher.extend(stop)
             blocks, names = table[start:stop], hashes[start + 1:stop + 1]
-            if hash_of.keys().isdisjoint(blocks) and cached.keys().isdisjoint(names):
+            if hash_of.keys().isdisjoint(blocks) and cached.keys().isdisjoint(names) \
+                    and len(set(names)) == len(names):
                 # The common case, in C: new blocks (a hit is registered already)
-                # and new hashes (no duplicate). A request's chained hashes
-                # differ from each other (short of a 64-bit collision).
+                # and new hashes (no duplicate, none repeated: a request's
+                # chained hashes differ short of a 64-bit collision).
                 hash_of.update(zip(blocks, names))
                 cached.update(zip(names, blocks))
                 registered[request_id] = stop
