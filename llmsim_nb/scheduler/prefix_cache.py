@@ -350,11 +350,19 @@ class PrefixCachingKVManager(PrefixLookup, PagedBlocks):
         table = self._tables.pop(request_id, [])
         self._num_registered.pop(request_id, None)
         ref, free = self._ref, self._freed
-        if len(table) > 1 and max(map(ref.__getitem__, table)) == 1:  # shares none: in C
-            deque(map(ref.__delitem__, table), maxlen=0)
-            free.update(dict.fromkeys(reversed(table)))
-            return table
-        for b in reversed(table):
+        head = table
+        if len(table) > 1:
+            # Shared blocks are usually a leading run (prefix hits): the blocks
+            # after it, referenced only here, are freed in C, tail first; then
+            # the run, one at a time (the same queue order as one loop).
+            refs = list(map(ref.__getitem__, table))
+            first = refs.index(1) if 1 in refs else len(refs)
+            if first < len(refs) and max(refs[first:]) == 1:
+                tail = table[first:]
+                deque(map(ref.__delitem__, tail), maxlen=0)
+                free.update(dict.fromkeys(reversed(tail)))
+                head = table[:first]
+        for b in reversed(head):
             n = ref[b] - 1
             if n:
                 ref[b] = n
