@@ -31,11 +31,16 @@ postponed block earlier:
 
 Registering a block early is always exact (that is what vLLM does), so the
 scheduler's paths that are not on its hot loop (the one-by-one running path,
-swap-in, KV transfers, admissions) may still register every block they
-allocate. Two shortcuts follow for requests without content, which no other
+swap-in) register every block they allocate; admissions and KV transfers
+register those below ``eager_tokens`` (:meth:`BlockRegistration.admitted`).
+Two shortcuts follow for requests without content, which no other
 request can ever hit: a first admission does not look them up (it would find
 nothing), and, without a host tier, a finished one registers nothing (its
 hashes could only serve its own recomputation, which will not come).
+
+``PrefixCachingKVManager.reset_prefix_cache`` in the middle of a run (no
+scheduler calls it) is outside this argument: vLLM would register a running
+request's blocks again at its next allocation, the postponed ones wait.
 """
 
 from __future__ import annotations
