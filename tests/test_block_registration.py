@@ -33,6 +33,18 @@ def make(lazy=True, num_blocks=100, num_host_blocks=0, **flags):
                        registration=BlockRegistration(lazy=lazy))
 
 
+def _steps(sched, now, count=None):
+    """Step ``sched`` one second per iteration, ``count`` times or until every
+    request finished; the time after."""
+    k = 0
+    while (sched.has_unfinished if count is None else k < count):
+        plan = sched.step(now)
+        now += 1.0
+        sched.update(plan, now)
+        k += 1
+    return now
+
+
 def test_classification_by_hand():
     sched = make()
     sched.add(0, 0.0, 10, 5)                                         # no content
@@ -81,17 +93,15 @@ def test_requests_without_content_are_not_looked_up_until_preempted():
     sched.add(0, 0.0, 8, 2)
     reg = sched.registration
     assert not reg.may_hit(0, 0) and reg.may_hit(0, 1)
-    assert BlockRegistration(lazy=False).lazy is False
+    reference = make(lazy=False)  # the reference looks every request up
+    reference.add(0, 0.0, 8, 2)
+    assert reference.registration.may_hit(0, 0)
 
 
 def test_a_prompt_repeating_a_running_output_registers_it_at_once():
     sched = make()
     sched.add(0, 0.0, 8, 20, RequestContent((1,), (8,), 50))
-    now = 0.0
-    for _ in range(9):  # the prompt, then 8 decodes: tokens 8..15 computed
-        plan = sched.step(now)
-        now += 1.0
-        sched.update(plan, now)
+    now = _steps(sched, 0.0, 9)  # the prompt, then 8 decodes: tokens 8..15 computed
     kv, hasher = sched.kv, sched.hasher(0)
     assert sched.table.num_computed_tokens[0] == 16
     # Blocks 0 and 1 hold the prompt (registered at admission); blocks 2 and 3
@@ -102,21 +112,14 @@ def test_a_prompt_repeating_a_running_output_registers_it_at_once():
     sched.add(1, now, 18, 2, RequestContent((1, 50), (8, 10), 60))
     assert [kv.is_cached(hasher.hash_of(k)) for k in range(4)] == [True] * 4
     assert sched.registration.eager_tokens[0] == ALL
-    for _ in range(4):
-        plan = sched.step(now)
-        now += 1.0
-        sched.update(plan, now)
+    _steps(sched, now, 4)
     assert kv.is_cached(hasher.hash_of(4))
 
 
 def test_an_add_inside_an_open_iteration_registers_the_block_it_fills():
     sched = make()
     sched.add(0, 0.0, 8, 20, RequestContent((1,), (8,), 50))
-    now = 0.0
-    for _ in range(4):  # the prompt, then 3 decodes: 11 tokens computed
-        plan = sched.step(now)
-        now += 1.0
-        sched.update(plan, now)
+    now = _steps(sched, 0.0, 4)  # the prompt, then 3 decodes: 11 tokens computed
     plan = sched.step(now)  # computes token 11, filling block 2 (tokens 8..11)
     sched.add(1, now, 14, 3, RequestContent((1, 50, 60), (8, 4, 2), 61))
     kv, hasher = sched.kv, sched.hasher(0)
@@ -129,29 +132,18 @@ def test_finished_requests_leave_no_owed_registrations_with_caching_off():
     sched = V1Scheduler(config, PrefixCachingKVManager(100, B, enable_caching=False),
                         kv_bytes_per_token=100)
     sched.add(0, 0.0, 8, 3, RequestContent((1,), (8,), 50))
-    now = 0.0
-    while sched.has_unfinished:
-        plan = sched.step(now)
-        now += 1.0
-        sched.update(plan, now)
+    now = _steps(sched, 0.0)
     sched.add(1, now, 12, 2, RequestContent((1, 50), (8, 2), 60))  # repeats a finished output
     reg = sched.registration
     assert reg.num_unfinished_all == 0 and reg.eager_tokens[0] != ALL
-    while sched.has_unfinished:
-        plan = sched.step(now)
-        now += 1.0
-        sched.update(plan, now)
+    _steps(sched, now)
     assert reg.num_unfinished_all == 0
 
 
 def test_finished_blocks_are_registered_and_stay_cached():
     sched = make()
     sched.add(0, 0.0, 8, 9, RequestContent((1,), (8,), 50))
-    now = 0.0
-    while sched.has_unfinished:
-        plan = sched.step(now)
-        now += 1.0
-        sched.update(plan, now)
+    _steps(sched, 0.0)
     kv, hasher = sched.kv, BlockHasher(RequestContent((1,), (8,), 50), 0, 8, B)
     # 8 + 8 computed tokens (the last output is never fed back): 4 full blocks.
     assert [kv.is_cached(hasher.hash_of(k)) for k in range(5)] == [True] * 4 + [False]

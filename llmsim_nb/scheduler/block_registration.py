@@ -207,12 +207,11 @@ class BlockRegistration:
                         del self._owner_of[out]
         if not kv.enable_caching:
             return
-        if finished:
-            if not kv.num_host_blocks:  # without content: no one can ever hit them
-                content_less = self._content_less
-                ids = [i for i in ids if not content_less[i]]
-                if not ids:
-                    return
+        if finished and not kv.num_host_blocks:  # without content: no one can ever hit them
+            content_less = self._content_less
+            ids = [i for i in ids if not content_less[i]]
+            if not ids:
+                return
         computed = table.num_computed_tokens
         kv.cache_full_blocks_many(ids, [hasher_of(i) for i in ids],
                                   [computed.item(i) for i in ids])

@@ -356,7 +356,10 @@ class PrefixCachingKVManager(PrefixLookup, PagedBlocks):
             # after it, referenced only here, are freed in C, tail first; then
             # the run, one at a time (the same queue order as one loop).
             refs = list(map(ref.__getitem__, table))
-            first = refs.index(1) if 1 in refs else len(refs)
+            try:
+                first = refs.index(1)
+            except ValueError:  # every block shared
+                first = len(refs)
             if first < len(refs) and max(refs[first:]) == 1:
                 tail = table[first:]
                 deque(map(ref.__delitem__, tail), maxlen=0)
